@@ -1,0 +1,215 @@
+"""What a running job sees: its journal, rejects, progress, counters and checkpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from jobobs.errors import (
+    CancelInterrupt,
+    JobobsError,
+    PauseInterrupt,
+    ShutdownInterrupt,
+    TooManyRejects,
+)
+from jobobs.journal import Recorder
+from jobobs.records import raw_of, render, to_json
+
+COUNTERS = ("total", "processed", "succeeded", "rejected", "warnings", "duplicates")
+INTERRUPTS = {"pause": PauseInterrupt, "cancel": CancelInterrupt, "shutdown": ShutdownInterrupt}
+
+
+class Control:
+    """The request a job should honour at its next safe point: None, pause, cancel or shutdown.
+
+    A cancel outranks a pause, and both outrank a shutdown (the person asked first).
+    """
+
+    RANK = {None: 0, "shutdown": 1, "pause": 2, "cancel": 3}
+
+    def __init__(self) -> None:
+        self.request: str | None = None
+
+    def ask(self, request: str) -> None:
+        if self.RANK[request] > self.RANK[self.request]:
+            self.request = request
+
+    def withdraw(self, request: str) -> None:
+        if self.request == request:
+            self.request = None
+
+
+class JobLog:
+    """The job's journal, with logging's method names: ``ctx.log.info("read %d rows", n)``."""
+
+    def __init__(self, ctx: JobContext):
+        self._ctx = ctx
+        self._line = ctx._recorder.line
+        self._job_id = ctx.job_id
+
+    def write(self, level: str, message: str, code: str | None = None) -> int:
+        if level in ("WARNING", "ERROR"):
+            self._ctx._warned()
+        return self._line(self._job_id, level, message, code)
+
+    def debug(self, message: object, *args: object, code: str | None = None) -> int:
+        return self._line(self._job_id, "DEBUG", render(message, args), code)
+
+    def info(self, message: object, *args: object, code: str | None = None) -> int:
+        return self._line(self._job_id, "INFO", render(message, args), code)
+
+    def warning(self, message: object, *args: object, code: str | None = None) -> int:
+        return self.write("WARNING", render(message, args), code)
+
+    def error(self, message: object, *args: object, code: str | None = None) -> int:
+        return self.write("ERROR", render(message, args), code)
+
+    warn = warning
+
+
+class JobContext:
+    """Passed to every job function as its first argument.
+
+    ``resume_state`` is what the last checkpoint saved (None on a first run).
+    ``checkpoint(state)`` is the safe point: it saves ``state`` with everything reported so
+    far and is where a pause, cancel or shutdown takes effect.
+    """
+
+    def __init__(
+        self, *, job_id: int, name: str, recorder: Recorder, control: Control,
+        clock: Callable[[], float], resume_state: Any = None, counters: dict | None = None,
+        progress: tuple[float | None, float | None] = (None, None),
+        max_rejects: int | None = None, checkpoint_interval: float = 0.0,
+    ):
+        self.job_id = job_id
+        self.name = name
+        self.resume_state = resume_state
+        self.max_rejects = max_rejects
+        self.checkpoint_interval = checkpoint_interval
+        self._recorder = recorder
+        self._control = control
+        self._clock = clock
+        self.counters = dict.fromkeys(COUNTERS, 0) | {"total": None} | (counters or {})
+        self._succeeded_set = False
+        self.has_warning = bool(self.counters.get("warnings"))
+        self._current, self._total = progress
+        self._eta: float | None = None
+        self._segment = (clock(), self._current or 0.0)
+        self._state = resume_state
+        self._last_checkpoint = float("-inf")
+        self.log = JobLog(self)
+
+    # -- reporting --------------------------------------------------------------
+
+    def warn(self, message: object, *args: object, code: str | None = None) -> int:
+        """A warning line in the journal; the job will end 'finished' with its warning flag set."""
+        return self.log.warning(message, *args, code=code)
+
+    def reject(
+        self, record: Any = None, reason: str = "rejected", column: str | None = None, *,
+        message: str | None = None, source: str | None = None, line: int | None = None,
+        raw: str | None = None, warning: bool = False,
+    ) -> int:
+        """Record a rejected record; past ``max_rejects`` the job fails with TooManyRejects.
+
+        ``reason`` is a short code people group by ("negative score"); ``message`` the
+        longer text (defaults to the reason). With ``warning=True`` the record is kept as
+        a warning and does not count toward the limit.
+        """
+        seq = self._recorder.reject(
+            self.job_id, kind="warning" if warning else "error", source=source, line_no=line,
+            column_name=column, raw=raw if raw is not None else raw_of(record),
+            record=None if record is None else to_json(record), reason=reason,
+            message=message or reason,
+        )
+        if warning:
+            self._warned()
+            return seq
+        self.counters["rejected"] += 1
+        self._changed()
+        if self.max_rejects is not None and self.counters["rejected"] > self.max_rejects:
+            raise TooManyRejects(self.counters["rejected"], self.max_rejects)
+        return seq
+
+    def progress(self, current: float, total: float | None = None) -> None:
+        """Report progress; ``processed`` follows ``current`` and an ETA is estimated."""
+        now = self._clock()
+        self._current = current
+        if total is not None:
+            self._total = total
+            self.counters["total"] = int(total)
+        self.counters["processed"] = int(current)
+        started, start_value = self._segment
+        done = current - start_value
+        if self._total is not None and done > 0 and now > started:
+            self._eta = now + (self._total - current) * (now - started) / done
+        self._changed()
+
+    def count(self, **counters: int) -> None:
+        """Set counters explicitly (``succeeded``, ``duplicates``...)."""
+        for name, value in counters.items():
+            if name not in COUNTERS:
+                raise JobobsError(f"unknown counter {name!r}; use one of {', '.join(COUNTERS)}")
+            self.counters[name] = value
+        self._succeeded_set = self._succeeded_set or "succeeded" in counters
+        self._changed()
+
+    @property
+    def eta(self) -> float | None:
+        """Estimated finish time (epoch seconds), or None before any progress."""
+        return self._eta
+
+    # -- safe point -------------------------------------------------------------
+
+    @property
+    def stop_requested(self) -> str | None:
+        """The pending request (pause, cancel, shutdown) that the next checkpoint will honour."""
+        return self._control.request
+
+    def checkpoint(self, state: Any = None) -> None:
+        """Save ``state`` (JSON) with everything reported so far; honour a pending request.
+
+        A checkpoint with no state keeps the last one. With ``checkpoint_interval`` set,
+        saves are spaced at least that far apart, except when a request is pending.
+        """
+        if state is not None:
+            self._state = state
+        request = self._control.request
+        now = self._clock()
+        if request or now - self._last_checkpoint >= self.checkpoint_interval:
+            self.save(now)
+        if request:
+            raise INTERRUPTS[request]()
+
+    def save(self, now: float | None = None) -> None:
+        now = self._clock() if now is None else now
+        try:
+            saved = json.dumps(
+                {"state": self._state, "counters": self.counters,
+                 "progress": [self._current, self._total],
+                 "reject_seq": self._recorder.reject_seq(self.job_id)}
+            )
+        except (TypeError, ValueError) as error:
+            raise JobobsError(f"checkpoint state must be JSON-serializable: {error}") from None
+        self._changed()
+        self._recorder.flush(checkpoint=(self.job_id, saved, now))
+        self._last_checkpoint = now
+
+    # -- internals --------------------------------------------------------------
+
+    def _warned(self) -> None:
+        self.counters["warnings"] += 1
+        self.has_warning = True
+        self._changed()
+
+    def _changed(self) -> None:
+        self._recorder.dirty(self.job_id, self.snapshot)
+
+    def snapshot(self) -> tuple:
+        """The job's progress row, in ``store.PROGRESS_COLUMNS`` order."""
+        c = self.counters
+        succeeded = c["succeeded"] if self._succeeded_set else c["processed"] - c["rejected"]
+        return (self.job_id, c["total"], c["processed"], max(succeeded, 0), c["rejected"],
+                c["warnings"], c["duplicates"], self._current, self._total,
+                self._eta, self.has_warning)

@@ -1,0 +1,438 @@
+"""The runtime: a pool of worker threads that runs jobs and records everything they do.
+
+One ``Runtime`` owns a database file (DuckDB allows one writing process). It queues
+submitted jobs, runs them on at most ``workers`` threads, carries out control requests
+from the ``job_commands`` table at each job's next safe point, flushes journal lines,
+rejects and progress in batches, beats a heartbeat, and on start recovers jobs left
+active by a process that is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+import weakref
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from jobobs import recovery
+from jobobs.commands import check_request, plan
+from jobobs.context import Control, JobContext
+from jobobs.errors import (
+    CancelInterrupt,
+    IllegalTransition,
+    JobDefinitionError,
+    JobNotFound,
+    PauseInterrupt,
+    RuntimeClosed,
+    ShutdownInterrupt,
+    TooManyRejects,
+)
+from jobobs.handle import JobHandle, JobInfo
+from jobobs.job import JobFunction, as_job, resolve
+from jobobs.journal import Recorder, capture_logging, current_job, release_logging
+from jobobs.states import ACTIVE, Status
+from jobobs.store import Store
+
+log = logging.getLogger(__name__)
+HOST = socket.gethostname()
+_live: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+
+class _Execution:
+    """A job on a worker thread: its control request and its context."""
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self.control = Control()
+        self.ctx: JobContext | None = None
+
+
+class Runtime:
+    """Runs jobs on threads of this process and records them in a DuckDB file.
+
+    >>> rt = Runtime("jobs.duckdb", workers=4)      # doctest: +SKIP
+    >>> job = rt.submit(score_customers)            # doctest: +SKIP
+    >>> rt.wait(job.id).status                      # doctest: +SKIP
+    <Status.FINISHED: 'finished'>
+    """
+
+    def __init__(
+        self, path: str = "jobs.duckdb", workers: int = 4, *, actor: str | None = None,
+        flush_interval: float = 0.1, poll_interval: float = 0.05, heartbeat: float = 1.0,
+        stale_after: float = 30.0, shutdown_timeout: float = 4.0,
+        retention: timedelta | None = None, handle_signals: bool | None = None,
+        log_level: int | None = logging.INFO, clock: Callable[[], float] = time.time,
+    ):
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.id = uuid.uuid4().hex[:12]
+        self.clock = clock
+        self.actor = actor or _user()
+        self.workers = workers
+        self.flush_interval, self.poll_interval = flush_interval, poll_interval
+        self.heartbeat_interval, self.stale_after = heartbeat, stale_after
+        self.shutdown_timeout = shutdown_timeout
+        self.store = Store(path)
+        self.recorder = Recorder(self.store, clock)
+        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._executions: dict[int, _Execution] = {}
+        self._changed = threading.Condition()
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._control_stop = threading.Event()
+        self.recovered = recovery.recover(self.store, self.recorder, live={r.id for r in _live},
+                                          host=HOST, stale_after=stale_after, now=clock())
+        if retention is not None:
+            self.purge(retention)
+        _live.add(self)
+        capture_logging(log_level)
+        self._threads = [
+            threading.Thread(target=self._work, name=f"jobobs-worker-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        self._threads.append(
+            threading.Thread(target=self._control_loop, name="jobobs-control", daemon=True)
+        )
+        for thread in self._threads:
+            thread.start()
+        if handle_signals or (handle_signals is None and _main_thread_defaults()):
+            self._install_signal_handlers()
+
+    # -- the public API ---------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any] | JobFunction, *args: Any, name: str | None = None,
+               actor: str | None = None, start: bool = True, **kwargs: Any) -> JobHandle:
+        """Record a job and queue it (``start=False`` leaves it in ``editing``)."""
+        if self._closed.is_set():
+            raise RuntimeClosed()
+        definition = as_job(fn)
+        job_id = self.store.create_job(
+            name=name or definition.name, kind="python", spec=definition.spec(args, kwargs),
+            actor=actor or self.actor, now=self.clock(), queue=start,
+            max_rejects=definition.max_rejects, owner=(self.id, HOST, os.getpid()),
+        )
+        self.recorder.new_job(job_id)
+        if start:
+            self._queue.put(job_id)
+        return JobHandle(self, job_id, name or definition.name)
+
+    def start(self, job_id: int, *, by: str | None = None) -> int:
+        """Request that an edited, paused or shut-down job run (from its last checkpoint)."""
+        return self.request(job_id, "start", by=by)
+
+    def resume(self, job_id: int, *, by: str | None = None) -> int:
+        return self.request(job_id, "resume", by=by)
+
+    def pause(self, job_id: int, *, by: str | None = None) -> int:
+        return self.request(job_id, "pause", by=by)
+
+    def cancel(self, job_id: int, *, by: str | None = None) -> int:
+        return self.request(job_id, "cancel", by=by)
+
+    def request(self, job_id: int, command: str, *, by: str | None = None) -> int:
+        """Record a control request (IllegalRequest if the job's status forbids it)."""
+        if self._closed.is_set():
+            raise RuntimeClosed()
+        check_request(job_id, command, self.store.status(job_id))
+        command_id = self.store.request(job_id, command, by=by or self.actor, now=self.clock())
+        self._wake.set()
+        return command_id
+
+    def job(self, job_id: int) -> JobInfo:
+        return JobInfo(self.store.job(job_id))
+
+    def wait(self, job_id: int, timeout: float | None = None) -> JobInfo:
+        """Block until the job has settled (not active, no request pending); return its row."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            info = self.job(job_id)
+            if info.status not in ACTIVE and not self._pending(job_id):
+                return info
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} is still {info.status.value} after {timeout} s")
+            with self._changed:
+                self._changed.wait(0.05)
+
+    def run_until_idle(self, timeout: float | None = None) -> None:
+        """Block until no job is active and no request is pending (rq's burst mode)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        marks = ", ".join("?" * len(ACTIVE))
+        sql = f"""SELECT (SELECT count(*) FROM jobs WHERE status IN ({marks}))
+                       + (SELECT count(*) FROM job_commands WHERE handled_at IS NULL)"""
+        while self.store.reader().execute(sql, [s.value for s in ACTIVE]).fetchone()[0]:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"the runtime is still busy after {timeout} s")
+            with self._changed:
+                self._changed.wait(0.05)
+
+    def purge(self, older_than: timedelta) -> dict[str, int]:
+        """Delete journal lines, rejects and finished jobs older than ``older_than``."""
+        self.recorder.flush()
+        return self.store.purge(before=self.clock() - older_than.total_seconds())
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop: queued and running jobs go to ``shutdown`` at their next safe point.
+
+        Jobs that do not reach one within ``timeout`` (default ``shutdown_timeout``) are
+        recorded as ``shutdown`` anyway; their last checkpoint is where Start resumes.
+        """
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        for job_id in self._drain_queue():
+            self._set_status(job_id, Status.SHUTDOWN, "runtime", "the runtime stopped",
+                             expect=[Status.QUEUED])
+        for execution in list(self._executions.values()):
+            execution.control.ask("shutdown")
+        for _ in self._threads[:-1]:
+            self._queue.put(None)
+        for thread in self._threads[:-1]:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for job_id in list(self._executions):
+            self._set_status(
+                job_id, Status.SHUTDOWN, "runtime",
+                f"the runtime stopped and the job did not reach a safe point within {timeout} s",
+                expect=[Status.RUNNING, Status.PAUSING],
+            )
+        self._control_stop.set()
+        self._wake.set()
+        self._threads[-1].join(2.0)
+        self.recorder.flush()
+        _live.discard(self)
+        release_logging()
+        self.store.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- workers ------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while (job_id := self._queue.get()) is not None:
+            if self._closed.is_set():
+                self._set_status(job_id, Status.SHUTDOWN, "runtime", "the runtime stopped",
+                                 expect=[Status.QUEUED])
+                continue
+            try:
+                self._execute(job_id)
+            except Exception:  # the runtime must outlive any single job
+                log.exception("jobobs: job %s could not be recorded", job_id)
+            finally:
+                self._notify()
+
+    def _execute(self, job_id: int) -> None:
+        row = self.store.job(job_id)
+        spec = json.loads(row["spec"] or "{}")
+        execution = self._executions[job_id] = _Execution(job_id)
+        try:
+            self.store.transition(
+                job_id, Status.RUNNING, actor="runtime", now=self.clock(), expect=[Status.QUEUED],
+                fields={"runtime_id": self.id, "host": HOST, "pid": os.getpid(),
+                        "worker": threading.current_thread().name, "run_count+": 1},
+            )
+        except IllegalTransition:  # paused or canceled while it waited in the queue
+            del self._executions[job_id]
+            return
+        self._notify()
+        started = self.clock()
+        try:
+            definition = resolve(spec.get("function", ""))
+            ctx = execution.ctx = self._context(row, spec, execution.control)
+        except Exception as error:
+            self._end(execution, Status.FAILED, started, error=error)
+            return
+        token = current_job.set(ctx)
+        try:
+            definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
+        except PauseInterrupt:
+            self._end(execution, Status.PAUSED, started, "paused at a checkpoint")
+        except CancelInterrupt:
+            self._end(execution, Status.CANCELED, started, "canceled at a checkpoint")
+        except ShutdownInterrupt:
+            self._end(execution, Status.SHUTDOWN, started, "the runtime stopped; the job "
+                      "stopped at a checkpoint and Start resumes it from there")
+        except BaseException as error:
+            self._end(execution, Status.FAILED, started, error=error)
+        else:
+            self._end(execution, Status.FINISHED, started)
+        finally:
+            current_job.reset(token)
+
+    def _context(self, row: dict[str, Any], spec: dict[str, Any], control: Control) -> JobContext:
+        job_id = row["id"]
+        checkpoint = json.loads(row["checkpoint"]) if row["checkpoint"] else None
+        if row["run_count"] or checkpoint:
+            keep = checkpoint["reject_seq"] if checkpoint else 0
+            dropped = self.store.rewind_rejects(job_id, keep)
+            self.recorder.rewind(job_id, keep)
+            where = (f"the checkpoint of {row['checkpoint_at']:%Y-%m-%d %H:%M:%S} UTC"
+                     if checkpoint else "the beginning (no checkpoint was saved)")
+            note = f"; {dropped} rejects recorded after it were discarded" if dropped else ""
+            self.recorder.line(job_id, "INFO", f"Resuming from {where}{note}")
+        self.recorder.line(job_id, "INFO", f"Job started (run {row['run_count'] + 1}) on "
+                           f"{HOST} pid {os.getpid()} {threading.current_thread().name}")
+        ctx = JobContext(
+            job_id=job_id, name=row["name"], recorder=self.recorder, control=control,
+            clock=self.clock, resume_state=checkpoint["state"] if checkpoint else None,
+            counters=checkpoint["counters"] if checkpoint else None,
+            progress=tuple(checkpoint["progress"]) if checkpoint else (None, None),
+            max_rejects=spec.get("max_rejects"),
+            checkpoint_interval=spec.get("checkpoint_interval", 0.0),
+        )
+        ctx._changed()
+        return ctx
+
+    def _end(self, execution: _Execution, status: Status, started: float,
+             reason: str | None = None, error: BaseException | None = None) -> None:
+        job_id, ctx = execution.job_id, execution.ctx
+        fields: dict[str, Any] = {"active_seconds+": max(0.0, self.clock() - started)}
+        if error is not None:
+            message = f"{type(error).__name__}: {error}"
+            fields["error"] = reason = message
+            if isinstance(error, TooManyRejects):
+                self.recorder.line(job_id, "ERROR", f"Too many rejects: {error.rejected} "
+                                   f"(the limit is {error.limit}); the job stops")
+            elif isinstance(error, JobDefinitionError):
+                self.recorder.line(job_id, "ERROR", message)
+            else:
+                self.recorder.line(job_id, "ERROR", "".join(
+                    traceback.format_exception(type(error), error, error.__traceback__)).rstrip())
+        elif status is Status.FINISHED and ctx is not None:
+            took = self.clock() - started
+            self.recorder.line(job_id, "INFO", f"End of job ({ctx.counters['processed']} "
+                               f"processed in {took:.1f}s)")
+            if ctx.has_warning:
+                self.recorder.line(job_id, "WARNING", "End of job with warning(s)")
+        elif reason:
+            self.recorder.line(job_id, "INFO", reason[0].upper() + reason[1:])
+        if ctx is not None:
+            ctx._changed()
+        self.recorder.flush()
+        self._executions.pop(job_id, None)
+        self._set_status(job_id, status, "runtime", reason, fields=fields)
+        self.recorder.forget(job_id)
+
+    def _set_status(self, job_id: int, status: Status, actor: str, reason: str | None,
+                    expect: list[Status] | None = None, fields: dict | None = None) -> bool:
+        try:
+            self.store.transition(job_id, status, actor=actor, now=self.clock(), reason=reason,
+                                  expect=expect, fields=fields)
+        except (IllegalTransition, JobNotFound) as error:
+            log.debug("jobobs: %s", error)
+            return False
+        self._notify()
+        return True
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _pending(self, job_id: int) -> bool:
+        return bool(self.store.reader().execute(
+            "SELECT count(*) FROM job_commands WHERE job_id = ? AND handled_at IS NULL", [job_id]
+        ).fetchone()[0])
+
+    def _drain_queue(self) -> list[int]:
+        drained = []
+        while True:
+            try:
+                job_id = self._queue.get_nowait()
+            except queue.Empty:
+                return drained
+            if job_id is not None:
+                drained.append(job_id)
+
+    # -- the control thread --------------------------------------------------------
+
+    def _control_loop(self) -> None:
+        last_flush = last_beat = 0.0
+        while not self._control_stop.is_set():
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+            now = time.monotonic()
+            try:
+                if not self._closed.is_set():
+                    for command in self.store.pending_commands():
+                        self._apply(*command)
+                if now - last_flush >= self.flush_interval:
+                    self.recorder.flush()
+                    last_flush = now
+                if now - last_beat >= self.heartbeat_interval:
+                    self.store.heartbeat(self.id, now=self.clock())
+                    last_beat = now
+            except Exception:
+                log.exception("jobobs: the control loop hit an error; it carries on")
+
+    def _apply(self, command_id: int, job_id: int, command: str, by: str) -> None:
+        """Carry out one request; its outcome is written back to the commands table."""
+        outcome = self._carry_out(job_id, command, by)
+        self.store.handled(command_id, outcome, now=self.clock())
+        self._notify()
+
+    def _carry_out(self, job_id: int, command: str, by: str) -> str:
+        try:
+            status = self.store.status(job_id)
+        except JobNotFound:
+            return "ignored: no such job"
+        execution = self._executions.get(job_id)
+        step = plan(command, status, execution is not None)
+        if step is None or not self._set_status(job_id, step.to, by, step.reason,
+                                                expect=[status]):
+            return f"ignored: the job is {self.store.status(job_id).value}"
+        if step.to is Status.QUEUED:
+            self._queue.put(job_id)
+        elif execution is not None:
+            if step.to is Status.RUNNING:
+                execution.control.withdraw("pause")
+            elif step.to in (Status.PAUSING, Status.CANCELING):
+                execution.control.ask("pause" if step.to is Status.PAUSING else "cancel")
+        if step.journal:
+            self.recorder.line(job_id, "INFO", step.journal.format(by=by))
+        return step.to.value
+
+    # -- signals ---------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+
+            def handler(number, frame, previous=previous):
+                self.close()
+                if callable(previous) and previous not in (signal.SIG_IGN, signal.SIG_DFL):
+                    previous(number, frame)
+                raise SystemExit(0) if number == signal.SIGTERM else KeyboardInterrupt
+
+            signal.signal(signum, handler)
+
+
+def _main_thread_defaults() -> bool:
+    """True on the main thread when SIGTERM and SIGINT still have Python's default handlers."""
+    return (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+
+def _user() -> str:
+    try:
+        return os.getlogin()
+    except OSError:
+        import getpass
+        return getpass.getuser()
+
+
+

@@ -1,0 +1,186 @@
+"""The DuckDB schema: DDL as plain strings and numbered migrations recorded in a table.
+
+All timestamps are UTC (``TIMESTAMP`` without time zone). Statuses are text; the
+``statuses`` table gives SQL users their labels and whether they are terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+from jobobs.errors import SchemaError
+from jobobs.states import ACTIVE, LABELS, TERMINAL
+
+SCHEMA_VERSION_DDL = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version     INTEGER PRIMARY KEY,
+    description VARCHAR NOT NULL,
+    applied_at  TIMESTAMP NOT NULL DEFAULT (now()::TIMESTAMP)
+)
+"""
+
+JOBS_DDL = """
+CREATE SEQUENCE job_id_seq START 1;
+CREATE TABLE jobs (
+    id               BIGINT PRIMARY KEY DEFAULT nextval('job_id_seq'),
+    name             VARCHAR NOT NULL,
+    kind             VARCHAR NOT NULL,
+    spec             VARCHAR,
+    status           VARCHAR NOT NULL,
+    prev_status      VARCHAR,
+    transition_seq   INTEGER NOT NULL DEFAULT 0,
+    has_warning      BOOLEAN NOT NULL DEFAULT false,
+    created_at       TIMESTAMP NOT NULL,
+    queued_at        TIMESTAMP,
+    started_at       TIMESTAMP,
+    finished_at      TIMESTAMP,
+    updated_at       TIMESTAMP NOT NULL,
+    run_count        INTEGER NOT NULL DEFAULT 0,
+    active_seconds   DOUBLE NOT NULL DEFAULT 0,
+    total            BIGINT,
+    processed        BIGINT NOT NULL DEFAULT 0,
+    succeeded        BIGINT NOT NULL DEFAULT 0,
+    rejected         BIGINT NOT NULL DEFAULT 0,
+    warnings         BIGINT NOT NULL DEFAULT 0,
+    duplicates       BIGINT NOT NULL DEFAULT 0,
+    progress_current DOUBLE,
+    progress_total   DOUBLE,
+    eta_at           TIMESTAMP,
+    max_rejects      BIGINT,
+    checkpoint       VARCHAR,
+    checkpoint_at    TIMESTAMP,
+    error            VARCHAR,
+    created_by       VARCHAR,
+    runtime_id       VARCHAR,
+    host             VARCHAR,
+    pid              INTEGER,
+    worker           VARCHAR,
+    heartbeat_at     TIMESTAMP
+);
+CREATE TABLE job_transitions (
+    job_id      BIGINT NOT NULL,
+    seq         INTEGER NOT NULL,
+    changed_at  TIMESTAMP NOT NULL,
+    from_status VARCHAR,
+    to_status   VARCHAR NOT NULL,
+    actor       VARCHAR NOT NULL,
+    reason      VARCHAR
+);
+CREATE TABLE journal (
+    job_id  BIGINT NOT NULL,
+    seq       BIGINT NOT NULL,
+    logged_at TIMESTAMP NOT NULL,
+    level   VARCHAR NOT NULL,
+    code    VARCHAR,
+    message VARCHAR NOT NULL
+);
+CREATE TABLE rejects (
+    job_id      BIGINT NOT NULL,
+    seq         BIGINT NOT NULL,
+    rejected_at TIMESTAMP NOT NULL,
+    kind        VARCHAR NOT NULL,
+    source      VARCHAR,
+    line_no     BIGINT,
+    column_name VARCHAR,
+    raw         VARCHAR,
+    record      VARCHAR,
+    reason      VARCHAR NOT NULL,
+    message     VARCHAR NOT NULL
+);
+CREATE SEQUENCE command_id_seq START 1;
+CREATE TABLE job_commands (
+    id           BIGINT PRIMARY KEY DEFAULT nextval('command_id_seq'),
+    job_id       BIGINT NOT NULL,
+    command      VARCHAR NOT NULL,
+    requested_at TIMESTAMP NOT NULL,
+    requested_by VARCHAR NOT NULL,
+    handled_at   TIMESTAMP,
+    outcome      VARCHAR
+);
+CREATE TABLE statuses (
+    status   VARCHAR PRIMARY KEY,
+    label    VARCHAR NOT NULL,
+    terminal BOOLEAN NOT NULL,
+    active   BOOLEAN NOT NULL
+);
+"""
+
+VIEWS_DDL = """
+CREATE OR REPLACE VIEW job_runs AS
+SELECT j.id, j.name, j.kind, j.status, s.label, s.terminal, j.has_warning,
+       j.created_at, j.queued_at, j.started_at, j.finished_at,
+       date_diff('millisecond', j.started_at, coalesce(j.finished_at, now()::TIMESTAMP)) / 1000.0
+           AS duration_s,
+       j.active_seconds,
+       date_diff('millisecond', j.queued_at, j.started_at) / 1000.0 AS queue_s,
+       j.run_count, j.total, j.processed, j.succeeded, j.rejected, j.warnings, j.duplicates,
+       CASE WHEN j.progress_total > 0 THEN j.progress_current / j.progress_total END AS progress,
+       j.eta_at, j.error, j.host, j.pid, j.worker
+FROM jobs j JOIN statuses s ON s.status = j.status;
+
+CREATE OR REPLACE VIEW reject_breakdown AS
+SELECT r.job_id, j.name, r.source, r.column_name, r.reason, r.kind, count(*) AS rejects,
+       min(r.rejected_at) AS first_at, max(r.rejected_at) AS last_at
+FROM rejects r JOIN jobs j ON j.id = r.job_id
+GROUP BY ALL;
+
+CREATE OR REPLACE VIEW error_breakdown AS
+SELECT j.name, coalesce(l.code, '') AS code, l.message, count(*) AS occurrences,
+       count(DISTINCT l.job_id) AS jobs, max(l.logged_at) AS last_at
+FROM journal l JOIN jobs j ON j.id = l.job_id
+WHERE l.level = 'ERROR'
+GROUP BY ALL;
+"""
+
+
+def _initial(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(JOBS_DDL)
+    con.executemany(
+        "INSERT INTO statuses VALUES (?, ?, ?, ?)",
+        [[s.value, label, s in TERMINAL, s in ACTIVE] for s, label in LABELS.items()],
+    )
+    con.execute(VIEWS_DDL)
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
+    (1, "jobs, transitions, journal, rejects, commands, statuses and analyst views", _initial),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute(SCHEMA_VERSION_DDL)
+    (version,) = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    return version
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply the migrations this database lacks, each in its own transaction; return the version."""
+    version = current_version(con)
+    if version > LATEST:
+        raise SchemaError(
+            f"the database is at schema version {version}, newer than this jobobs knows "
+            f"({LATEST}); upgrade jobobs"
+        )
+    if version == 0 and con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'jobs'"
+    ).fetchone()[0]:
+        raise SchemaError("the database has a 'jobs' table that jobobs did not create")
+    for number, description, apply in MIGRATIONS:
+        if number <= version:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            apply(con)
+            con.execute(
+                "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                [number, description],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        version = number
+    return version
