@@ -13,7 +13,7 @@ from jobobs.errors import (
     ShutdownInterrupt,
     TooManyRejects,
 )
-from jobobs.journal import Recorder
+from jobobs.ledger import JobRow, Ledger
 from jobobs.records import raw_of, render, to_json
 
 COUNTERS = ("total", "processed", "succeeded", "rejected", "warnings", "duplicates")
@@ -45,7 +45,7 @@ class JobLog:
 
     def __init__(self, ctx: JobContext):
         self._ctx = ctx
-        self._line = ctx._recorder.line
+        self._line = ctx._ledger.line
         self._job_id = ctx.job_id
 
     def write(self, level: str, message: str, code: str | None = None) -> int:
@@ -77,28 +77,32 @@ class JobContext:
     """
 
     def __init__(
-        self, *, job_id: int, name: str, recorder: Recorder, control: Control,
-        clock: Callable[[], float], resume_state: Any = None, counters: dict | None = None,
-        progress: tuple[float | None, float | None] = (None, None),
-        max_rejects: int | None = None, checkpoint_interval: float = 0.0,
+        self, row: JobRow, *, ledger: Ledger, control: Control, clock: Callable[[], float],
+        resume_state: Any = None, max_rejects: int | None = None,
+        checkpoint_interval: float = 0.0,
     ):
-        self.job_id = job_id
-        self.name = name
+        self.job_id = row.id
+        self.name = row.name
         self.resume_state = resume_state
         self.max_rejects = max_rejects
         self.checkpoint_interval = checkpoint_interval
-        self._recorder = recorder
+        self._row = row
+        self._ledger = ledger
         self._control = control
         self._clock = clock
-        self.counters = dict.fromkeys(COUNTERS, 0) | {"total": None} | (counters or {})
-        self._succeeded_set = False
-        self.has_warning = bool(self.counters.get("warnings"))
-        self._current, self._total = progress
-        self._eta: float | None = None
-        self._segment = (clock(), self._current or 0.0)
+        self._explicit_succeeded = False
+        self._segment = (clock(), row.progress_current or 0.0)
         self._state = resume_state
         self._last_checkpoint = float("-inf")
         self.log = JobLog(self)
+
+    @property
+    def counters(self) -> dict[str, int | None]:
+        return {name: getattr(self._row, name) for name in COUNTERS}
+
+    @property
+    def has_warning(self) -> bool:
+        return bool(self._row.has_warning)
 
     # -- reporting --------------------------------------------------------------
 
@@ -117,7 +121,7 @@ class JobContext:
         longer text (defaults to the reason). With ``warning=True`` the record is kept as
         a warning and does not count toward the limit.
         """
-        seq = self._recorder.reject(
+        seq = self._ledger.reject(
             self.job_id, kind="warning" if warning else "error", source=source, line_no=line,
             column_name=column, raw=raw if raw is not None else raw_of(record),
             record=None if record is None else to_json(record), reason=reason,
@@ -126,39 +130,40 @@ class JobContext:
         if warning:
             self._warned()
             return seq
-        self.counters["rejected"] += 1
-        self._changed()
-        if self.max_rejects is not None and self.counters["rejected"] > self.max_rejects:
-            raise TooManyRejects(self.counters["rejected"], self.max_rejects)
+        rejected = self._row.rejected + 1
+        self._row.set(rejected=rejected, **self._succeeded(rejected=rejected))
+        if self.max_rejects is not None and rejected > self.max_rejects:
+            raise TooManyRejects(rejected, self.max_rejects)
         return seq
 
     def progress(self, current: float, total: float | None = None) -> None:
         """Report progress; ``processed`` follows ``current`` and an ETA is estimated."""
         now = self._clock()
-        self._current = current
+        row = self._row
+        values: dict[str, Any] = {"progress_current": current, "processed": int(current)}
         if total is not None:
-            self._total = total
-            self.counters["total"] = int(total)
-        self.counters["processed"] = int(current)
+            values.update(progress_total=total, total=int(total))
+        else:
+            total = row.progress_total
         started, start_value = self._segment
         done = current - start_value
-        if self._total is not None and done > 0 and now > started:
-            self._eta = now + (self._total - current) * (now - started) / done
-        self._changed()
+        if total is not None and done > 0 and now > started:
+            values["eta_at"] = now + (total - current) * (now - started) / done
+        row.set(**values, **self._succeeded(processed=int(current)))
 
     def count(self, **counters: int) -> None:
         """Set counters explicitly (``succeeded``, ``duplicates``...)."""
-        for name, value in counters.items():
-            if name not in COUNTERS:
-                raise JobobsError(f"unknown counter {name!r}; use one of {', '.join(COUNTERS)}")
-            self.counters[name] = value
-        self._succeeded_set = self._succeeded_set or "succeeded" in counters
-        self._changed()
+        unknown = set(counters) - set(COUNTERS)
+        if unknown:
+            raise JobobsError(f"unknown counter {sorted(unknown)[0]!r}; "
+                              f"use one of {', '.join(COUNTERS)}")
+        self._explicit_succeeded = self._explicit_succeeded or "succeeded" in counters
+        self._row.set(**counters)
 
     @property
     def eta(self) -> float | None:
         """Estimated finish time (epoch seconds), or None before any progress."""
-        return self._eta
+        return self._row.eta_at
 
     # -- safe point -------------------------------------------------------------
 
@@ -183,33 +188,29 @@ class JobContext:
             raise INTERRUPTS[request]()
 
     def save(self, now: float | None = None) -> None:
+        """Write the checkpoint now, with every line, reject and counter reported before it."""
         now = self._clock() if now is None else now
+        row = self._row
         try:
             saved = json.dumps(
                 {"state": self._state, "counters": self.counters,
-                 "progress": [self._current, self._total],
-                 "reject_seq": self._recorder.reject_seq(self.job_id)}
+                 "progress": [row.progress_current, row.progress_total],
+                 "reject_seq": self._ledger.reject_seq(self.job_id)}
             )
         except (TypeError, ValueError) as error:
             raise JobobsError(f"checkpoint state must be JSON-serializable: {error}") from None
-        self._changed()
-        self._recorder.flush(checkpoint=(self.job_id, saved, now))
+        row.set(checkpoint=saved, checkpoint_at=now)
+        self._ledger.flush()
         self._last_checkpoint = now
 
     # -- internals --------------------------------------------------------------
 
     def _warned(self) -> None:
-        self.counters["warnings"] += 1
-        self.has_warning = True
-        self._changed()
+        self._row.set(warnings=self._row.warnings + 1, has_warning=True)
 
-    def _changed(self) -> None:
-        self._recorder.dirty(self.job_id, self.snapshot)
-
-    def snapshot(self) -> tuple:
-        """The job's progress row, in ``store.PROGRESS_COLUMNS`` order."""
-        c = self.counters
-        succeeded = c["succeeded"] if self._succeeded_set else c["processed"] - c["rejected"]
-        return (self.job_id, c["total"], c["processed"], max(succeeded, 0), c["rejected"],
-                c["warnings"], c["duplicates"], self._current, self._total,
-                self._eta, self.has_warning)
+    def _succeeded(self, **changed: int) -> dict[str, int]:
+        if self._explicit_succeeded:
+            return {}
+        processed = changed.get("processed", self._row.processed)
+        rejected = changed.get("rejected", self._row.rejected)
+        return {"succeeded": max(processed - rejected, 0)}

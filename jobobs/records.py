@@ -35,7 +35,7 @@ def level_name(level: int | str) -> str:
 class JournalLine(NamedTuple):
     job_id: int
     seq: int
-    at: float
+    logged_at: float
     level: str
     code: str | None
     message: str
@@ -44,7 +44,7 @@ class JournalLine(NamedTuple):
 class Reject(NamedTuple):
     job_id: int
     seq: int
-    at: float
+    rejected_at: float
     kind: str  # "error" or "warning"
     source: str | None
     line_no: int | None

@@ -9,16 +9,13 @@ the others become ``shutdown``, which Start resumes from the last checkpoint.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from jobobs.errors import IllegalTransition
 from jobobs.states import Status
-from jobobs.store import ts
 
 if TYPE_CHECKING:
-    from jobobs.journal import Recorder
-    from jobobs.store import Store
+    from jobobs.ledger import Ledger
 
 
 def pid_alive(pid: int) -> bool:
@@ -34,18 +31,19 @@ def pid_alive(pid: int) -> bool:
 def is_orphan(job: dict, *, live: set[str], host: str, stale_after: float, now: float) -> bool:
     if job["runtime_id"] in live:
         return False
-    beat: datetime | None = job["heartbeat_at"]
-    stale = beat is None or beat < ts(now) - timedelta(seconds=stale_after)
+    beat = job["heartbeat_at"]
+    stale = beat is None or beat < now - stale_after
     if job["host"] == host and job["pid"] is not None:
         return job["pid"] == os.getpid() or not pid_alive(job["pid"]) or stale
     return stale
 
 
-def recover(store: Store, recorder: Recorder, *, live: set[str], host: str,
-            stale_after: float, now: float) -> list[tuple[int, Status]]:
+def recover(ledger: Ledger, *, live: set[str], host: str,
+            stale_after: float) -> list[tuple[int, Status]]:
     """Move orphaned jobs to shutdown (or canceled); return (job id, new status) pairs."""
     recovered = []
-    for job in store.active_jobs():
+    now = ledger.clock()
+    for job in ledger.store.active_jobs():
         if not is_orphan(job, live=live, host=host, stale_after=stale_after, now=now):
             continue
         where = f"pid {job['pid']} on {job['host']}" if job["pid"] else "its process"
@@ -57,11 +55,11 @@ def recover(store: Store, recorder: Recorder, *, live: set[str], host: str,
             reason = (f"the process that ran it ({where}) stopped without a clean shutdown; "
                       "Start resumes it from its last checkpoint")
         try:
-            store.transition(job["id"], new, actor="recovery", now=now, reason=reason,
-                             expect=[Status(job["status"])])
+            ledger.transition(job["id"], new, actor="recovery", reason=reason,
+                              expect=Status(job["status"]))
         except IllegalTransition:
             continue
-        recorder.line(job["id"], "WARNING", f"Recovered: {reason}")
+        ledger.line(job["id"], "WARNING", f"Recovered: {reason}")
         recovered.append((job["id"], new))
-    recorder.flush()
+    ledger.flush()
     return recovered

@@ -39,7 +39,8 @@ from jobobs.errors import (
 )
 from jobobs.handle import JobHandle, JobInfo
 from jobobs.job import JobFunction, as_job, resolve
-from jobobs.journal import Recorder, capture_logging, current_job, release_logging
+from jobobs.journal import capture_logging, current_job, release_logging
+from jobobs.ledger import JobRow, Ledger
 from jobobs.states import ACTIVE, Status
 from jobobs.store import Store
 
@@ -83,15 +84,16 @@ class Runtime:
         self.heartbeat_interval, self.stale_after = heartbeat, stale_after
         self.shutdown_timeout = shutdown_timeout
         self.store = Store(path)
-        self.recorder = Recorder(self.store, clock)
+        self.ledger = Ledger(self.store, clock)
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._executions: dict[int, _Execution] = {}
         self._changed = threading.Condition()
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._control_stop = threading.Event()
-        self.recovered = recovery.recover(self.store, self.recorder, live={r.id for r in _live},
-                                          host=HOST, stale_after=stale_after, now=clock())
+        self._handled: set[int] = set()
+        self.recovered = recovery.recover(self.ledger, live={r.id for r in _live}, host=HOST,
+                                          stale_after=stale_after)
         if retention is not None:
             self.purge(retention)
         _live.add(self)
@@ -116,15 +118,15 @@ class Runtime:
         if self._closed.is_set():
             raise RuntimeClosed()
         definition = as_job(fn)
-        job_id = self.store.create_job(
+        row = self.ledger.create(
             name=name or definition.name, kind="python", spec=definition.spec(args, kwargs),
-            actor=actor or self.actor, now=self.clock(), queue=start,
-            max_rejects=definition.max_rejects, owner=(self.id, HOST, os.getpid()),
+            actor=actor or self.actor, queue=start, max_rejects=definition.max_rejects,
+            runtime_id=self.id, host=HOST, pid=os.getpid(),
         )
-        self.recorder.new_job(job_id)
         if start:
-            self._queue.put(job_id)
-        return JobHandle(self, job_id, name or definition.name)
+            self._queue.put(row.id)
+        self._wake.set()
+        return JobHandle(self, row.id, row.name)
 
     def start(self, job_id: int, *, by: str | None = None) -> int:
         """Request that an edited, paused or shut-down job run (from its last checkpoint)."""
@@ -143,33 +145,39 @@ class Runtime:
         """Record a control request (IllegalRequest if the job's status forbids it)."""
         if self._closed.is_set():
             raise RuntimeClosed()
-        check_request(job_id, command, self.store.status(job_id))
+        check_request(job_id, command, self.ledger.status(job_id))
         command_id = self.store.request(job_id, command, by=by or self.actor, now=self.clock())
         self._wake.set()
         return command_id
 
     def job(self, job_id: int) -> JobInfo:
-        return JobInfo(self.store.job(job_id))
+        """The job's row as the runtime knows it now."""
+        with self.ledger.lock:
+            row = self.ledger.rows.get(job_id)
+            values = row.values() if row is not None else None
+        return JobInfo(values if values is not None else self.store.job(job_id))
+
+    def status(self, job_id: int) -> Status:
+        return self.ledger.status(job_id)
 
     def wait(self, job_id: int, timeout: float | None = None) -> JobInfo:
-        """Block until the job has settled (not active, no request pending); return its row."""
+        """Block until the job has settled (not active, no request pending) and is written;
+        return its row."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            info = self.job(job_id)
-            if info.status not in ACTIVE and not self._pending(job_id):
-                return info
+        while not (self.ledger.settled(job_id) and self.ledger.status(job_id) not in ACTIVE
+                   and not self.store.pending_commands(job_id)):
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {job_id} is still {info.status.value} after {timeout} s")
+                status = self.ledger.status(job_id).value
+                raise TimeoutError(f"job {job_id} is still {status} after {timeout} s")
             with self._changed:
                 self._changed.wait(0.05)
+        return self.job(job_id)
 
     def run_until_idle(self, timeout: float | None = None) -> None:
-        """Block until no job is active and no request is pending (rq's burst mode)."""
+        """Block until no job is active, no request is pending and all is written
+        (rq's burst mode)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        marks = ", ".join("?" * len(ACTIVE))
-        sql = f"""SELECT (SELECT count(*) FROM jobs WHERE status IN ({marks}))
-                       + (SELECT count(*) FROM job_commands WHERE handled_at IS NULL)"""
-        while self.store.reader().execute(sql, [s.value for s in ACTIVE]).fetchone()[0]:
+        while self.ledger.busy() or self.store.pending_commands():
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"the runtime is still busy after {timeout} s")
             with self._changed:
@@ -177,7 +185,7 @@ class Runtime:
 
     def purge(self, older_than: timedelta) -> dict[str, int]:
         """Delete journal lines, rejects and finished jobs older than ``older_than``."""
-        self.recorder.flush()
+        self.ledger.flush()
         return self.store.purge(before=self.clock() - older_than.total_seconds())
 
     def close(self, timeout: float | None = None) -> None:
@@ -193,7 +201,7 @@ class Runtime:
         deadline = time.monotonic() + timeout
         for job_id in self._drain_queue():
             self._set_status(job_id, Status.SHUTDOWN, "runtime", "the runtime stopped",
-                             expect=[Status.QUEUED])
+                             expect=Status.QUEUED)
         for execution in list(self._executions.values()):
             execution.control.ask("shutdown")
         for _ in self._threads[:-1]:
@@ -204,12 +212,11 @@ class Runtime:
             self._set_status(
                 job_id, Status.SHUTDOWN, "runtime",
                 f"the runtime stopped and the job did not reach a safe point within {timeout} s",
-                expect=[Status.RUNNING, Status.PAUSING],
             )
         self._control_stop.set()
         self._wake.set()
         self._threads[-1].join(2.0)
-        self.recorder.flush()
+        self.ledger.flush()
         _live.discard(self)
         release_logging()
         self.store.close()
@@ -226,7 +233,7 @@ class Runtime:
         while (job_id := self._queue.get()) is not None:
             if self._closed.is_set():
                 self._set_status(job_id, Status.SHUTDOWN, "runtime", "the runtime stopped",
-                                 expect=[Status.QUEUED])
+                                 expect=Status.QUEUED)
                 continue
             try:
                 self._execute(job_id)
@@ -236,21 +243,22 @@ class Runtime:
                 self._notify()
 
     def _execute(self, job_id: int) -> None:
-        row = self.store.job(job_id)
-        spec = json.loads(row["spec"] or "{}")
         execution = self._executions[job_id] = _Execution(job_id)
         try:
-            self.store.transition(
-                job_id, Status.RUNNING, actor="runtime", now=self.clock(), expect=[Status.QUEUED],
-                fields={"runtime_id": self.id, "host": HOST, "pid": os.getpid(),
-                        "worker": threading.current_thread().name, "run_count+": 1},
+            self.ledger.transition(
+                job_id, Status.RUNNING, actor="runtime", expect=Status.QUEUED,
+                runtime_id=self.id, host=HOST, pid=os.getpid(),
+                worker=threading.current_thread().name,
+                run_count=self.ledger.row(job_id).run_count + 1,
             )
         except IllegalTransition:  # paused or canceled while it waited in the queue
             del self._executions[job_id]
             return
         self._notify()
         started = self.clock()
+        row = self.ledger.row(job_id)
         try:
+            spec = json.loads(row.spec or "{}")
             definition = resolve(spec.get("function", ""))
             ctx = execution.ctx = self._context(row, spec, execution.control)
         except Exception as error:
@@ -273,65 +281,64 @@ class Runtime:
         finally:
             current_job.reset(token)
 
-    def _context(self, row: dict[str, Any], spec: dict[str, Any], control: Control) -> JobContext:
-        job_id = row["id"]
-        checkpoint = json.loads(row["checkpoint"]) if row["checkpoint"] else None
-        if row["run_count"] or checkpoint:
+    def _context(self, row: JobRow, spec: dict[str, Any], control: Control) -> JobContext:
+        """The job's context, restored to its last checkpoint when it ran before."""
+        checkpoint = json.loads(row.checkpoint) if row.checkpoint else None
+        if row.run_count > 1:
             keep = checkpoint["reject_seq"] if checkpoint else 0
-            dropped = self.store.rewind_rejects(job_id, keep)
-            self.recorder.rewind(job_id, keep)
-            where = (f"the checkpoint of {row['checkpoint_at']:%Y-%m-%d %H:%M:%S} UTC"
-                     if checkpoint else "the beginning (no checkpoint was saved)")
+            dropped = self.ledger.rewind(row.id, keep)
+            counters = checkpoint["counters"] if checkpoint else {}
+            current, total = checkpoint["progress"] if checkpoint else (None, None)
+            row.set(**{name: counters.get(name) or 0 for name in
+                       ("processed", "succeeded", "rejected", "warnings", "duplicates")},
+                    total=counters.get("total"), progress_current=current,
+                    progress_total=total, eta_at=None)
+            saved_at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row.checkpoint_at or 0))
+            where = (f"the checkpoint of {saved_at} UTC" if checkpoint
+                     else "the beginning (no checkpoint was saved)")
             note = f"; {dropped} rejects recorded after it were discarded" if dropped else ""
-            self.recorder.line(job_id, "INFO", f"Resuming from {where}{note}")
-        self.recorder.line(job_id, "INFO", f"Job started (run {row['run_count'] + 1}) on "
-                           f"{HOST} pid {os.getpid()} {threading.current_thread().name}")
-        ctx = JobContext(
-            job_id=job_id, name=row["name"], recorder=self.recorder, control=control,
-            clock=self.clock, resume_state=checkpoint["state"] if checkpoint else None,
-            counters=checkpoint["counters"] if checkpoint else None,
-            progress=tuple(checkpoint["progress"]) if checkpoint else (None, None),
+            self.ledger.line(row.id, "INFO", f"Resuming from {where}{note}")
+        self.ledger.line(row.id, "INFO", f"Job started (run {row.run_count}) on {HOST} "
+                         f"pid {os.getpid()} {threading.current_thread().name}")
+        return JobContext(
+            row, ledger=self.ledger, control=control, clock=self.clock,
+            resume_state=checkpoint["state"] if checkpoint else None,
             max_rejects=spec.get("max_rejects"),
             checkpoint_interval=spec.get("checkpoint_interval", 0.0),
         )
-        ctx._changed()
-        return ctx
 
     def _end(self, execution: _Execution, status: Status, started: float,
              reason: str | None = None, error: BaseException | None = None) -> None:
         job_id, ctx = execution.job_id, execution.ctx
-        fields: dict[str, Any] = {"active_seconds+": max(0.0, self.clock() - started)}
+        row = self.ledger.row(job_id)
+        took = max(0.0, self.clock() - started)
+        values: dict[str, Any] = {"active_seconds": (row.active_seconds or 0.0) + took}
         if error is not None:
             message = f"{type(error).__name__}: {error}"
-            fields["error"] = reason = message
+            values["error"] = reason = message
             if isinstance(error, TooManyRejects):
-                self.recorder.line(job_id, "ERROR", f"Too many rejects: {error.rejected} "
-                                   f"(the limit is {error.limit}); the job stops")
+                self.ledger.line(job_id, "ERROR", f"Too many rejects: {error.rejected} "
+                                 f"(the limit is {error.limit}); the job stops")
             elif isinstance(error, JobDefinitionError):
-                self.recorder.line(job_id, "ERROR", message)
+                self.ledger.line(job_id, "ERROR", message)
             else:
-                self.recorder.line(job_id, "ERROR", "".join(
+                self.ledger.line(job_id, "ERROR", "".join(
                     traceback.format_exception(type(error), error, error.__traceback__)).rstrip())
         elif status is Status.FINISHED and ctx is not None:
-            took = self.clock() - started
-            self.recorder.line(job_id, "INFO", f"End of job ({ctx.counters['processed']} "
-                               f"processed in {took:.1f}s)")
-            if ctx.has_warning:
-                self.recorder.line(job_id, "WARNING", "End of job with warning(s)")
+            self.ledger.line(job_id, "INFO", f"End of job ({row.processed} processed in "
+                             f"{took:.1f}s)")
+            if row.has_warning:
+                self.ledger.line(job_id, "WARNING", "End of job with warning(s)")
         elif reason:
-            self.recorder.line(job_id, "INFO", reason[0].upper() + reason[1:])
-        if ctx is not None:
-            ctx._changed()
-        self.recorder.flush()
+            self.ledger.line(job_id, "INFO", reason[0].upper() + reason[1:])
         self._executions.pop(job_id, None)
-        self._set_status(job_id, status, "runtime", reason, fields=fields)
-        self.recorder.forget(job_id)
+        self._set_status(job_id, status, "runtime", reason, **values)
 
     def _set_status(self, job_id: int, status: Status, actor: str, reason: str | None,
-                    expect: list[Status] | None = None, fields: dict | None = None) -> bool:
+                    expect: Status | None = None, **values: Any) -> bool:
         try:
-            self.store.transition(job_id, status, actor=actor, now=self.clock(), reason=reason,
-                                  expect=expect, fields=fields)
+            self.ledger.transition(job_id, status, actor=actor, reason=reason, expect=expect,
+                                   **values)
         except (IllegalTransition, JobNotFound) as error:
             log.debug("jobobs: %s", error)
             return False
@@ -341,11 +348,6 @@ class Runtime:
     def _notify(self) -> None:
         with self._changed:
             self._changed.notify_all()
-
-    def _pending(self, job_id: int) -> bool:
-        return bool(self.store.reader().execute(
-            "SELECT count(*) FROM job_commands WHERE job_id = ? AND handled_at IS NULL", [job_id]
-        ).fetchone()[0])
 
     def _drain_queue(self) -> list[int]:
         drained = []
@@ -367,33 +369,46 @@ class Runtime:
             now = time.monotonic()
             try:
                 if not self._closed.is_set():
-                    for command in self.store.pending_commands():
+                    pending = self.store.pending_commands()
+                    self._handled &= {command[0] for command in pending}
+                    for command in pending:
                         self._apply(*command)
-                if now - last_flush >= self.flush_interval:
-                    self.recorder.flush()
-                    last_flush = now
                 if now - last_beat >= self.heartbeat_interval:
-                    self.store.heartbeat(self.id, now=self.clock())
+                    self._beat()
                     last_beat = now
+                if now - last_flush >= self.flush_interval:
+                    self.ledger.flush()
+                    self._notify()
+                    last_flush = now
             except Exception:
                 log.exception("jobobs: the control loop hit an error; it carries on")
 
     def _apply(self, command_id: int, job_id: int, command: str, by: str) -> None:
         """Carry out one request; its outcome is written back to the commands table."""
-        outcome = self._carry_out(job_id, command, by)
-        self.store.handled(command_id, outcome, now=self.clock())
+        if command_id in self._handled:
+            return
+        self._handled.add(command_id)
+        self.ledger.handled(command_id, self._carry_out(job_id, command, by))
         self._notify()
+
+    def _beat(self) -> None:
+        now = self.clock()
+        with self.ledger.lock:
+            for job_id in list(self._executions):
+                row = self.ledger.rows.get(job_id)
+                if row is not None:
+                    row.set(heartbeat_at=now)
 
     def _carry_out(self, job_id: int, command: str, by: str) -> str:
         try:
-            status = self.store.status(job_id)
+            status = self.ledger.status(job_id)
         except JobNotFound:
             return "ignored: no such job"
         execution = self._executions.get(job_id)
         step = plan(command, status, execution is not None)
         if step is None or not self._set_status(job_id, step.to, by, step.reason,
-                                                expect=[status]):
-            return f"ignored: the job is {self.store.status(job_id).value}"
+                                                expect=status):
+            return f"ignored: the job is {self.ledger.status(job_id).value}"
         if step.to is Status.QUEUED:
             self._queue.put(job_id)
         elif execution is not None:
@@ -402,7 +417,7 @@ class Runtime:
             elif step.to in (Status.PAUSING, Status.CANCELING):
                 execution.control.ask("pause" if step.to is Status.PAUSING else "cancel")
         if step.journal:
-            self.recorder.line(job_id, "INFO", step.journal.format(by=by))
+            self.ledger.line(job_id, "INFO", step.journal.format(by=by))
         return step.to.value
 
     # -- signals ---------------------------------------------------------------------

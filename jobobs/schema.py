@@ -22,9 +22,8 @@ CREATE TABLE IF NOT EXISTS schema_version (
 """
 
 JOBS_DDL = """
-CREATE SEQUENCE job_id_seq START 1;
 CREATE TABLE jobs (
-    id               BIGINT PRIMARY KEY DEFAULT nextval('job_id_seq'),
+    id               BIGINT PRIMARY KEY,
     name             VARCHAR NOT NULL,
     kind             VARCHAR NOT NULL,
     spec             VARCHAR,
@@ -106,6 +105,16 @@ CREATE TABLE statuses (
     active   BOOLEAN NOT NULL
 );
 """
+
+# The jobs table's columns in order; the runtime keeps a job's row in memory with these names.
+JOB_COLUMNS = (
+    "id", "name", "kind", "spec", "status", "prev_status", "transition_seq", "has_warning",
+    "created_at", "queued_at", "started_at", "finished_at", "updated_at", "run_count",
+    "active_seconds", "total", "processed", "succeeded", "rejected", "warnings", "duplicates",
+    "progress_current", "progress_total", "eta_at", "max_rejects", "checkpoint",
+    "checkpoint_at", "error", "created_by", "runtime_id", "host", "pid", "worker", "heartbeat_at",
+)
+TRANSITION_COLUMNS = ("job_id", "seq", "changed_at", "from_status", "to_status", "actor", "reason")
 
 VIEWS_DDL = """
 CREATE OR REPLACE VIEW job_runs AS

@@ -1,0 +1,223 @@
+"""The runtime's ledger: the authoritative rows of the jobs it is handling, and everything
+waiting to be written (transitions, journal lines, rejects, handled commands).
+
+Only the runtime changes a job's status, so its in-memory row is the truth; ``flush``
+writes what changed in one transaction, every ``flush_interval`` and at every checkpoint
+(a caller that flushes waits for its data to be committed, and shares the transaction
+with whatever else was pending: group commit). A status change and its history row are
+always written together. Rows of settled jobs are dropped from memory once written.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from jobobs.errors import IllegalTransition
+from jobobs.records import JournalLine, Reject, process
+from jobobs.schema import JOB_COLUMNS
+from jobobs.states import ACTIVE, TERMINAL, Status, check_transition
+from jobobs.store import Store
+
+
+class JobRow:
+    """A job's row; ``set`` records which columns changed since the last flush."""
+
+    __slots__ = (*JOB_COLUMNS, "_changed", "_new")
+
+    def __init__(self, values: dict[str, Any], *, new: bool = False):
+        for column in JOB_COLUMNS:
+            object.__setattr__(self, column, values.get(column))
+        self._changed: set[str] = set()
+        self._new = new
+
+    def set(self, **values: Any) -> None:
+        for column, value in values.items():
+            object.__setattr__(self, column, value)
+        self._changed.update(values)
+
+    def values(self) -> dict[str, Any]:
+        return {column: getattr(self, column) for column in JOB_COLUMNS}
+
+    @property
+    def dirty(self) -> bool:
+        return self._new or bool(self._changed)
+
+
+class Ledger:
+    def __init__(self, store: Store, clock: Callable[[], float]):
+        self.store = store
+        self.clock = clock
+        self.lock = threading.RLock()
+        self._flush_lock = threading.Lock()
+        self.rows: dict[int, JobRow] = {}
+        self._next_id = store.max_id()
+        self._transitions: list[tuple] = []
+        self._lines: list[JournalLine] = []
+        self._rejects: list[Reject] = []
+        self._handled: list[tuple[int, str, float]] = []
+        self._rewinds: list[tuple[int, int]] = []
+        self._line_seq: dict[int, int] = {}
+        self._reject_seq: dict[int, int] = {}
+
+    # -- rows and transitions -----------------------------------------------------
+
+    def create(self, *, name: str, kind: str, spec: str | None, actor: str, queue: bool,
+               **values: Any) -> JobRow:
+        """A new job in ``editing``, moved to ``queued`` when ``queue``."""
+        now = self.clock()
+        with self.lock:
+            self._next_id += 1
+            row = JobRow({**values, "id": self._next_id, "name": name, "kind": kind,
+                          "spec": spec, "status": Status.EDITING.value, "transition_seq": 1,
+                          "has_warning": False, "created_at": now, "updated_at": now,
+                          "created_by": actor, "run_count": 0, "active_seconds": 0.0,
+                          **dict.fromkeys(("processed", "succeeded", "rejected", "warnings",
+                                           "duplicates"), 0)}, new=True)
+            self.rows[row.id] = row
+            self._line_seq[row.id] = self._reject_seq[row.id] = 0
+            self._transitions.append((row.id, 1, now, None, "editing", actor, "created"))
+            if queue:
+                self.transition(row.id, Status.QUEUED, actor=actor, reason="submitted")
+        return row
+
+    def row(self, job_id: int) -> JobRow:
+        """The job's row: from memory, else loaded from the database."""
+        with self.lock:
+            row = self.rows.get(job_id)
+            if row is None:
+                row = self.rows[job_id] = JobRow(self.store.job(job_id))
+            return row
+
+    def status(self, job_id: int) -> Status:
+        with self.lock:
+            row = self.rows.get(job_id)
+            return Status(row.status if row is not None else self.store.status(job_id))
+
+    def transition(self, job_id: int, new: Status, *, actor: str, reason: str | None = None,
+                   expect: Status | None = None, **values: Any) -> Status:
+        """Change a job's status (IllegalTransition if the state machine forbids it, or if
+        it is no longer ``expect``) and queue its history row; return the old status."""
+        with self.lock:
+            row = self.row(job_id)
+            old = Status(row.status)
+            check_transition(job_id, old, new)
+            if expect is not None and old is not expect:
+                raise IllegalTransition(job_id, old.value, new.value)
+            now = self.clock()
+            if new is Status.QUEUED:
+                values.setdefault("queued_at", row.queued_at or now)
+                values.update(finished_at=None, error=None)
+            elif new is Status.RUNNING:
+                values.update(started_at=row.started_at or now, heartbeat_at=now)
+            if new in TERMINAL:
+                values.update(finished_at=now, eta_at=None)
+            seq = row.transition_seq + 1
+            row.set(status=new.value, prev_status=old.value, transition_seq=seq,
+                    updated_at=now, **values)
+            self._transitions.append((job_id, seq, now, old.value, new.value, actor, reason))
+        return old
+
+    def settled(self, job_id: int) -> bool:
+        with self.lock:
+            row = self.rows.get(job_id)
+            return row is None or (Status(row.status) not in ACTIVE and not row.dirty)
+
+    def busy(self) -> bool:
+        """True while any job this ledger holds is active or has unwritten changes."""
+        with self.lock:
+            return any(Status(r.status) in ACTIVE or r.dirty for r in self.rows.values())
+
+    # -- journal, rejects, commands --------------------------------------------------
+
+    def line(self, job_id: int, level: str, message: str, code: str | None = None) -> int:
+        code, message = process(code, message)
+        at = self.clock()
+        with self.lock:
+            seq = self._line_seq.get(job_id)
+            if seq is None:
+                seq = self.store.max_seq("journal", job_id)
+            seq += 1
+            self._line_seq[job_id] = seq
+            self._lines.append(JournalLine(job_id, seq, at, level, code, message))
+        return seq
+
+    def reject(self, job_id: int, **fields: Any) -> int:
+        at = self.clock()
+        with self.lock:
+            seq = self.reject_seq(job_id) + 1
+            self._reject_seq[job_id] = seq
+            self._rejects.append(Reject(job_id=job_id, seq=seq, rejected_at=at, **fields))
+        return seq
+
+    def reject_seq(self, job_id: int) -> int:
+        with self.lock:
+            seq = self._reject_seq.get(job_id)
+            if seq is None:
+                seq = self._reject_seq[job_id] = self.store.max_seq("rejects", job_id)
+            return seq
+
+    def rewind(self, job_id: int, keep: int) -> int:
+        """Drop the rejects after number ``keep`` (recorded after the last checkpoint);
+        return how many there were."""
+        with self.lock:
+            dropped = self.reject_seq(job_id) - keep
+            self._rejects = [r for r in self._rejects if r.job_id != job_id or r.seq <= keep]
+            self._rewinds.append((job_id, keep))
+            self._reject_seq[job_id] = keep
+        return max(dropped, 0)
+
+    def handled(self, command_id: int, outcome: str) -> None:
+        with self.lock:
+            self._handled.append((command_id, outcome, self.clock()))
+
+    # -- writing -----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write everything pending in one transaction; on failure keep it for the next try."""
+        with self._flush_lock:
+            with self.lock:
+                new, updates = [], []
+                for row in self.rows.values():
+                    if row._new:
+                        new.append([getattr(row, c) for c in JOB_COLUMNS])
+                    elif row._changed:
+                        updates.append({"id": row.id,
+                                        **{c: getattr(row, c) for c in row._changed}})
+                batch = dict(new_jobs=new, updates=updates, transitions=self._transitions,
+                             lines=self._lines, rejects=self._rejects, handled=self._handled,
+                             rewinds=self._rewinds)
+                changed = {job_id: (r._new, r._changed) for job_id, r in self.rows.items()
+                           if r.dirty}
+                for job_id in changed:
+                    row = self.rows[job_id]
+                    row._new, row._changed = False, set()
+                self._transitions, self._lines, self._rejects = [], [], []
+                self._handled, self._rewinds = [], []
+            try:
+                self.store.write(**batch)
+            except BaseException:
+                with self.lock:
+                    for job_id, (was_new, columns) in changed.items():
+                        row = self.rows[job_id]
+                        row._new = row._new or was_new
+                        row._changed |= columns
+                    self._transitions[:0] = batch["transitions"]
+                    self._lines[:0] = batch["lines"]
+                    self._rejects[:0] = batch["rejects"]
+                    self._handled[:0] = batch["handled"]
+                    self._rewinds[:0] = batch["rewinds"]
+                raise
+            self._release()
+
+    def _release(self) -> None:
+        """Forget settled, written rows; the database has them."""
+        with self.lock:
+            pending = {x.job_id for x in self._lines} | {x.job_id for x in self._rejects}
+            for job_id in [j for j, r in self.rows.items()
+                           if not r.dirty and Status(r.status) not in ACTIVE]:
+                del self.rows[job_id]
+                if job_id not in pending:
+                    self._line_seq.pop(job_id, None)
+                    self._reject_seq.pop(job_id, None)
