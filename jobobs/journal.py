@@ -42,29 +42,42 @@ class JournalHandler(logging.Handler):
 _handler_lock = threading.Lock()
 _handler: JournalHandler | None = None
 _handler_users = 0
+_restore: list[tuple[logging.Handler | logging.Logger, int]] = []
 
 
 def capture_logging(level: int | None = logging.INFO) -> None:
     """Install the journal handler on the root logger (once per process).
 
-    When logging has not been configured (no root handlers), the root level is lowered to
-    ``level`` so that a job's ``logger.info`` reaches its journal.
+    So that a job's ``logger.info(...)`` reaches its journal, the root logger's level is
+    lowered to ``level`` when it is higher; handlers that were already on the root logger
+    with no level of their own get the old root level, so what they printed before is
+    what they print now. ``release_logging`` puts both back.
     """
     global _handler, _handler_users
     with _handler_lock:
-        root = logging.getLogger()
-        if _handler is None:
-            if level is not None and not root.handlers and root.level > level:
-                root.setLevel(level)
-            _handler = JournalHandler()
-            root.addHandler(_handler)
         _handler_users += 1
+        if _handler is not None:
+            return
+        root = logging.getLogger()
+        if level is not None and root.level > level:
+            _restore.append((root, root.level))
+            for handler in root.handlers:
+                if handler.level == logging.NOTSET:
+                    _restore.append((handler, handler.level))
+                    handler.setLevel(root.level)
+            root.setLevel(level)
+        _handler = JournalHandler()
+        root.addHandler(_handler)
 
 
 def release_logging() -> None:
     global _handler, _handler_users
     with _handler_lock:
         _handler_users -= 1
-        if _handler_users <= 0 and _handler is not None:
-            logging.getLogger().removeHandler(_handler)
-            _handler, _handler_users = None, 0
+        if _handler_users > 0 or _handler is None:
+            return
+        logging.getLogger().removeHandler(_handler)
+        for target, level in _restore:
+            target.setLevel(level)
+        _restore.clear()
+        _handler, _handler_users = None, 0

@@ -120,13 +120,14 @@ class Ledger:
         return old
 
     def settled(self, job_id: int) -> bool:
-        with self.lock:
+        """True when the job is not active and all its changes are committed."""
+        with self._flush_lock, self.lock:
             row = self.rows.get(job_id)
             return row is None or (Status(row.status) not in ACTIVE and not row.dirty)
 
     def busy(self) -> bool:
         """True while any job this ledger holds is active or has unwritten changes."""
-        with self.lock:
+        with self._flush_lock, self.lock:
             return any(Status(r.status) in ACTIVE or r.dirty for r in self.rows.values())
 
     # -- journal, rejects, commands --------------------------------------------------

@@ -1,0 +1,82 @@
+"""Job functions the tests run; module-level so a restarted runtime can import them."""
+
+import logging
+import threading
+import time
+
+import jobobs
+
+gates: dict[str, threading.Event] = {}
+
+
+def gate(name: str) -> threading.Event:
+    return gates.setdefault(name, threading.Event())
+
+
+@jobobs.job(name="noop")
+def noop(ctx):
+    pass
+
+
+@jobobs.job(name="steps", max_rejects=None)
+def steps(ctx, count=100, delay=0.01, reject_every=0):
+    """Checkpoints after every step; rejects every ``reject_every``-th item."""
+    start = (ctx.resume_state or {"i": 0})["i"]
+    ctx.log.info("starting at %d", start)
+    for i in range(start, count):
+        if reject_every and i % reject_every == 0:
+            ctx.reject({"i": i}, reason="bad item", column="i", line=i + 1, source="items")
+        time.sleep(delay)
+        ctx.progress(i + 1, count)
+        ctx.checkpoint({"i": i + 1})
+
+
+@jobobs.job(name="blocked")
+def blocked(ctx, name):
+    """Waits for its gate, checkpointing, then finishes."""
+    while not gate(name).wait(0.01):
+        ctx.checkpoint()
+
+
+@jobobs.job(name="hold-then-run")
+def hold_then_run(ctx, name):
+    """Waits for its gate without ever reaching a safe point."""
+    gate(name).wait(30)
+
+
+@jobobs.job(name="boom")
+def boom(ctx):
+    ctx.log.info("about to fail")
+    raise ValueError("the input is broken")
+
+
+@jobobs.job(name="warns")
+def warns(ctx):
+    ctx.warn("XDT-320029 an odd value in row %d", 3)
+
+
+@jobobs.job(name="many-rejects", max_rejects=5)
+def many_rejects(ctx, count=20):
+    for i in range(count):
+        ctx.reject(f"{i},x", reason="parse error", line=i + 1)
+        ctx.progress(i + 1, count)
+
+
+@jobobs.job(name="uses-logging")
+def uses_logging(ctx):
+    logger = logging.getLogger("tests.legacy")
+    logger.info("legacy info %s", "line")
+    logger.warning("legacy warning")
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        logger.exception("legacy failure")
+
+
+@jobobs.job(name="chatty")
+def chatty(ctx, name, lines=5):
+    """Logs lines, then waits for its gate (so a test can read the journal meanwhile)."""
+    for n in range(lines):
+        ctx.log.info("line %d", n)
+    while not gate(name).wait(0.01):
+        ctx.checkpoint()
