@@ -9,6 +9,7 @@ active by a process that is gone.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -91,6 +92,7 @@ class Runtime:
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._control_stop = threading.Event()
+        self._close_lock = threading.Lock()
         self._handled: set[int] = set()
         self.recovered = recovery.recover(self.ledger, live={r.id for r in _live}, host=HOST,
                                           stale_after=stale_after)
@@ -194,10 +196,12 @@ class Runtime:
         Jobs that do not reach one within ``timeout`` (default ``shutdown_timeout``) are
         recorded as ``shutdown`` anyway; their last checkpoint is where Start resumes.
         """
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        timeout = self.shutdown_timeout if timeout is None else timeout
+        with self._close_lock:
+            if not self._closed.is_set():
+                self._closed.set()
+                self._close(self.shutdown_timeout if timeout is None else timeout)
+
+    def _close(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for job_id in self._drain_queue():
             self._set_status(job_id, Status.SHUTDOWN, "runtime", "the runtime stopped",
@@ -423,16 +427,27 @@ class Runtime:
     # -- signals ---------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous = signal.getsignal(signum)
+        """SIGTERM and SIGINT close the runtime (jobs to ``shutdown`` at a safe point).
 
-            def handler(number, frame, previous=previous):
-                self.close()
-                if callable(previous) and previous not in (signal.SIG_IGN, signal.SIG_DFL):
-                    previous(number, frame)
-                raise SystemExit(0) if number == signal.SIGTERM else KeyboardInterrupt
+        The handler only starts the close on another thread and unwinds the main thread
+        (SystemExit for SIGTERM, KeyboardInterrupt for SIGINT), since the main thread may
+        hold a lock the close needs; the exit then waits for the close (see _close_all).
+        """
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            def handler(number, frame):
+                threading.Thread(target=self.close, name="jobobs-close").start()
+                if number == signal.SIGTERM:
+                    raise SystemExit(0)
+                raise KeyboardInterrupt
 
             signal.signal(signum, handler)
+
+
+@atexit.register
+def _close_all() -> None:
+    """At interpreter exit, close every runtime still open (and wait for closes under way)."""
+    for runtime in list(_live):
+        runtime.close()
 
 
 def _main_thread_defaults() -> bool:

@@ -68,7 +68,7 @@ def uses_logging(ctx):
     logger.info("legacy info %s", "line")
     logger.warning("legacy warning")
     try:
-        1 / 0
+        raise ZeroDivisionError("division by zero")
     except ZeroDivisionError:
         logger.exception("legacy failure")
 

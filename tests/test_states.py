@@ -21,7 +21,7 @@ def test_the_ten_statuses_and_their_labels():
     assert LABELS[Status.FAILED] == "Finished with errors"
     assert LABELS[Status.SHUTDOWN] == "Server shutdown in progress"
     assert len(set(LABELS.values())) == 10
-    assert TERMINAL == {Status.CANCELED, Status.FINISHED, Status.FAILED}
+    assert {Status.CANCELED, Status.FINISHED, Status.FAILED} == TERMINAL
     assert not ACTIVE & TERMINAL
 
 

@@ -1,0 +1,154 @@
+"""Runtime benchmarks, each against a reference measured in the same run.
+
+    python benchmarks/bench_runtime.py [--runs 5] [--lines 100000]
+
+Prints medians of several runs:
+- journal lines per second through the job context API, and the ratio to Python
+  ``logging`` writing the same lines to a file (target: at least 2x);
+- 1,000 trivial jobs submitted and finished, in jobs per second (target: at least 200);
+- time from a pause or cancel request to the recorded ``paused``/``canceled`` for a job
+  that checkpoints every 10 ms (target: p95 at most 200 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jobobs
+from jobobs.testing import wait_for_status, wait_until
+
+
+@jobobs.job(name="bench-log")
+def log_lines(ctx, count):
+    log = ctx.log
+    for i in range(count):
+        log.info("processed record %d of %d", i, count)
+
+
+@jobobs.job(name="bench-noop")
+def noop(ctx):
+    pass
+
+
+@jobobs.job(name="bench-ticker")
+def ticker(ctx):
+    while True:
+        time.sleep(0.01)
+        ctx.checkpoint()
+
+
+def journal_rate(folder: Path, count: int) -> float:
+    with jobobs.Runtime(str(folder / "journal.duckdb"), handle_signals=False) as rt:
+        started = time.perf_counter()
+        info = rt.submit(log_lines, count).wait()
+        elapsed = time.perf_counter() - started
+        written = rt.store.reader().execute(
+            "SELECT count(*) FROM journal WHERE job_id = ?", [info.id]).fetchone()[0]
+    assert written >= count, (written, count)
+    return count / elapsed
+
+
+def logging_rate(folder: Path, count: int) -> float:
+    handler = logging.FileHandler(folder / "reference.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logger = logging.getLogger("jobobs.bench.reference")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    started = time.perf_counter()
+    for i in range(count):
+        logger.info("processed record %d of %d", i, count)
+    handler.flush()
+    elapsed = time.perf_counter() - started
+    logger.removeHandler(handler)
+    handler.close()
+    return count / elapsed
+
+
+def trivial_jobs_rate(folder: Path, count: int = 1000) -> float:
+    path = tempfile.mktemp(suffix=".duckdb", dir=folder)
+    with jobobs.Runtime(path, workers=4, handle_signals=False) as rt:
+        started = time.perf_counter()
+        for _ in range(count):
+            rt.submit(noop)
+        rt.run_until_idle()
+        elapsed = time.perf_counter() - started
+        done = rt.store.reader().execute(
+            "SELECT count(*) FROM jobs WHERE status = 'finished'").fetchone()[0]
+    assert done == count
+    return count / elapsed
+
+
+def control_latencies(folder: Path, samples: int) -> dict[str, list[float]]:
+    """Seconds from each request to its recorded outcome, both on the runtime's clock."""
+    latencies: dict[str, list[float]] = {"pause": [], "cancel": []}
+    with jobobs.Runtime(str(folder / "control.duckdb"), handle_signals=False) as rt:
+        for _ in range(samples):
+            for command, outcome in (("pause", "paused"), ("cancel", "canceled")):
+                job = rt.submit(ticker)
+                wait_for_status(rt, job.id, "running")
+                time.sleep(random.uniform(0, 0.03))
+                rt.request(job.id, command)
+                wait_for_status(rt, job.id, outcome)
+                rt.ledger.flush()
+                (latency,) = rt.store.reader().execute(
+                    """SELECT date_diff('microsecond', c.requested_at, t.changed_at) / 1e6
+                       FROM job_commands c JOIN job_transitions t USING (job_id)
+                       WHERE c.job_id = ? AND t.to_status = ?""", [job.id, outcome]).fetchone()
+                latencies[command].append(latency)
+                if outcome == "paused":
+                    rt.cancel(job.id)
+                    wait_until(lambda j=job: rt.status(j.id).value == "canceled")
+    return latencies
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=20)
+    args = parser.parse_args(argv)
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        ours, reference = [], []
+        for _ in range(args.runs):
+            reference.append(logging_rate(folder, args.lines))
+            ours.append(journal_rate(folder, args.lines))
+        ratios = [o / r for o, r in zip(ours, reference)]
+        trivial = [trivial_jobs_rate(folder) for _ in range(args.runs)]
+        control = control_latencies(folder, args.samples)
+    rows = [
+        ("journal lines/s, ctx.log.info", f"{statistics.median(ours):,.0f}",
+         f"{statistics.median(reference):,.0f} (logging to a file)",
+         f"{statistics.median(ratios):.2f}x", ">= 2x", statistics.median(ratios) >= 2),
+        ("1,000 trivial jobs, jobs/s", f"{statistics.median(trivial):,.0f}", "", "", ">= 200",
+         statistics.median(trivial) >= 200),
+    ]
+    for command, values in control.items():
+        median = statistics.median(values)
+        rows.append((f"{command}: request to recorded, ms", f"p50 {median * 1e3:.0f}",
+                     f"p95 {p95(values) * 1e3:.0f}", "", "p95 <= 200", p95(values) <= 0.2))
+    print(f"median of {args.runs} runs ({args.lines:,} lines each); control: {args.samples} "
+          "samples each")
+    print(f"{'figure':34} {'value':>12}  {'reference / p95':32} {'ratio':>7}  {'target':10} ok")
+    for name, value, ref, ratio, target, passed in rows:
+        verdict = "yes" if passed else "NO"
+        print(f"{name:34} {value:>12}  {ref:32} {ratio:>7}  {target:10} {verdict}")
+        ok = ok and passed
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

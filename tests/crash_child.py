@@ -1,0 +1,18 @@
+"""Run by test_crash.py in its own process: submit a job, say when it is well under way,
+then wait (until the test kills or stops this process)."""
+
+import sys
+import time
+
+import jobs
+
+import jobobs
+
+db, count, ready_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rt = jobobs.Runtime(db, workers=2)
+job = rt.submit(jobs.steps, count, 0.004, 7)
+while rt.job(job.id).processed < ready_at:
+    time.sleep(0.005)
+print(job.id, flush=True)
+rt.wait(job.id)
+print("finished", flush=True)

@@ -1,0 +1,67 @@
+"""The schema: migrations recorded, newer databases refused, views usable."""
+
+import duckdb
+import jobs
+import pytest
+
+import jobobs
+from jobobs import SchemaError, queries
+from jobobs.schema import JOB_COLUMNS, LATEST
+from jobobs.store import Store
+
+
+def test_a_new_file_is_migrated_and_recorded(db):
+    Store(db).close()
+    con = duckdb.connect(db)
+    assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == LATEST
+    columns = [r[0] for r in con.execute("DESCRIBE jobs").fetchall()]
+    assert tuple(columns) == JOB_COLUMNS
+    assert con.execute("SELECT count(*) FROM statuses").fetchone()[0] == 10
+    con.close()
+    Store(db).close()  # opening again applies nothing twice
+    con = duckdb.connect(db)
+    assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == LATEST
+    con.close()
+
+
+def test_a_newer_database_is_refused(db):
+    Store(db).close()
+    con = duckdb.connect(db)
+    con.execute("INSERT INTO schema_version (version, description) VALUES (99, 'future')")
+    con.close()
+    with pytest.raises(SchemaError, match="schema version 99, newer than this jobobs"):
+        Store(db)
+
+
+def test_a_foreign_jobs_table_is_refused(db):
+    con = duckdb.connect(db)
+    con.execute("CREATE TABLE jobs (x INT)")
+    con.close()
+    with pytest.raises(SchemaError, match="did not create"):
+        Store(db)
+
+
+def test_status_is_text_not_an_enum(db):
+    Store(db).close()
+    con = duckdb.connect(db)
+    types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = 'jobs'").fetchall())
+    assert types["status"] == "VARCHAR"
+
+
+def test_analyst_views(db):
+    with jobobs.Runtime(db, handle_signals=False) as rt:
+        rt.wait(rt.submit(jobs.steps, 8, 0.0, 3).id, timeout=10)
+        rt.wait(rt.submit(jobs.boom).id, timeout=10)
+        con = rt.store.reader()
+        runs = con.execute("SELECT name, label, duration_s >= 0, queue_s >= 0 FROM job_runs "
+                           "ORDER BY id").fetchall()
+        assert runs == [("steps", "Finished", True, True),
+                        ("boom", "Finished with errors", True, True)]
+        breakdown = con.execute("SELECT reason, column_name, rejects FROM reject_breakdown"
+                                ).fetchall()
+        assert breakdown == [("bad item", "i", 3)]
+        errors = con.execute("SELECT name, jobs FROM error_breakdown").fetchall()
+        assert errors == [("boom", 1)]
+        counts = queries.status_counts(con).set_index("status").jobs
+        assert (counts["finished"], counts["failed"], counts["running"]) == (1, 1, 0)
