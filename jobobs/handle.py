@@ -40,7 +40,7 @@ class JobHandle:
 
     @property
     def status(self) -> Status:
-        return self.runtime.store.status(self.id)
+        return self.runtime.status(self.id)
 
     def info(self) -> JobInfo:
         return self.runtime.job(self.id)

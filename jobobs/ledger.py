@@ -22,20 +22,26 @@ from jobobs.store import Store
 
 
 class JobRow:
-    """A job's row; ``set`` records which columns changed since the last flush."""
+    """A job's row; ``set`` records which columns changed since the last flush.
 
-    __slots__ = (*JOB_COLUMNS, "_changed", "_new")
+    Rows are changed by worker threads and read by the flush, so ``set`` takes the
+    ledger's lock.
+    """
 
-    def __init__(self, values: dict[str, Any], *, new: bool = False):
+    __slots__ = (*JOB_COLUMNS, "_changed", "_lock", "_new")
+
+    def __init__(self, values: dict[str, Any], lock: threading.RLock, *, new: bool = False):
         for column in JOB_COLUMNS:
             object.__setattr__(self, column, values.get(column))
         self._changed: set[str] = set()
+        self._lock = lock
         self._new = new
 
     def set(self, **values: Any) -> None:
-        for column, value in values.items():
-            object.__setattr__(self, column, value)
-        self._changed.update(values)
+        with self._lock:
+            for column, value in values.items():
+                object.__setattr__(self, column, value)
+            self._changed.update(values)
 
     def values(self) -> dict[str, Any]:
         return {column: getattr(self, column) for column in JOB_COLUMNS}
@@ -74,7 +80,7 @@ class Ledger:
                           "has_warning": False, "created_at": now, "updated_at": now,
                           "created_by": actor, "run_count": 0, "active_seconds": 0.0,
                           **dict.fromkeys(("processed", "succeeded", "rejected", "warnings",
-                                           "duplicates"), 0)}, new=True)
+                                           "duplicates"), 0)}, self.lock, new=True)
             self.rows[row.id] = row
             self._line_seq[row.id] = self._reject_seq[row.id] = 0
             self._transitions.append((row.id, 1, now, None, "editing", actor, "created"))
@@ -87,7 +93,7 @@ class Ledger:
         with self.lock:
             row = self.rows.get(job_id)
             if row is None:
-                row = self.rows[job_id] = JobRow(self.store.job(job_id))
+                row = self.rows[job_id] = JobRow(self.store.job(job_id), self.lock)
             return row
 
     def status(self, job_id: int) -> Status:

@@ -12,7 +12,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from jobobs.records import LEVELS
+from jobobs.records import LEVELS, level_name
 
 JOB_LIST_COLUMNS = """id, name, kind, status, label, has_warning, created_at, started_at,
     finished_at, duration_s, total, processed, succeeded, rejected, warnings, progress, eta_at,
@@ -60,7 +60,8 @@ def journal(
     level: str | None = None,
 ) -> pd.DataFrame:
     """Journal lines after sequence number ``after``, oldest first; ``level`` is a minimum."""
-    levels = [name for name, n in LEVELS.items() if level is None or n >= LEVELS[level.upper()]]
+    least = LEVELS[level_name(level)] if level is not None else 0
+    levels = [name for name, number in LEVELS.items() if number >= least]
     return con.execute(
         f"""SELECT seq, logged_at, level, code, message FROM journal
             WHERE job_id = ? AND seq > ? AND level IN ({', '.join('?' * len(levels))})

@@ -16,6 +16,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -47,6 +48,7 @@ from jobobs.store import Store
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
+PURGE_EVERY = 3600.0  # seconds between retention purges while a runtime runs
 _live: weakref.WeakSet[Runtime] = weakref.WeakSet()
 
 
@@ -96,6 +98,7 @@ class Runtime:
         self._handled: set[int] = set()
         self.recovered = recovery.recover(self.ledger, live={r.id for r in _live}, host=HOST,
                                           stale_after=stale_after)
+        self.retention = retention
         if retention is not None:
             self.purge(retention)
         _live.add(self)
@@ -367,6 +370,7 @@ class Runtime:
 
     def _control_loop(self) -> None:
         last_flush = last_beat = 0.0
+        last_purge = time.monotonic()
         while not self._control_stop.is_set():
             self._wake.wait(self.poll_interval)
             self._wake.clear()
@@ -384,6 +388,9 @@ class Runtime:
                     self.ledger.flush()
                     self._notify()
                     last_flush = now
+                if self.retention is not None and now - last_purge >= PURGE_EVERY:
+                    self.purge(self.retention)
+                    last_purge = now
             except Exception:
                 log.exception("jobobs: the control loop hit an error; it carries on")
 
@@ -451,7 +458,11 @@ def _close_all() -> None:
 
 
 def _main_thread_defaults() -> bool:
-    """True on the main thread when SIGTERM and SIGINT still have Python's default handlers."""
+    """True on the main thread of a plain Python process whose SIGTERM and SIGINT still have
+    Python's default handlers (not in IPython or Jupyter, where SIGINT interrupts a cell)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is not None and ipython.get_ipython() is not None:
+        return False
     return (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler)

@@ -80,3 +80,15 @@ def chatty(ctx, name, lines=5):
         ctx.log.info("line %d", n)
     while not gate(name).wait(0.01):
         ctx.checkpoint()
+
+
+@jobobs.job(name="bad-state")
+def bad_state(ctx):
+    ctx.checkpoint({"when": object()})
+
+
+@jobobs.job(name="spaced", checkpoint_interval=60.0)
+def spaced(ctx, count=50):
+    for i in range(count):
+        ctx.progress(i + 1, count)
+        ctx.checkpoint({"i": i + 1})

@@ -283,3 +283,15 @@ def test_a_job_whose_function_is_gone_fails_clearly(rt):
     info = rt.wait(row.id, timeout=10)
     assert info.status is Status.FAILED
     assert info.error.startswith("JobDefinitionError: job function nowhere.at_all:fn cannot")
+
+
+def test_a_checkpoint_state_that_is_not_json_fails_the_job_clearly(rt):
+    info = rt.wait(rt.submit(jobs.bad_state).id, timeout=10)
+    assert info.status is Status.FAILED
+    assert info.error.startswith("JobobsError: checkpoint state must be JSON-serializable")
+
+
+def test_checkpoint_interval_spaces_the_saves(rt):
+    info = rt.wait(rt.submit(jobs.spaced).id, timeout=10)
+    assert info.status is Status.FINISHED and info.processed == 50
+    assert json.loads(info.checkpoint)["state"] == {"i": 1}  # only the first save was due
