@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,21 +24,27 @@ INTERRUPTS = {"pause": PauseInterrupt, "cancel": CancelInterrupt, "shutdown": Sh
 class Control:
     """The request a job should honour at its next safe point: None, pause, cancel or shutdown.
 
-    A cancel outranks a pause, and both outrank a shutdown (the person asked first).
+    A cancel outranks a pause, and both outrank a shutdown (the person asked first). Once
+    the job has taken a request at a safe point it is stopping, and a pause can no longer
+    be withdrawn; ``lock`` makes taking and withdrawing exclusive.
     """
 
     RANK = {None: 0, "shutdown": 1, "pause": 2, "cancel": 3}
 
     def __init__(self) -> None:
         self.request: str | None = None
+        self.taken: str | None = None
+        self.lock = threading.Lock()
 
     def ask(self, request: str) -> None:
-        if self.RANK[request] > self.RANK[self.request]:
-            self.request = request
+        with self.lock:
+            if self.RANK[request] > self.RANK[self.request]:
+                self.request = request
 
-    def withdraw(self, request: str) -> None:
-        if self.request == request:
-            self.request = None
+    def take(self) -> str | None:
+        with self.lock:
+            self.taken = self.request
+            return self.request
 
 
 class JobLog:
@@ -180,7 +187,7 @@ class JobContext:
         """
         if state is not None:
             self._state = state
-        request = self._control.request
+        request = self._control.take() if self._control.request else None
         now = self._clock()
         if request or now - self._last_checkpoint >= self.checkpoint_interval:
             self.save(now)

@@ -30,13 +30,11 @@ from jobobs import recovery
 from jobobs.commands import check_request, plan
 from jobobs.context import Control, JobContext
 from jobobs.errors import (
-    CancelInterrupt,
     IllegalTransition,
     JobDefinitionError,
+    JobInterrupt,
     JobNotFound,
-    PauseInterrupt,
     RuntimeClosed,
-    ShutdownInterrupt,
     TooManyRejects,
 )
 from jobobs.handle import JobHandle, JobInfo
@@ -49,6 +47,14 @@ from jobobs.store import Store
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 PURGE_EVERY = 3600.0  # seconds between retention purges while a runtime runs
+# Where a job that stopped at a safe point ends, by the status it was in then.
+STOPPED = {Status.PAUSING: Status.PAUSED, Status.CANCELING: Status.CANCELED}
+STOP_REASONS = {
+    Status.PAUSED: "paused at a checkpoint",
+    Status.CANCELED: "canceled at a checkpoint",
+    Status.SHUTDOWN: "the runtime stopped; the job stopped at a checkpoint and Start resumes "
+                     "it from there",
+}
 _live: weakref.WeakSet[Runtime] = weakref.WeakSet()
 
 
@@ -250,17 +256,18 @@ class Runtime:
                 self._notify()
 
     def _execute(self, job_id: int) -> None:
-        execution = self._executions[job_id] = _Execution(job_id)
-        try:
-            self.ledger.transition(
-                job_id, Status.RUNNING, actor="runtime", expect=Status.QUEUED,
-                runtime_id=self.id, host=HOST, pid=os.getpid(),
-                worker=threading.current_thread().name,
-                run_count=self.ledger.row(job_id).run_count + 1,
-            )
-        except IllegalTransition:  # paused or canceled while it waited in the queue
-            del self._executions[job_id]
-            return
+        execution = _Execution(job_id)
+        with self.ledger.lock:
+            try:
+                self.ledger.transition(
+                    job_id, Status.RUNNING, actor="runtime", expect=Status.QUEUED,
+                    runtime_id=self.id, host=HOST, pid=os.getpid(),
+                    worker=threading.current_thread().name,
+                    run_count=self.ledger.row(job_id).run_count + 1,
+                )
+            except IllegalTransition:  # paused or canceled while it waited in the queue
+                return
+            self._executions[job_id] = execution
         self._notify()
         started = self.clock()
         row = self.ledger.row(job_id)
@@ -274,13 +281,10 @@ class Runtime:
         token = current_job.set(ctx)
         try:
             definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
-        except PauseInterrupt:
-            self._end(execution, Status.PAUSED, started, "paused at a checkpoint")
-        except CancelInterrupt:
-            self._end(execution, Status.CANCELED, started, "canceled at a checkpoint")
-        except ShutdownInterrupt:
-            self._end(execution, Status.SHUTDOWN, started, "the runtime stopped; the job "
-                      "stopped at a checkpoint and Start resumes it from there")
+        except JobInterrupt:
+            with self.ledger.lock:  # no request can change the status while we decide
+                status = STOPPED.get(self.ledger.status(job_id), Status.SHUTDOWN)
+                self._end(execution, status, started, STOP_REASONS[status])
         except BaseException as error:
             self._end(execution, Status.FAILED, started, error=error)
         else:
@@ -338,8 +342,9 @@ class Runtime:
                 self.ledger.line(job_id, "WARNING", "End of job with warning(s)")
         elif reason:
             self.ledger.line(job_id, "INFO", reason[0].upper() + reason[1:])
-        self._executions.pop(job_id, None)
-        self._set_status(job_id, status, "runtime", reason, **values)
+        with self.ledger.lock:
+            self._executions.pop(job_id, None)
+            self._set_status(job_id, status, "runtime", reason, **values)
 
     def _set_status(self, job_id: int, status: Status, actor: str, reason: str | None,
                     expect: Status | None = None, **values: Any) -> bool:
@@ -398,8 +403,11 @@ class Runtime:
         """Carry out one request; its outcome is written back to the commands table."""
         if command_id in self._handled:
             return
+        outcome = self._carry_out(job_id, command, by)
+        if outcome is None:  # not yet: the next poll tries again
+            return
         self._handled.add(command_id)
-        self.ledger.handled(command_id, self._carry_out(job_id, command, by))
+        self.ledger.handled(command_id, outcome)
         self._notify()
 
     def _beat(self) -> None:
@@ -410,23 +418,29 @@ class Runtime:
                 if row is not None:
                     row.set(heartbeat_at=now)
 
-    def _carry_out(self, job_id: int, command: str, by: str) -> str:
+    def _carry_out(self, job_id: int, command: str, by: str) -> str | None:
         try:
-            status = self.ledger.status(job_id)
+            with self.ledger.lock:  # a job's status and its execution change together
+                status = self.ledger.status(job_id)
+                execution = self._executions.get(job_id)
         except JobNotFound:
             return "ignored: no such job"
-        execution = self._executions.get(job_id)
         step = plan(command, status, execution is not None)
+        if step is not None and step.to is Status.RUNNING and execution is not None:
+            with execution.control.lock:  # withdraw a pause the job has not taken yet
+                if execution.control.taken:
+                    return None  # it is stopping: resume once it is paused
+                if self._set_status(job_id, step.to, by, step.reason, expect=status):
+                    execution.control.request = None
+                    self.ledger.line(job_id, "INFO", step.journal.format(by=by))
+                    return step.to.value
         if step is None or not self._set_status(job_id, step.to, by, step.reason,
                                                 expect=status):
             return f"ignored: the job is {self.ledger.status(job_id).value}"
         if step.to is Status.QUEUED:
             self._queue.put(job_id)
-        elif execution is not None:
-            if step.to is Status.RUNNING:
-                execution.control.withdraw("pause")
-            elif step.to in (Status.PAUSING, Status.CANCELING):
-                execution.control.ask("pause" if step.to is Status.PAUSING else "cancel")
+        elif execution is not None and step.to in (Status.PAUSING, Status.CANCELING):
+            execution.control.ask("pause" if step.to is Status.PAUSING else "cancel")
         if step.journal:
             self.ledger.line(job_id, "INFO", step.journal.format(by=by))
         return step.to.value
