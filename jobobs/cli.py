@@ -145,14 +145,13 @@ def _control(command: str):
     @click.argument("job_id", type=int)
     @click.option("--by", help="Who asks (default: your user name).")
     def control(db, job_id, by):
-        from jobobs.commands import check_request
-        from jobobs.runtime import _user
+        from jobobs.commands import check_request, current_user
         from jobobs.store import Store
 
         store = Store(db)
         try:
             check_request(job_id, command, store.status(job_id))
-            command_id = store.request(job_id, command, by=by or _user(), now=_now())
+            command_id = store.request(job_id, command, by=by or current_user(), now=_now())
         finally:
             store.close()
         click.echo(f"{command} of job {job_id} requested (request {command_id}); the runtime "

@@ -8,6 +8,8 @@ one table of what a request leads to; a status missing from it refuses the reque
 
 from __future__ import annotations
 
+import getpass
+import os
 from typing import NamedTuple
 
 from jobobs.errors import IllegalRequest
@@ -56,6 +58,14 @@ def check_request(job_id: int, command: str, status: Status | str) -> None:
         raise ValueError(f"unknown command {command!r}; use one of {', '.join(COMMANDS)}")
     if Status(status) not in PLANS[command]:
         raise IllegalRequest(job_id, command, Status(status).value)
+
+
+def current_user() -> str:
+    """Who is asking, when the caller does not say: the login or user name."""
+    try:
+        return os.getlogin()
+    except OSError:
+        return getpass.getuser()
 
 
 def plan(command: str, status: Status, executing_here: bool) -> Plan | None:

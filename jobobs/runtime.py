@@ -9,25 +9,21 @@ active by a process that is gone.
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import os
 import queue
-import signal
 import socket
-import sys
 import threading
 import time
 import traceback
 import uuid
-import weakref
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from jobobs import recovery
-from jobobs.commands import check_request, plan
+from jobobs import recovery, signals
+from jobobs.commands import check_request, current_user, plan
 from jobobs.context import Control, JobContext
 from jobobs.errors import (
     IllegalTransition,
@@ -55,7 +51,6 @@ STOP_REASONS = {
     Status.SHUTDOWN: "the runtime stopped; the job stopped at a checkpoint and Start resumes "
                      "it from there",
 }
-_live: weakref.WeakSet[Runtime] = weakref.WeakSet()
 
 
 class _Execution:
@@ -87,7 +82,7 @@ class Runtime:
             raise ValueError("workers must be at least 1")
         self.id = uuid.uuid4().hex[:12]
         self.clock = clock
-        self.actor = actor or _user()
+        self.actor = actor or current_user()
         self.workers = workers
         self.flush_interval, self.poll_interval = flush_interval, poll_interval
         self.heartbeat_interval, self.stale_after = heartbeat, stale_after
@@ -102,12 +97,11 @@ class Runtime:
         self._control_stop = threading.Event()
         self._close_lock = threading.Lock()
         self._handled: set[int] = set()
-        self.recovered = recovery.recover(self.ledger, live={r.id for r in _live}, host=HOST,
+        self.recovered = recovery.recover(self.ledger, live=signals.live_ids(), host=HOST,
                                           stale_after=stale_after)
         self.retention = retention
         if retention is not None:
             self.purge(retention)
-        _live.add(self)
         capture_logging(log_level)
         self._threads = [
             threading.Thread(target=self._work, name=f"jobobs-worker-{n}", daemon=True)
@@ -118,8 +112,7 @@ class Runtime:
         )
         for thread in self._threads:
             thread.start()
-        if handle_signals or (handle_signals is None and _main_thread_defaults()):
-            self._install_signal_handlers()
+        signals.register(self, handle_signals)
 
     # -- the public API ---------------------------------------------------------
 
@@ -230,7 +223,7 @@ class Runtime:
         self._wake.set()
         self._threads[-1].join(2.0)
         self.ledger.flush()
-        _live.discard(self)
+        signals.unregister(self)
         release_logging()
         self.store.close()
 
@@ -444,50 +437,3 @@ class Runtime:
         if step.journal:
             self.ledger.line(job_id, "INFO", step.journal.format(by=by))
         return step.to.value
-
-    # -- signals ---------------------------------------------------------------------
-
-    def _install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT close the runtime (jobs to ``shutdown`` at a safe point).
-
-        The handler only starts the close on another thread and unwinds the main thread
-        (SystemExit for SIGTERM, KeyboardInterrupt for SIGINT), since the main thread may
-        hold a lock the close needs; the exit then waits for the close (see _close_all).
-        """
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            def handler(number, frame):
-                threading.Thread(target=self.close, name="jobobs-close").start()
-                if number == signal.SIGTERM:
-                    raise SystemExit(0)
-                raise KeyboardInterrupt
-
-            signal.signal(signum, handler)
-
-
-@atexit.register
-def _close_all() -> None:
-    """At interpreter exit, close every runtime still open (and wait for closes under way)."""
-    for runtime in list(_live):
-        runtime.close()
-
-
-def _main_thread_defaults() -> bool:
-    """True on the main thread of a plain Python process whose SIGTERM and SIGINT still have
-    Python's default handlers (not in IPython or Jupyter, where SIGINT interrupts a cell)."""
-    ipython = sys.modules.get("IPython")
-    if ipython is not None and ipython.get_ipython() is not None:
-        return False
-    return (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-
-
-def _user() -> str:
-    try:
-        return os.getlogin()
-    except OSError:
-        import getpass
-        return getpass.getuser()
-
-
-
