@@ -6,6 +6,7 @@ import time
 
 from rich.console import Console
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from jobobs.runtime import Runtime
@@ -18,15 +19,19 @@ STYLES = {
 }
 
 
-def table(rt: Runtime, job_ids: list[int]) -> Table:
-    view = Table("id", "job", "status", "progress", "processed", "rejected", "warn", "error")
+def table(rt: Runtime, job_ids: list[int], now: float | None = None) -> Table:
+    """One row per job: status label, progress bar, counters, duration, warning flag."""
+    now = time.time() if now is None else now
+    view = Table("id", "job", "status", "progress", "%", "processed", "rejected", "time", "⚠")
     for job_id in job_ids:
         info = rt.job(job_id)
         done = info.progress_current / info.progress_total if info.progress_total else 0.0
-        bar = "█" * int(done * 20) + "·" * (20 - int(done * 20))
-        view.add_row(str(job_id), info.name, f"[{STYLES.get(info.status, '')}]{info.label}",
-                     f"{bar} {done:4.0%}", str(info.processed), str(info.rejected),
-                     "⚠" if info.has_warning else "", (info.error or "")[:50])
+        took = ((info.finished_at or now) - info.started_at) if info.started_at else 0.0
+        view.add_row(
+            str(job_id), info.name, f"[{STYLES.get(info.status, '')}]{info.label}",
+            ProgressBar(total=1.0, completed=done, width=20), f"{done:.0%}",
+            str(info.processed), str(info.rejected), f"{took:.1f}s",
+            "⚠" if info.has_warning else "")
     return view
 
 
@@ -38,3 +43,9 @@ def watch(rt: Runtime, job_ids: list[int], interval: float = 0.25,
             time.sleep(interval)
             live.update(table(rt, job_ids))
         live.update(table(rt, job_ids))
+    out = console or live.console
+    out.line()
+    for job_id in job_ids:
+        info = rt.job(job_id)
+        if info.error:
+            out.print(f"job {job_id} {info.name}: {info.error}", style="red", highlight=False)
