@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,29 +23,36 @@ INTERRUPTS = {"pause": PauseInterrupt, "cancel": CancelInterrupt, "shutdown": Sh
 
 
 class Control:
-    """The request a job should honour at its next safe point: None, pause, cancel or shutdown.
+    """What a job should honour at its next safe point: a person's pause or cancel, and the
+    runtime's shutdown.
 
-    A cancel outranks a pause, and both outrank a shutdown (the person asked first). Once
-    the job has taken a request at a safe point it is stopping, and a pause can no longer
-    be withdrawn; ``lock`` makes taking and withdrawing exclusive.
+    A cancel outranks a pause, and both outrank a shutdown (the person asked first); a
+    shutdown is kept apart so that withdrawing a pause never drops it. Once the job has
+    taken a request at a safe point it is stopping and a pause can no longer be withdrawn:
+    ``lock`` makes taking and withdrawing exclusive.
     """
 
-    RANK = {None: 0, "shutdown": 1, "pause": 2, "cancel": 3}
-
     def __init__(self) -> None:
-        self.request: str | None = None
+        self.request: str | None = None  # "pause" or "cancel"
+        self.shutdown = False
         self.taken: str | None = None
         self.lock = threading.Lock()
 
+    @property
+    def pending(self) -> str | None:
+        return self.request or ("shutdown" if self.shutdown else None)
+
     def ask(self, request: str) -> None:
         with self.lock:
-            if self.RANK[request] > self.RANK[self.request]:
+            if request == "shutdown":
+                self.shutdown = True
+            elif self.request != "cancel":
                 self.request = request
 
     def take(self) -> str | None:
         with self.lock:
-            self.taken = self.request
-            return self.request
+            self.taken = self.pending
+            return self.taken
 
 
 class JobLog:
@@ -129,10 +137,11 @@ class JobContext:
         a warning and does not count toward the limit.
         """
         seq = self._ledger.reject(
-            self.job_id, kind="warning" if warning else "error", source=source, line_no=line,
-            column_name=column, raw=raw if raw is not None else raw_of(record),
-            record=None if record is None else to_json(record), reason=reason,
-            message=message or reason,
+            self.job_id, kind="warning" if warning else "error", source=_text(source),
+            line_no=_count("line", line), column_name=_text(column),
+            raw=_text(raw) if raw is not None else raw_of(record),
+            record=None if record is None else to_json(record), reason=str(reason),
+            message=str(message or reason),
         )
         if warning:
             self._warned()
@@ -147,8 +156,10 @@ class JobContext:
         """Report progress; ``processed`` follows ``current`` and an ETA is estimated."""
         now = self._clock()
         row = self._row
+        current = _number("current", current)
         values: dict[str, Any] = {"progress_current": current, "processed": int(current)}
         if total is not None:
+            total = _number("total", total)
             values.update(progress_total=total, total=int(total))
         else:
             total = row.progress_total
@@ -164,8 +175,11 @@ class JobContext:
         if unknown:
             raise JobobsError(f"unknown counter {sorted(unknown)[0]!r}; "
                               f"use one of {', '.join(COUNTERS)}")
+        values = {name: _count(name, value) for name, value in counters.items()}
+        if any(value is None for name, value in values.items() if name != "total"):
+            raise JobobsError("only the total counter can be unknown (None)")
         self._explicit_succeeded = self._explicit_succeeded or "succeeded" in counters
-        self._row.set(**counters)
+        self._row.set(**values)
 
     @property
     def eta(self) -> float | None:
@@ -177,7 +191,7 @@ class JobContext:
     @property
     def stop_requested(self) -> str | None:
         """The pending request (pause, cancel, shutdown) that the next checkpoint will honour."""
-        return self._control.request
+        return self._control.pending
 
     def checkpoint(self, state: Any = None) -> None:
         """Save ``state`` (JSON) with everything reported so far; honour a pending request.
@@ -187,7 +201,7 @@ class JobContext:
         """
         if state is not None:
             self._state = state
-        request = self._control.take() if self._control.request else None
+        request = self._control.take() if self._control.pending else None
         now = self._clock()
         if request or now - self._last_checkpoint >= self.checkpoint_interval:
             self.save(now)
@@ -221,3 +235,23 @@ class JobContext:
         processed = changed.get("processed", self._row.processed)
         rejected = changed.get("rejected", self._row.rejected)
         return {"succeeded": max(processed - rejected, 0)}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(name: str, value: object) -> float:
+    """A finite number, or a JobobsError naming the argument (raised inside the job)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+        raise JobobsError(f"{name} must be a number, not {value!r}")
+    return float(value) if not isinstance(value, numbers.Integral) else int(value)
+
+
+def _count(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or not 0 <= value < 2**63):
+        raise JobobsError(f"{name} must be a whole number >= 0, not {value!r}")
+    return int(value)

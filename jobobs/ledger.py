@@ -184,39 +184,46 @@ class Ledger:
     def flush(self) -> None:
         """Write everything pending in one transaction; on failure keep it for the next try."""
         with self._flush_lock:
-            with self.lock:
-                new, updates = [], []
-                for row in self.rows.values():
-                    if row._new:
-                        new.append([getattr(row, c) for c in JOB_COLUMNS])
-                    elif row._changed:
-                        updates.append({"id": row.id,
-                                        **{c: getattr(row, c) for c in row._changed}})
-                batch = dict(new_jobs=new, updates=updates, transitions=self._transitions,
-                             lines=self._lines, rejects=self._rejects, handled=self._handled,
-                             rewinds=self._rewinds)
-                changed = {job_id: (r._new, r._changed) for job_id, r in self.rows.items()
-                           if r.dirty}
-                for job_id in changed:
-                    row = self.rows[job_id]
-                    row._new, row._changed = False, set()
-                self._transitions, self._lines, self._rejects = [], [], []
-                self._handled, self._rewinds = [], []
+            taken = None
             try:
-                self.store.write(**batch)
+                taken = self._take()
+                self.store.write(**taken[0])
             except BaseException:
-                with self.lock:
-                    for job_id, (was_new, columns) in changed.items():
-                        row = self.rows[job_id]
-                        row._new = row._new or was_new
-                        row._changed |= columns
-                    self._transitions[:0] = batch["transitions"]
-                    self._lines[:0] = batch["lines"]
-                    self._rejects[:0] = batch["rejects"]
-                    self._handled[:0] = batch["handled"]
-                    self._rewinds[:0] = batch["rewinds"]
+                if taken is not None:
+                    self._put_back(*taken)
                 raise
             self._release()
+
+    def _take(self) -> tuple[dict[str, list], dict[int, tuple[bool, set[str]]]]:
+        with self.lock:
+            new, updates = [], []
+            for row in self.rows.values():
+                if row._new:
+                    new.append([getattr(row, c) for c in JOB_COLUMNS])
+                elif row._changed:
+                    updates.append({"id": row.id, **{c: getattr(row, c) for c in row._changed}})
+            batch = dict(new_jobs=new, updates=updates, transitions=self._transitions,
+                         lines=self._lines, rejects=self._rejects, handled=self._handled,
+                         rewinds=self._rewinds)
+            changed = {job_id: (r._new, r._changed) for job_id, r in self.rows.items()
+                       if r.dirty}
+            for job_id in changed:
+                self.rows[job_id]._new, self.rows[job_id]._changed = False, set()
+            self._transitions, self._lines, self._rejects = [], [], []
+            self._handled, self._rewinds = [], []
+        return batch, changed
+
+    def _put_back(self, batch: dict[str, list], changed: dict[int, tuple[bool, set[str]]]):
+        with self.lock:
+            for job_id, (was_new, columns) in changed.items():
+                row = self.rows[job_id]
+                row._new = row._new or was_new
+                row._changed |= columns
+            self._transitions[:0] = batch["transitions"]
+            self._lines[:0] = batch["lines"]
+            self._rejects[:0] = batch["rejects"]
+            self._handled[:0] = batch["handled"]
+            self._rewinds[:0] = batch["rewinds"]
 
     def _release(self) -> None:
         """Forget settled, written rows; the database has them."""

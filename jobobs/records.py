@@ -75,7 +75,9 @@ def render(message: object, args: tuple) -> str:
 
 def split_code(code: str | None, message: str) -> tuple[str | None, str]:
     """Move a leading error code out of the message into the code column."""
-    if code is None and message[:1].isupper():
+    if code is not None:
+        return str(code), message
+    if message[:1].isupper():
         match = _CODE.match(message)
         if match:
             return match.group(1), message[match.end():]

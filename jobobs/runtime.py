@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from jobobs import recovery, signals
+from jobobs import process, recovery
 from jobobs.commands import check_request, current_user, plan
 from jobobs.context import Control, JobContext
 from jobobs.errors import (
@@ -74,7 +74,7 @@ class Runtime:
     def __init__(
         self, path: str = "jobs.duckdb", workers: int = 4, *, actor: str | None = None,
         flush_interval: float = 0.1, poll_interval: float = 0.05, heartbeat: float = 1.0,
-        stale_after: float = 30.0, shutdown_timeout: float = 4.0,
+        shutdown_timeout: float = 4.0,
         retention: timedelta | None = None, handle_signals: bool | None = None,
         log_level: int | None = logging.INFO, clock: Callable[[], float] = time.time,
     ):
@@ -85,8 +85,9 @@ class Runtime:
         self.actor = actor or current_user()
         self.workers = workers
         self.flush_interval, self.poll_interval = flush_interval, poll_interval
-        self.heartbeat_interval, self.stale_after = heartbeat, stale_after
+        self.heartbeat_interval = heartbeat
         self.shutdown_timeout = shutdown_timeout
+        process.claim(path)
         self.store = Store(path)
         self.ledger = Ledger(self.store, clock)
         self._queue: queue.Queue[int | None] = queue.Queue()
@@ -97,8 +98,7 @@ class Runtime:
         self._control_stop = threading.Event()
         self._close_lock = threading.Lock()
         self._handled: set[int] = set()
-        self.recovered = recovery.recover(self.ledger, live=signals.live_ids(), host=HOST,
-                                          stale_after=stale_after)
+        self.recovered = recovery.recover(self.ledger)
         self.retention = retention
         if retention is not None:
             self.purge(retention)
@@ -112,7 +112,7 @@ class Runtime:
         )
         for thread in self._threads:
             thread.start()
-        signals.register(self, handle_signals)
+        process.register(self, handle_signals)
 
     # -- the public API ---------------------------------------------------------
 
@@ -172,7 +172,8 @@ class Runtime:
                    and not self.store.pending_commands(job_id)):
             if deadline is not None and time.monotonic() >= deadline:
                 status = self.ledger.status(job_id).value
-                raise TimeoutError(f"job {job_id} is still {status} after {timeout} s")
+                raise TimeoutError(f"job {job_id} has not settled after {timeout} s "
+                                   f"(it is {status})")
             with self._changed:
                 self._changed.wait(0.05)
         return self.job(job_id)
@@ -205,27 +206,35 @@ class Runtime:
 
     def _close(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        for job_id in self._drain_queue():
-            self._set_status(job_id, Status.SHUTDOWN, "runtime", "the runtime stopped",
-                             expect=Status.QUEUED)
-        for execution in list(self._executions.values()):
-            execution.control.ask("shutdown")
-        for _ in self._threads[:-1]:
-            self._queue.put(None)
-        for thread in self._threads[:-1]:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        for job_id in list(self._executions):
-            self._set_status(
-                job_id, Status.SHUTDOWN, "runtime",
-                f"the runtime stopped and the job did not reach a safe point within {timeout} s",
-            )
-        self._control_stop.set()
-        self._wake.set()
-        self._threads[-1].join(2.0)
-        self.ledger.flush()
-        signals.unregister(self)
-        release_logging()
-        self.store.close()
+        try:
+            self._control_stop.set()  # no request is carried out from here on
+            self._wake.set()
+            self._threads[-1].join(timeout)
+            for job_id in self._drain_queue():
+                self._set_status(job_id, Status.SHUTDOWN, "runtime", "the runtime stopped",
+                                 expect=Status.QUEUED)
+            with self.ledger.lock:
+                executions = list(self._executions.values())
+            for execution in executions:
+                execution.control.ask("shutdown")
+            for _ in self._threads[:-1]:
+                self._queue.put(None)
+            for thread in self._threads[:-1]:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            with self.ledger.lock:
+                stuck = list(self._executions)
+            for job_id in stuck:
+                late = ("the runtime stopped and the job did not reach a safe point within "
+                        f"{timeout} s")
+                if not self._set_status(job_id, Status.CANCELED, "runtime",
+                                        f"{late}; the cancel is complete",
+                                        expect=Status.CANCELING):
+                    self._set_status(job_id, Status.SHUTDOWN, "runtime", late)
+            self.ledger.flush()
+        finally:
+            process.unregister(self)
+            release_logging()
+            self.store.close()
 
     def __enter__(self) -> Runtime:
         return self
@@ -243,6 +252,8 @@ class Runtime:
                 continue
             try:
                 self._execute(job_id)
+            except RuntimeClosed:  # a job that outlived close(); it was recorded as shutdown
+                log.debug("jobobs: job %s ended after the runtime closed", job_id)
             except Exception:  # the runtime must outlive any single job
                 log.exception("jobobs: job %s could not be recorded", job_id)
             finally:
@@ -261,6 +272,8 @@ class Runtime:
             except IllegalTransition:  # paused or canceled while it waited in the queue
                 return
             self._executions[job_id] = execution
+            if self._closed.is_set():  # close() took its list of executions before this one
+                execution.control.ask("shutdown")
         self._notify()
         started = self.clock()
         row = self.ledger.row(job_id)
@@ -424,7 +437,7 @@ class Runtime:
                 if execution.control.taken:
                     return None  # it is stopping: resume once it is paused
                 if self._set_status(job_id, step.to, by, step.reason, expect=status):
-                    execution.control.request = None
+                    execution.control.request = None  # the pause; a shutdown stays
                     self.ledger.line(job_id, "INFO", step.journal.format(by=by))
                     return step.to.value
         if step is None or not self._set_status(job_id, step.to, by, step.reason,

@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from jobobs import schema
-from jobobs.errors import JobNotFound
+from jobobs.errors import JobNotFound, RuntimeClosed
 from jobobs.records import JOURNAL_COLUMNS, REJECT_COLUMNS
 from jobobs.schema import JOB_COLUMNS, TRANSITION_COLUMNS
 from jobobs.states import ACTIVE, TERMINAL
@@ -94,6 +94,7 @@ class Store:
 
     def __init__(self, path: str = ":memory:"):
         self.path = path
+        self.closed = False
         self.con = duckdb.connect(path)
         self.lock = threading.RLock()
         self._local = threading.local()
@@ -102,10 +103,13 @@ class Store:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             self.con.close()
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A cursor for the calling thread, for read-only queries."""
+        if self.closed:
+            raise RuntimeClosed()
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
             cursor = self._local.cursor = self.con.cursor()
@@ -114,6 +118,8 @@ class Store:
     @contextmanager
     def transaction(self):
         with self.lock:
+            if self.closed:
+                raise RuntimeClosed()
             self.con.execute("BEGIN TRANSACTION")
             try:
                 yield self.con
@@ -210,8 +216,10 @@ class Store:
         return command_id
 
     def purge(self, *, before: float) -> dict[str, int]:
-        """Delete journal lines and rejects older than ``before`` (except those of jobs still
-        executing), and terminal jobs that finished before it with all their rows."""
+        """Delete journal lines and rejects older than ``before`` of jobs that have ended,
+        and ended jobs that finished before it with all their rows. A job that can still
+        run (paused, shut down...) keeps its rows, so a resume finds the rejects its
+        checkpoint counted."""
         cutoff = ts(before)
         terminal = [s.value for s in TERMINAL]
         counts = {}
@@ -221,12 +229,12 @@ class Store:
                     WHERE status IN ({', '.join('?' * len(terminal))}) AND finished_at < ?""",
                 [*terminal, cutoff],
             )
-            busy = "SELECT id FROM jobs WHERE status IN ('running', 'pausing', 'canceling')"
+            ended = f"SELECT id FROM jobs WHERE status IN ({', '.join('?' * len(terminal))})"
             for table, at in (("journal", "logged_at"), ("rejects", "rejected_at")):
                 counts[table] = con.execute(
                     f"""DELETE FROM {table} WHERE job_id IN (SELECT id FROM _purged)
-                        OR ({at} < ? AND job_id NOT IN ({busy}))""",
-                    [cutoff],
+                        OR ({at} < ? AND job_id IN ({ended}))""",
+                    [cutoff, *terminal],
                 ).fetchone()[0]
             for table in ("job_transitions", "job_commands"):
                 con.execute(f"DELETE FROM {table} WHERE job_id IN (SELECT id FROM _purged)")

@@ -92,3 +92,20 @@ def spaced(ctx, count=50):
     for i in range(count):
         ctx.progress(i + 1, count)
         ctx.checkpoint({"i": i + 1})
+
+
+@jobobs.job(name="bad-values")
+def bad_values(ctx, which):
+    if which == "line":
+        ctx.reject("12a,x", reason="parse", line="12a")
+    elif which == "count":
+        ctx.count(total="many")
+    else:
+        ctx.progress("half")
+
+
+@jobobs.job(name="ticker")
+def ticker(ctx):
+    while True:
+        time.sleep(0.005)
+        ctx.checkpoint()

@@ -295,3 +295,71 @@ def test_checkpoint_interval_spaces_the_saves(rt):
     info = rt.wait(rt.submit(jobs.spaced).id, timeout=10)
     assert info.status is Status.FINISHED and info.processed == 50
     assert json.loads(info.checkpoint)["state"] == {"i": 1}  # only the first save was due
+
+
+@pytest.mark.parametrize(("which", "message"), [
+    ("line", "line must be a whole number >= 0, not '12a'"),
+    ("count", "total must be a whole number >= 0, not 'many'"),
+    ("progress", "current must be a number, not 'half'")])
+def test_a_bad_value_fails_only_its_job(rt, which, message):
+    bad = rt.wait(rt.submit(jobs.bad_values, which).id, timeout=10)
+    assert bad.status is Status.FAILED and bad.error == f"JobobsError: {message}"
+    good = rt.wait(rt.submit(jobs.steps, 5, 0.0, 2).id, timeout=10)
+    assert good.status is Status.FINISHED and good.rejected == 3
+
+
+def test_a_second_runtime_on_the_same_file_is_refused(rt, db):
+    with pytest.raises(jobobs.JobobsError, match="a runtime is already open on"):
+        jobobs.Runtime(db, handle_signals=False)
+
+
+@pytest.mark.parametrize("delay", [0, 0.001, 0.003, 0.01, 0.03])
+def test_close_at_any_moment_stops_a_checkpointing_job_at_a_safe_point(tmp_path, delay):
+    rt = jobobs.Runtime(str(tmp_path / "c.duckdb"), workers=1, handle_signals=False,
+                        shutdown_timeout=3)
+    job = rt.submit(jobs.ticker)
+    time.sleep(delay)
+    started = time.monotonic()
+    rt.close()
+    assert time.monotonic() - started < 2
+    con = duckdb.connect(str(tmp_path / "c.duckdb"))
+    status, reason = con.execute(
+        "SELECT to_status, reason FROM job_transitions WHERE job_id = ? ORDER BY seq DESC "
+        "LIMIT 1", [job.id]).fetchone()
+    con.close()
+    assert status == "shutdown" and "did not reach a safe point" not in reason
+
+
+def test_a_clean_close_leaves_nothing_queued_or_canceling(tmp_path):
+    rt = jobobs.Runtime(str(tmp_path / "q.duckdb"), workers=1, handle_signals=False,
+                        shutdown_timeout=0.5)
+    stuck = rt.submit(jobs.hold_then_run, "close-canceling")
+    wait_for_status(rt, stuck.id, Status.RUNNING)
+    rt.cancel(stuck.id)
+    wait_for_status(rt, stuck.id, Status.CANCELING)
+    drafts = [rt.submit(jobs.noop, start=False) for _ in range(5)]
+    for draft in drafts:
+        rt.start(draft.id)
+    rt.close()
+    jobs.gate("close-canceling").set()
+    con = duckdb.connect(str(tmp_path / "q.duckdb"))
+    statuses = dict(con.execute("SELECT id, status FROM jobs").fetchall())
+    con.close()
+    assert statuses[stuck.id] == "canceled"
+    assert not {"queued", "running", "pausing", "canceling"} & set(statuses.values())
+
+
+def test_purge_keeps_the_rejects_of_a_job_that_can_still_resume(db):
+    now = [1_700_000_000.0]
+    with jobobs.Runtime(db, handle_signals=False, clock=lambda: now[0]) as rt:
+        job = rt.submit(jobs.steps, 1000, 0.001, 2)
+        wait_until(lambda: rt.job(job.id).rejected >= 3)
+        rt.pause(job.id)
+        rejected = rt.wait(job.id, timeout=10).rejected
+        now[0] += 40 * 86400
+        rt.purge(timedelta(days=30))
+        kept = rt.store.reader().execute("SELECT count(*) FROM rejects WHERE job_id = ?",
+                                         [job.id]).fetchone()[0]
+        assert kept == rejected
+        rt.cancel(job.id)
+        rt.wait(job.id, timeout=10)

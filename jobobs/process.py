@@ -1,20 +1,39 @@
-"""Stopping cleanly: SIGTERM, SIGINT and interpreter exit close every open runtime, so that
-their running jobs reach ``shutdown`` at a safe point instead of being left for recovery."""
+"""The runtimes open in this process: at most one per database file, and all of them closed
+on SIGTERM, SIGINT and at interpreter exit, so that their running jobs reach ``shutdown``
+at a safe point instead of being left for recovery."""
 
 from __future__ import annotations
 
 import atexit
+import os
 import signal
 import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING
 
+from jobobs.errors import JobobsError
+
 if TYPE_CHECKING:
     from jobobs.runtime import Runtime
 
 _live: weakref.WeakSet[Runtime] = weakref.WeakSet()
 _installed = False
+
+
+def claim(path: str) -> None:
+    """Refuse a second runtime on a file this process already runs one on.
+
+    DuckDB lets only one process write a file, and within it one runtime must own the
+    jobs: so any job a new runtime finds active was left by a process that is gone.
+    """
+    if path == ":memory:":
+        return
+    key = os.path.realpath(path)
+    for runtime in list(_live):
+        if os.path.realpath(runtime.store.path) == key:
+            raise JobobsError(f"a runtime is already open on {path} in this process; use it "
+                              "(or close it first)")
 
 
 def register(runtime: Runtime, handle_signals: bool | None) -> None:
@@ -30,10 +49,6 @@ def register(runtime: Runtime, handle_signals: bool | None) -> None:
 
 def unregister(runtime: Runtime) -> None:
     _live.discard(runtime)
-
-
-def live_ids() -> set[str]:
-    return {runtime.id for runtime in _live}
 
 
 @atexit.register
