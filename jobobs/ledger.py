@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobobs.errors import IllegalTransition
-from jobobs.records import JournalLine, Reject, process
+from jobobs.records import Reject, process
 from jobobs.schema import JOB_COLUMNS
 from jobobs.states import ACTIVE, TERMINAL, Status, check_transition
 from jobobs.store import Store
@@ -60,7 +60,7 @@ class Ledger:
         self.rows: dict[int, JobRow] = {}
         self._next_id = store.max_id()
         self._transitions: list[tuple] = []
-        self._lines: list[JournalLine] = []
+        self._lines: list[tuple] = []  # JournalLine fields
         self._rejects: list[Reject] = []
         self._handled: list[tuple[int, str, float]] = []
         self._rewinds: list[tuple[int, int]] = []
@@ -147,7 +147,8 @@ class Ledger:
                 seq = self.store.max_seq("journal", job_id)
             seq += 1
             self._line_seq[job_id] = seq
-            self._lines.append(JournalLine(job_id, seq, at, level, code, message))
+            # A plain tuple in JournalLine's order: a NamedTuple costs more than the append.
+            self._lines.append((job_id, seq, at, level, code, message))
         return seq
 
     def reject(self, job_id: int, **fields: Any) -> int:
@@ -228,7 +229,7 @@ class Ledger:
     def _release(self) -> None:
         """Forget settled, written rows; the database has them."""
         with self.lock:
-            pending = {x.job_id for x in self._lines} | {x.job_id for x in self._rejects}
+            pending = {x[0] for x in self._lines} | {x.job_id for x in self._rejects}
             for job_id in [j for j, r in self.rows.items()
                            if not r.dirty and Status(r.status) not in ACTIVE]:
                 del self.rows[job_id]
