@@ -13,9 +13,10 @@ from jobobs.runtime import Runtime
 log = logging.getLogger("jobobs.demo")
 
 
-@job(name="score-customers", max_rejects=None)
-def score_customers(ctx, count: int = 2000, delay: float = 0.002):
-    """Score customers one by one; every 97th has a negative score and is rejected."""
+@job(name="score-customers", max_rejects=None, checkpoint_interval=0.1)
+def score_customers(ctx, count: int = 2000, delay: float = 0.005):
+    """Score customers one by one; every 97th has a negative score and is rejected.
+    Checkpoints are saved at most every 0.1 s (a pause or cancel still acts at once)."""
     start = (ctx.resume_state or {"i": 0})["i"]
     if start == 0:
         ctx.log.info("--- Score customers ---")
