@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import numbers
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import duckdb
 
 from jobobs.errors import (
     CancelInterrupt,
@@ -18,7 +21,7 @@ from jobobs.errors import (
 from jobobs.ledger import JobRow, Ledger
 from jobobs.records import raw_of, render, to_json
 
-COUNTERS = ("total", "processed", "succeeded", "rejected", "warnings", "duplicates")
+COUNTERS = ("total", "processed", "succeeded", "rejected", "warnings", "doubles", "duplicates")
 INTERRUPTS = {"pause": PauseInterrupt, "cancel": CancelInterrupt, "shutdown": ShutdownInterrupt}
 
 
@@ -37,6 +40,7 @@ class Control:
         self.shutdown = False
         self.taken: str | None = None
         self.lock = threading.Lock()
+        self.listeners: list[Callable[[], None]] = []  # told of every request
 
     @property
     def pending(self) -> str | None:
@@ -48,6 +52,8 @@ class Control:
                 self.shutdown = True
             elif self.request != "cancel":
                 self.request = request
+        for listener in list(self.listeners):
+            listener()
 
     def take(self) -> str | None:
         with self.lock:
@@ -152,22 +158,28 @@ class JobContext:
             raise TooManyRejects(rejected, self.max_rejects)
         return seq
 
-    def progress(self, current: float, total: float | None = None) -> None:
-        """Report progress; ``processed`` follows ``current`` and an ETA is estimated."""
+    def progress(self, current: float, total: float | None = None, *,
+                 counts: bool = True) -> None:
+        """Report progress and estimate an ETA. ``processed`` and ``total`` follow
+        ``current`` and ``total`` unless ``counts=False`` (progress in bytes, say)."""
         now = self._clock()
         row = self._row
         current = _number("current", current)
-        values: dict[str, Any] = {"progress_current": current, "processed": int(current)}
+        values: dict[str, Any] = {"progress_current": current}
+        if counts:
+            values["processed"] = int(current)
         if total is not None:
             total = _number("total", total)
-            values.update(progress_total=total, total=int(total))
+            values["progress_total"] = total
+            if counts:
+                values["total"] = int(total)
         else:
             total = row.progress_total
         started, start_value = self._segment
         done = current - start_value
         if total is not None and done > 0 and now > started:
             values["eta_at"] = now + (total - current) * (now - started) / done
-        row.set(**values, **self._succeeded(processed=int(current)))
+        row.set(**values, **(self._succeeded(processed=int(current)) if counts else {}))
 
     def count(self, **counters: int) -> None:
         """Set counters explicitly (``succeeded``, ``duplicates``...)."""
@@ -193,35 +205,105 @@ class JobContext:
         """The pending request (pause, cancel, shutdown) that the next checkpoint will honour."""
         return self._control.pending
 
-    def checkpoint(self, state: Any = None) -> None:
+    def checkpoint(self, state: Any = None,
+                   atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> None:
         """Save ``state`` (JSON) with everything reported so far; honour a pending request.
 
         A checkpoint with no state keeps the last one. With ``checkpoint_interval`` set,
-        saves are spaced at least that far apart, except when a request is pending.
+        saves are spaced at least that far apart, except when a request is pending or
+        ``atomic`` is given. ``atomic(con)`` runs in the checkpoint's own transaction on
+        the job database, so what it writes (rows into a table) commits with the state
+        that records it, or not at all; a pause or cancel interrupts it and rolls it back,
+        and the job stops at its previous checkpoint.
         """
-        if state is not None:
+        if atomic is not None:
+            self._save_with(state, atomic)
+        elif state is not None:
             self._state = state
         request = self._control.take() if self._control.pending else None
         now = self._clock()
-        if request or now - self._last_checkpoint >= self.checkpoint_interval:
+        if atomic is None and (request or now - self._last_checkpoint >= self.checkpoint_interval):
             self.save(now)
         if request:
             raise INTERRUPTS[request]()
 
-    def save(self, now: float | None = None) -> None:
-        """Write the checkpoint now, with every line, reject and counter reported before it."""
+    def _save_with(self, state: Any,
+                   atomic: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        con = self._ledger.store.con
+        running = threading.Lock()
+        active = [False]
+
+        def interrupt() -> None:  # only while our statements hold the shared connection
+            with running:
+                if active[0]:
+                    con.interrupt()
+
+        def guarded(writer: duckdb.DuckDBPyConnection) -> None:
+            with running:
+                active[0] = True
+            try:
+                atomic(writer)
+            finally:
+                with running:
+                    active[0] = False
+
+        with self.interruptible(interrupt):
+            self.save(atomic=guarded, state=self._state if state is None else state)
+
+    @contextmanager
+    def interruptible(self, interrupt: Callable[[], None]) -> Iterator[None]:
+        """Run a long statement so that a pause, cancel or shutdown interrupts it.
+
+        ``interrupt`` is called when a request comes (``cursor.interrupt`` for a cursor
+        from ``ctx.cursor()``); the interrupted statement's DuckDB error becomes the
+        request, raised as at a checkpoint, and the job resumes from its last one.
+        """
+        if self._control.pending:
+            self.checkpoint()
+        self._control.listeners.append(interrupt)
+        try:
+            yield
+        except duckdb.InterruptException:
+            if not self._control.pending:
+                raise
+            self.checkpoint()
+        finally:
+            self._control.listeners.remove(interrupt)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of the job's own to the job database, for reads and staging tables."""
+        return self._ledger.store.con.cursor()
+
+    def reserve_rejects(self, count: int) -> int:
+        """Number ``count`` rejects the job writes itself in SQL (in a checkpoint's atomic
+        step); return the number before the first. Counters are the job's to set."""
+        return self._ledger.reserve_rejects(self.job_id, count)
+
+    def save(self, now: float | None = None,
+             atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+             state: Any = None) -> None:
+        """Write the checkpoint now, with every line, reject and counter reported before it
+        (and ``state`` instead of the last one, once written)."""
         now = self._clock() if now is None else now
+        state = self._state if state is None else state
         row = self._row
         try:
             saved = json.dumps(
-                {"state": self._state, "counters": self.counters,
+                {"state": state, "counters": self.counters,
                  "progress": [row.progress_current, row.progress_total],
                  "reject_seq": self._ledger.reject_seq(self.job_id)}
             )
         except (TypeError, ValueError) as error:
             raise JobobsError(f"checkpoint state must be JSON-serializable: {error}") from None
+        previous = row.checkpoint, row.checkpoint_at
         row.set(checkpoint=saved, checkpoint_at=now)
-        self._ledger.flush()
+        try:
+            self._ledger.flush(atomic=atomic)
+        except BaseException:
+            if atomic is not None:  # the rows it wrote are rolled back: so is the state
+                row.set(checkpoint=previous[0], checkpoint_at=previous[1])
+            raise
+        self._state = state
         self._last_checkpoint = now
 
     # -- internals --------------------------------------------------------------

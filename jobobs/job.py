@@ -24,6 +24,7 @@ class JobFunction:
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None = None,
         max_rejects: int | None = DEFAULT_MAX_REJECTS, checkpoint_interval: float = 0.0,
+        kind: str = "python",
     ):
         if not callable(fn):
             raise JobDefinitionError(f"a job must be a function, not {type(fn).__name__}")
@@ -33,6 +34,7 @@ class JobFunction:
         self.name = name or getattr(fn, "__name__", "job")
         self.max_rejects = max_rejects
         self.checkpoint_interval = checkpoint_interval
+        self.kind = kind
         self.path = f"{fn.__module__}:{fn.__qualname__}"
         self.__doc__ = fn.__doc__
         _registry[self.path] = self
@@ -61,6 +63,7 @@ class JobFunction:
 def job(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
     max_rejects: int | None = DEFAULT_MAX_REJECTS, checkpoint_interval: float = 0.0,
+    kind: str = "python",
 ) -> Any:
     """Declare a job: ``@job`` or ``@job(name="score-customers", max_rejects=None)``.
 
@@ -69,9 +72,8 @@ def job(
     saves by at least that many seconds for jobs that checkpoint in a tight loop.
     """
     def wrap(f: Callable[..., Any]) -> JobFunction:
-        return JobFunction(
-            f, name=name, max_rejects=max_rejects, checkpoint_interval=checkpoint_interval
-        )
+        return JobFunction(f, name=name, max_rejects=max_rejects,
+                           checkpoint_interval=checkpoint_interval, kind=kind)
     return wrap(fn) if fn is not None else wrap
 
 

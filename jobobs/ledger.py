@@ -80,7 +80,7 @@ class Ledger:
                           "has_warning": False, "created_at": now, "updated_at": now,
                           "created_by": actor, "run_count": 0, "active_seconds": 0.0,
                           **dict.fromkeys(("processed", "succeeded", "rejected", "warnings",
-                                           "duplicates"), 0)}, self.lock, new=True)
+                                           "doubles", "duplicates"), 0)}, self.lock, new=True)
             self.rows[row.id] = row
             self._line_seq[row.id] = self._reject_seq[row.id] = 0
             self._transitions.append((row.id, 1, now, None, "editing", actor, "created"))
@@ -159,6 +159,14 @@ class Ledger:
             self._rejects.append(Reject(job_id=job_id, seq=seq, rejected_at=at, **fields))
         return seq
 
+    def reserve_rejects(self, job_id: int, count: int) -> int:
+        """Number ``count`` rejects that the job writes itself (in bulk, in SQL); return the
+        number before the first of them."""
+        with self.lock:
+            first = self.reject_seq(job_id)
+            self._reject_seq[job_id] = first + count
+            return first
+
     def reject_seq(self, job_id: int) -> int:
         with self.lock:
             seq = self._reject_seq.get(job_id)
@@ -182,13 +190,14 @@ class Ledger:
 
     # -- writing -----------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write everything pending in one transaction; on failure keep it for the next try."""
+    def flush(self, atomic: Callable[[Any], None] | None = None) -> None:
+        """Write everything pending in one transaction (with ``atomic``, see Store.write);
+        on failure keep it for the next try."""
         with self._flush_lock:
             taken = None
             try:
                 taken = self._take()
-                self.store.write(**taken[0])
+                self.store.write(**taken[0], atomic=atomic)
             except BaseException:
                 if taken is not None:
                     self._put_back(*taken)

@@ -27,9 +27,9 @@ from jobobs.commands import check_request, current_user, plan
 from jobobs.context import Control, JobContext
 from jobobs.errors import (
     IllegalTransition,
-    JobDefinitionError,
     JobInterrupt,
     JobNotFound,
+    JobobsError,
     RuntimeClosed,
     TooManyRejects,
 )
@@ -123,7 +123,8 @@ class Runtime:
             raise RuntimeClosed()
         definition = as_job(fn)
         row = self.ledger.create(
-            name=name or definition.name, kind="python", spec=definition.spec(args, kwargs),
+            name=name or definition.name, kind=definition.kind,
+            spec=definition.spec(args, kwargs),
             actor=actor or self.actor, queue=start, max_rejects=definition.max_rejects,
             runtime_id=self.id, host=HOST, pid=os.getpid(),
         )
@@ -307,7 +308,8 @@ class Runtime:
             counters = checkpoint["counters"] if checkpoint else {}
             current, total = checkpoint["progress"] if checkpoint else (None, None)
             row.set(**{name: counters.get(name) or 0 for name in
-                       ("processed", "succeeded", "rejected", "warnings", "duplicates")},
+                       ("processed", "succeeded", "rejected", "warnings", "doubles",
+                        "duplicates")},
                     total=counters.get("total"), progress_current=current,
                     progress_total=total, eta_at=None)
             saved_at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row.checkpoint_at or 0))
@@ -336,8 +338,8 @@ class Runtime:
             if isinstance(error, TooManyRejects):
                 self.ledger.line(job_id, "ERROR", f"Too many rejects: {error.rejected} "
                                  f"(the limit is {error.limit}); the job stops")
-            elif isinstance(error, JobDefinitionError):
-                self.ledger.line(job_id, "ERROR", message)
+            elif isinstance(error, JobobsError):  # an error we worded: one clear line
+                self.ledger.line(job_id, "ERROR", str(error))
             else:
                 self.ledger.line(job_id, "ERROR", "".join(
                     traceback.format_exception(type(error), error, error.__traceback__)).rstrip())

@@ -113,18 +113,20 @@ JOB_COLUMNS = (
     "active_seconds", "total", "processed", "succeeded", "rejected", "warnings", "duplicates",
     "progress_current", "progress_total", "eta_at", "max_rejects", "checkpoint",
     "checkpoint_at", "error", "created_by", "runtime_id", "host", "pid", "worker", "heartbeat_at",
+    "doubles", "parent_id",
 )
 TRANSITION_COLUMNS = ("job_id", "seq", "changed_at", "from_status", "to_status", "actor", "reason")
 
 VIEWS_DDL = """
 CREATE OR REPLACE VIEW job_runs AS
-SELECT j.id, j.name, j.kind, j.status, s.label, s.terminal, j.has_warning,
+SELECT j.id, j.name, j.kind, j.status, s.label, s.terminal, j.has_warning, j.parent_id,
        j.created_at, j.queued_at, j.started_at, j.finished_at,
        date_diff('millisecond', j.started_at, coalesce(j.finished_at, now()::TIMESTAMP)) / 1000.0
            AS duration_s,
        j.active_seconds,
        date_diff('millisecond', j.queued_at, j.started_at) / 1000.0 AS queue_s,
-       j.run_count, j.total, j.processed, j.succeeded, j.rejected, j.warnings, j.duplicates,
+       j.run_count, j.total, j.processed, j.succeeded, j.rejected, j.warnings, j.doubles,
+       j.duplicates,
        CASE WHEN j.progress_total > 0 THEN j.progress_current / j.progress_total END AS progress,
        j.eta_at, j.error, j.host, j.pid, j.worker
 FROM jobs j JOIN statuses s ON s.status = j.status;
@@ -144,17 +146,39 @@ GROUP BY ALL;
 """
 
 
+IMPORT_EXPORT_DDL = """
+ALTER TABLE jobs ADD COLUMN doubles BIGINT DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN parent_id BIGINT;
+CREATE TABLE export_watermarks (
+    name       VARCHAR PRIMARY KEY,
+    column_name VARCHAR NOT NULL,
+    value      VARCHAR,
+    job_id     BIGINT NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+"""
+
+
 def _initial(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(JOBS_DDL)
     con.executemany(
         "INSERT INTO statuses VALUES (?, ?, ?, ?)",
         [[s.value, label, s in TERMINAL, s in ACTIVE] for s, label in LABELS.items()],
     )
+
+
+def _import_export(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(IMPORT_EXPORT_DDL)
+
+
+def _views(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(VIEWS_DDL)
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
-    (1, "jobs, transitions, journal, rejects, commands, statuses and analyst views", _initial),
+    (1, "jobs, transitions, journal, rejects, commands and statuses", _initial),
+    (2, "doubles and parent job on jobs; export watermarks", _import_export),
+    (3, "analyst views: job_runs, reject_breakdown, error_breakdown", _views),
 ]
 LATEST = MIGRATIONS[-1][0]
 

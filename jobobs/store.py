@@ -11,7 +11,7 @@ DuckDB an Arrow scan costs a few milliseconds however small, a bound row much le
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -135,12 +135,18 @@ class Store:
         transitions: Sequence[Sequence] = (), lines: Sequence[Sequence] = (),
         rejects: Sequence[Sequence] = (), handled: Sequence[tuple[int, str, float]] = (),
         rewinds: Sequence[tuple[int, int]] = (),
+        atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     ) -> None:
         """Write one batch in one transaction, so a job's status and its history, and a
-        checkpoint and the rejects before it, are never seen apart."""
-        if not (new_jobs or updates or transitions or lines or rejects or handled or rewinds):
+        checkpoint and the rejects before it, are never seen apart. ``atomic`` runs first
+        in the same transaction: a job's own writes (rows into a target table) commit with
+        the checkpoint that records them, or not at all."""
+        if not (new_jobs or updates or transitions or lines or rejects or handled or rewinds
+                or atomic):
             return
         with self.transaction() as con:
+            if atomic is not None:
+                atomic(con)
             for job_id, keep in rewinds:
                 con.execute("DELETE FROM rejects WHERE job_id = ? AND seq > ?", [job_id, keep])
             if new_jobs:

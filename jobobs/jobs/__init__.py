@@ -1,0 +1,1 @@
+"""Job kinds that ship with jobobs: imports and exports (one module each)."""

@@ -1,0 +1,432 @@
+"""Import jobs: files into a table through DuckDB's own readers, with their rejects.
+
+An import runs in phases, each ending at a checkpoint, so a pause, a shutdown or a crash
+resumes at the phase (and file) where it stopped:
+
+1. **read**: each file is read by DuckDB's reader into the job's staging table, with the
+   reader's rejects capture for CSV; one file per transaction, interrupted by a pause.
+2. **check**: rejected lines (one per line, with file, line, column, raw line, reason) are
+   copied into ``rejects`` with doubles and duplicates handled by their policies, and the
+   reject threshold is applied: past it the job fails and nothing is written.
+3. **load**: the rows go into the target, all in one transaction (``on_failure="rollback"``,
+   the default: a failure or a cancel leaves the target as it was) or in chunks that each
+   commit with a checkpoint (``on_failure="keep"``).
+
+The staging tables are dropped when the job ends, and kept while it is paused or shut down.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import duckdb
+
+from jobobs.context import JobContext
+from jobobs.errors import CancelInterrupt, JobInterrupt, JobobsError, TooManyRejects
+from jobobs.job import job
+from jobobs.jobs.sql import columns_struct, ident, literal, table_name
+
+FORMATS = ("csv", "parquet", "json")
+MODES = ("append", "replace", "upsert")
+POLICIES = ("update", "ignore", "reject")
+# DuckDB's reader error types, as the reason codes people group by.
+REASONS = {
+    "CAST": "cast error",
+    "TOO MANY COLUMNS": "too many columns",
+    "MISSING COLUMNS": "missing columns",
+    "UNQUOTED VALUE": "unquoted value",
+    "INVALID UNICODE": "invalid encoding",
+    "LINE SIZE OVER MAXIMUM": "line too long",
+}
+
+
+@dataclass
+class ImportOptions:
+    """What to import and how; checked when the job is submitted."""
+
+    source: str | list[str]
+    table: str
+    format: str | None = None            # csv, parquet or json; else from the file name
+    columns: dict[str, str] | None = None  # name -> type; else sniffed from the first file
+    delimiter: str = ","
+    quote: str = '"'
+    escape: str = '"'
+    header: bool = True
+    encoding: str = "utf-8"
+    mode: str = "append"                 # append, replace, or upsert on ``key``
+    key: list[str] = field(default_factory=list)
+    doubles: str = "update"              # a key repeated in the input: last wins
+    duplicates: str = "reject"           # a key already in the target (append mode)
+    max_rejects: int | str | None = 100  # a count, a percentage such as "5%", or None
+    on_failure: str = "rollback"         # or "keep": chunks already loaded stay
+    dry_run: bool = False
+    chunk_rows: int = 500_000
+
+    def __post_init__(self) -> None:
+        sources = [self.source] if isinstance(self.source, str) else list(self.source)
+        if not sources or not all(isinstance(s, str) and s for s in sources):
+            raise JobobsError("source must be a file, a glob or a list of files")
+        table_name(self.table)
+        for name, value, allowed in (("format", self.format, FORMATS), ("mode", self.mode, MODES),
+                                     ("doubles", self.doubles, POLICIES),
+                                     ("duplicates", self.duplicates, POLICIES),
+                                     ("on_failure", self.on_failure, ("rollback", "keep"))):
+            if value is not None and value not in allowed:
+                raise JobobsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        if isinstance(self.key, str):
+            self.key = [self.key]
+        if self.mode == "upsert" and not self.key:
+            raise JobobsError("mode 'upsert' needs a key")
+        if self.columns is not None:
+            columns_struct(self.columns)
+            missing = [k for k in self.key if k not in self.columns]
+            if missing:
+                raise JobobsError(f"key column {missing[0]!r} is not among the columns")
+        if not isinstance(self.delimiter, str) or not 1 <= len(self.delimiter) <= 4:
+            raise JobobsError("delimiter must be one to four characters")
+        for name in ("quote", "escape"):
+            if not isinstance(getattr(self, name), str) or len(getattr(self, name)) > 1:
+                raise JobobsError(f"{name} must be one character, or empty for none")
+        threshold(self.max_rejects, 1)
+        if not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
+            raise JobobsError("chunk_rows must be a positive whole number")
+
+
+def threshold(limit: int | str | None, records: int) -> int | None:
+    """The number of rejects allowed among ``records``: a count, "N%" of them, or None."""
+    if limit is None:
+        return None
+    if isinstance(limit, str) and limit.endswith("%"):
+        try:
+            percent = float(limit[:-1])
+        except ValueError:
+            percent = -1
+        if not 0 <= percent <= 100:
+            raise JobobsError(f"max_rejects {limit!r} is not a percentage between 0% and 100%")
+        return int(records * percent / 100)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise JobobsError(f"max_rejects must be a count >= 0, a percentage or None, not {limit!r}")
+    return limit
+
+
+def expand(source: str | list[str]) -> list[str]:
+    """The input files, in order; a glob matches sorted, a missing file is an error."""
+    files = []
+    for pattern in [source] if isinstance(source, str) else source:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise JobobsError(f"no file matches {pattern}")
+        for path in matches:
+            if os.path.isdir(path):
+                raise JobobsError(f"{path} is a directory, not a file")
+            if not os.path.exists(path):
+                raise JobobsError(f"{path} does not exist")
+            if not os.access(path, os.R_OK):
+                raise JobobsError(f"{path} cannot be read (permission denied)")
+            files.append(path)
+    return files
+
+
+def file_format(path: str, declared: str | None) -> str:
+    if declared:
+        return declared
+    name = path.lower().removesuffix(".gz").removesuffix(".zst")
+    for suffix, kind in ((".parquet", "parquet"), (".json", "json"), (".ndjson", "json"),
+                         (".jsonl", "json")):
+        if name.endswith(suffix):
+            return kind
+    return "csv"
+
+
+def reader(path: str, options: ImportOptions, columns: dict[str, str] | None,
+           rejects: str | None = None, sniffing: bool = False) -> str:
+    """The DuckDB table function that reads one file with the job's options."""
+    kind = file_format(path, options.format)
+    if kind == "parquet":
+        return f"read_parquet({literal(path)})"
+    if kind == "json":
+        typed = f", columns={columns_struct(columns)}" if columns else ""
+        return f"read_json({literal(path)}{typed})"
+    args = [literal(path), f"header={literal(options.header)}",
+            f"delim={literal(options.delimiter)}", f"quote={literal(options.quote)}",
+            f"escape={literal(options.escape)}", f"encoding={literal(options.encoding)}"]
+    if columns:
+        args.append(f"columns={columns_struct(columns)}")
+    if rejects:
+        args += ["store_rejects=true", f"rejects_table={literal(rejects)}",
+                 f"rejects_scan={literal(rejects + '_scan')}"]
+    if sniffing:
+        args.append("ignore_errors=true")
+    return f"read_csv({', '.join(args)})"
+
+
+class Import:
+    """One run of an import job: its options, files and tables."""
+
+    def __init__(self, ctx: JobContext, options: ImportOptions):
+        self.ctx, self.options = ctx, options
+        self.target = table_name(options.table)
+        self.stage = ident(f"_jobobs_stage_{ctx.job_id}")
+        self.stage_rejects = ident(f"_jobobs_stage_rejects_{ctx.job_id}")
+        self.load = ident(f"_jobobs_load_{ctx.job_id}")
+        self.cursor = ctx.cursor()
+        self.columns: dict[str, str] = {}
+        self.started = time.monotonic()
+
+    # -- phases -------------------------------------------------------------------
+
+    def run(self) -> None:
+        state = self.ctx.resume_state or {"phase": "read", "file": 0}
+        files = expand(self.options.source)
+        if state.get("files", files) != files:
+            raise JobobsError("the input files changed since the job started; start a new job")
+        if state["phase"] == "read":
+            state = self.read(files, state)
+        self.columns = state["columns"]
+        if state["phase"] == "check":
+            state = self.check(state)
+        if state["phase"] == "load":
+            self.load_rows(state)
+        counters = self.ctx.counters
+        self.ctx.log.info("End of import (%d processed, %d imported, %d rejected in %.1fs)",
+                          counters["processed"], counters["succeeded"], counters["rejected"],
+                          time.monotonic() - self.started)
+
+    def read(self, files: list[str], state: dict[str, Any]) -> dict[str, Any]:
+        ctx, options = self.ctx, self.options
+        if state["file"] == 0:
+            ctx.log.info("--- Read the input ---")
+        columns = state.get("columns") or options.columns or self.sniff(files[0])
+        sizes = [os.path.getsize(f) for f in files]
+        for index in range(state["file"], len(files)):
+            path = files[index]
+            ctx.log.info("Reading %s (%s bytes)", path, f"{sizes[index]:,}")
+            self.read_file(index, path, columns)
+            ctx.progress(sum(sizes[: index + 1]), sum(sizes) or 1, counts=False)
+            ctx.checkpoint({"phase": "read", "file": index + 1, "files": files,
+                            "columns": columns})
+        state = {"phase": "check", "files": files, "columns": columns}
+        ctx.checkpoint(state)
+        return state
+
+    def sniff(self, path: str) -> dict[str, str]:
+        source = reader(path, self.options, None, sniffing=True)
+        relation = self.cursor.sql(f"SELECT * FROM {source} LIMIT 0")
+        columns = dict(zip(relation.columns, (str(t) for t in relation.types)))
+        self.ctx.log.info("Columns sniffed from %s: %s", path,
+                          ", ".join(f"{n} {t}" for n, t in columns.items()))
+        return columns
+
+    def read_file(self, index: int, path: str, columns: dict[str, str]) -> None:
+        """Read one file into the staging tables, replacing what an earlier try staged."""
+        cur, rejects = self.cursor, f"_jobobs_rejects_{self.ctx.job_id}"
+        is_csv = file_format(path, self.options.format) == "csv"
+        source = reader(path, self.options, columns, rejects if is_csv else None)
+        names = ", ".join(ident(c) for c in columns)
+        with self.ctx.interruptible(cur.interrupt):
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                cur.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage} AS SELECT 0 AS _file,
+                                0::BIGINT AS _row, {names} FROM {source} LIMIT 0""")
+                cur.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage_rejects} (
+                                file INTEGER, path VARCHAR, line BIGINT, column_name VARCHAR,
+                                error_type VARCHAR, raw VARCHAR, message VARCHAR)""")
+                cur.execute(f"DELETE FROM {self.stage} WHERE _file >= ?", [index])
+                cur.execute(f"DELETE FROM {self.stage_rejects} WHERE file >= ?", [index])
+                cur.execute(f"""INSERT INTO {self.stage} SELECT {index}, row_number() OVER (),
+                                {names} FROM {source}""")
+                if is_csv:
+                    cur.execute(f"""INSERT INTO {self.stage_rejects}
+                        SELECT {index}, {literal(path)}, line, arg_min(column_name, byte_position),
+                               arg_min(error_type, byte_position), arg_min(csv_line, byte_position),
+                               string_agg(error_message, '; ' ORDER BY byte_position)
+                        FROM {ident(rejects)} GROUP BY line""")
+                    cur.execute(f"DROP TABLE {ident(rejects)}")
+                    cur.execute(f"DROP TABLE {ident(rejects + '_scan')}")
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def check(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Apply doubles and duplicates, record every reject, apply the threshold."""
+        ctx, options, cur = self.ctx, self.options, self.cursor
+        ctx.log.info("--- Check the records ---")
+        key = ", ".join(ident(k) for k in options.key)
+        order = "_file DESC, _row DESC" if options.doubles == "update" else "_file, _row"
+        keep = f"row_number() OVER (PARTITION BY {key} ORDER BY {order}) = 1" if key else "true"
+        dup = (f"({key}) IN (SELECT {key} FROM {self.target})"
+               if key and options.mode != "replace" and self.exists() else "false")
+        written = self.writes()
+        with ctx.interruptible(cur.interrupt):
+            cur.execute(f"""CREATE OR REPLACE TABLE {self.load} AS
+                SELECT *, CASE WHEN {written} THEN row_number() OVER
+                              (PARTITION BY {written} ORDER BY _file, _row) END AS _n
+                FROM (SELECT *, {keep} AS _keep, {dup} AS _dup FROM {self.stage})""")
+        bad_lines, staged, doubles, duplicates = cur.execute(f"""SELECT
+            (SELECT count(*) FROM {self.stage_rejects}), count(*), count(*) FILTER (NOT _keep),
+            count(*) FILTER (_keep AND _dup) FROM {self.load}""").fetchone()
+        records = bad_lines + staged
+        ctx.log.info("Starting import of %d records", records)
+        reasons = [(None, bad_lines)]
+        if options.key and options.doubles == "reject":
+            reasons.append(("double", doubles))
+        if options.key and self.duplicates_policy() == "reject":
+            reasons.append(("duplicate", duplicates))
+        rejected = sum(n for _, n in reasons)
+        first = ctx.reserve_rejects(rejected)
+        ctx.count(total=records, processed=records, rejected=rejected, doubles=doubles,
+                  duplicates=duplicates, succeeded=0)
+        limit = threshold(options.max_rejects, records)
+        over = limit is not None and rejected > limit
+        ctx.progress(records, records, counts=False)
+        next_state = {**state, "phase": "failed" if over else "done" if options.dry_run
+                      else "load", "row": 0}
+        ctx.checkpoint(next_state, atomic=lambda con: self.record_rejects(con, first, reasons))
+        if doubles:
+            ctx.log.info("%d doubles (a key repeated in the input): %s", doubles,
+                         {"update": "the last one wins", "ignore": "the first one wins",
+                          "reject": "rejected"}[options.doubles])
+        if duplicates:
+            ctx.log.info("%d duplicates (a key already in %s): %s", duplicates, options.table,
+                         {"update": "updated", "ignore": "ignored",
+                          "reject": "rejected"}[self.duplicates_policy()])
+        if over:
+            self.drop_staging()
+            ctx.log.error("Too many rejects: %d (the limit is %s); nothing was imported",
+                          rejected, options.max_rejects)
+            raise TooManyRejects(rejected, limit)
+        if options.dry_run:
+            ctx.log.info("Dry run: %d records would be imported into %s; nothing was written",
+                         self.count_writes(), options.table)
+        return next_state
+
+    def record_rejects(self, con: duckdb.DuckDBPyConnection, first: int,
+                       reasons: list[tuple[str | None, int]]) -> None:
+        """Copy the rejects into the rejects table, numbered from ``first``."""
+        names = list(self.columns)
+        record = ("to_json(struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in names)
+                  + "))")
+        reason_case = ("CASE error_type " + " ".join(
+            f"WHEN {literal(k)} THEN {literal(v)}" for k, v in REASONS.items())
+            + " ELSE lower(error_type) END")
+        offset = first
+        for reason, count in reasons:
+            if reason is None:
+                con.execute(f"""INSERT INTO rejects SELECT ?, ? + row_number() OVER
+                    (ORDER BY file, line), now()::TIMESTAMP, 'error', path, line, column_name,
+                    raw, NULL, {reason_case}, message FROM {self.stage_rejects}""",
+                            [self.ctx.job_id, offset])
+            else:
+                where = "NOT _keep" if reason == "double" else "_keep AND _dup"
+                message = ("the key is repeated in the input" if reason == "double"
+                           else f"the key is already in {self.options.table}")
+                con.execute(f"""INSERT INTO rejects SELECT ?, ? + row_number() OVER
+                    (ORDER BY _file, _row), now()::TIMESTAMP, 'error', NULL, NULL,
+                    {literal(self.options.key[0])}, NULL, {record}, ?, ?
+                    FROM {self.load} WHERE {where}""",
+                            [self.ctx.job_id, offset, reason, message])
+            offset += count
+
+    def load_rows(self, state: dict[str, Any]) -> None:
+        ctx, options = self.ctx, self.options
+        total = self.count_writes()
+        ctx.log.info("--- Import data into %s (%s) ---", options.table,
+                     "all or nothing" if options.on_failure == "rollback"
+                     else f"chunks of {options.chunk_rows:,} rows that stay if the job fails")
+        chunk = total if options.on_failure == "rollback" else options.chunk_rows
+        done = state["row"]
+        while True:
+            end = min(done + max(chunk, 1), total)
+            final = end >= total
+
+            def write(con: duckdb.DuckDBPyConnection, start: int = done, end: int = end,
+                      final: bool = final) -> None:
+                self.write_rows(con, start, end)
+                if final:
+                    self.drop_staging(con)
+
+            ctx.count(succeeded=end)
+            ctx.progress(end, total or 1, counts=False)
+            ctx.checkpoint({**state, "phase": "done" if final else "load", "row": end},
+                           atomic=write)
+            done = end
+            if final:
+                return
+
+    def write_rows(self, con: duckdb.DuckDBPyConnection, start: int, end: int) -> None:
+        cols = ", ".join(ident(c) for c in self.columns)
+        rows = f"SELECT {cols} FROM {self.load} WHERE _n > {start} AND _n <= {end} ORDER BY _n"
+        if self.options.mode == "replace" and start == 0:
+            con.execute(f"CREATE OR REPLACE TABLE {self.target} AS {rows}")
+            return
+        con.execute(f"CREATE TABLE IF NOT EXISTS {self.target} AS {rows} LIMIT 0")
+        if self.options.key and self.duplicates_policy() == "update":
+            key = ", ".join(ident(k) for k in self.options.key)
+            con.execute(f"DELETE FROM {self.target} WHERE ({key}) IN (SELECT {key} FROM "
+                        f"{self.load} WHERE _n > {start} AND _n <= {end})")
+        con.execute(f"INSERT INTO {self.target} BY NAME {rows}")
+
+    # -- helpers --------------------------------------------------------------------
+
+    def duplicates_policy(self) -> str:
+        return self.options.duplicates if self.options.mode == "append" else "update"
+
+    def writes(self) -> str:
+        """Which staged rows are written: kept doubles, and duplicates unless set aside."""
+        if self.duplicates_policy() in ("reject", "ignore") and self.options.key:
+            return "_keep AND NOT _dup"
+        return "_keep"
+
+    def count_writes(self) -> int:
+        return self.cursor.execute(
+            f"SELECT count(*) FROM {self.load} WHERE _n IS NOT NULL").fetchone()[0]
+
+    def exists(self) -> bool:
+        try:
+            self.cursor.execute(f"SELECT 1 FROM {self.target} LIMIT 0")
+        except duckdb.CatalogException:
+            return False
+        return True
+
+    def drop_staging(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        con = con or self.cursor
+        for table in (self.stage, self.stage_rejects, self.load):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@job(name="import", kind="import", max_rejects=None)
+def import_job(ctx: JobContext, options: dict[str, Any]) -> None:
+    """The import job: ``options`` are ImportOptions' fields."""
+    run = Import(ctx, ImportOptions(**options))
+    try:
+        run.run()
+    except JobInterrupt as interrupt:
+        if isinstance(interrupt, CancelInterrupt):
+            run.drop_staging()
+        raise
+    except duckdb.Error as error:
+        run.drop_staging()
+        raise JobobsError(clear(error)) from None
+    except Exception:
+        run.drop_staging()
+        raise
+    finally:
+        run.cursor.close()
+
+
+def clear(error: duckdb.Error) -> str:
+    """DuckDB's message without its advice list: the first lines up to a blank one."""
+    text = str(error).strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in text.splitlines()[:3])
+
+
+def submit(rt: Any, source: str | list[str], table: str, *, name: str | None = None,
+           **options: Any) -> Any:
+    """Submit an import of ``source`` into ``table``; options are ImportOptions' fields."""
+    checked = ImportOptions(source=source, table=table, **options)
+    return rt.submit(import_job, asdict(checked), name=name or f"import {table}")

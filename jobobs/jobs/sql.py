@@ -1,0 +1,49 @@
+"""Small SQL helpers for the job kinds: quoting names and values that DuckDB's table
+functions take as literals (their options cannot all be bound as parameters)."""
+
+from __future__ import annotations
+
+import re
+
+from jobobs.errors import JobobsError
+
+_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+(\s*,\s*\d+)?\s*\))?(\[\])?$")
+
+
+def ident(name: str) -> str:
+    """A quoted identifier."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def table_name(name: str) -> str:
+    """A quoted, possibly qualified table name: ``customers``, ``main.customers``,
+    ``other_db.main.customers``."""
+    parts = str(name).split(".")
+    if not 1 <= len(parts) <= 3 or not all(parts):
+        raise JobobsError(f"{name!r} is not a table name (use table, schema.table or "
+                          "database.schema.table)")
+    return ".".join(ident(part) for part in parts)
+
+
+def literal(value: object) -> str:
+    """A SQL literal for a string, number, boolean or None."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def column_type(name: str, sql_type: str) -> str:
+    """A column type, checked to be a plain type name (``DECIMAL(10,2)``, ``VARCHAR[]``)."""
+    if not isinstance(sql_type, str) or not _TYPE.match(sql_type.strip()):
+        raise JobobsError(f"column {name!r}: {sql_type!r} is not a column type")
+    return sql_type.strip()
+
+
+def columns_struct(columns: dict[str, str]) -> str:
+    """``{'id': 'BIGINT', ...}`` for a reader's ``columns`` option."""
+    return "{" + ", ".join(f"{literal(n)}: {literal(column_type(n, t))}"
+                           for n, t in columns.items()) + "}"

@@ -1,0 +1,200 @@
+"""Import jobs on real files: rejects from DuckDB's reader, thresholds, modes, doubles and
+duplicates, formats, dry runs, and pause, cancel and resume with exact rows."""
+
+import gzip
+import json
+
+import duckdb
+import pytest
+
+from jobobs import JobobsError, Status, queries
+from jobobs.jobs import importing
+from jobobs.testing import wait_for_status, wait_until
+
+COLUMNS = {"id": "BIGINT", "name": "VARCHAR", "score": "INTEGER"}
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture
+def people(tmp_path):
+    return write(tmp_path / "people.csv",
+                 "id,name,score\n1,ann,10\n2,bob,x\n3,cy,30\n4,dan,40,extra\n5,eve\n6,fay,60\n")
+
+
+def run(rt, source, table="people", **options):
+    options.setdefault("columns", COLUMNS)
+    return rt.wait(importing.submit(rt, source, table, **options).id, timeout=60)
+
+
+def rows(rt, sql):
+    return rt.store.reader().execute(sql).fetchall()
+
+
+def test_bad_lines_become_rejects_with_line_column_raw_and_reason(rt, people):
+    info = run(rt, people)
+    assert info.status is Status.FINISHED and info.kind == "import"
+    assert (info.total, info.processed, info.succeeded, info.rejected) == (6, 6, 3, 3)
+    assert rows(rt, "SELECT id, name, score FROM people ORDER BY id") == [
+        (1, "ann", 10), (3, "cy", 30), (6, "fay", 60)]
+    rejects = queries.rejects(rt.store.reader(), info.id)
+    assert list(zip(rejects.line_no, rejects.column_name.fillna("-"), rejects.reason,
+                    rejects.raw)) == [
+        (3, "score", "cast error", "2,bob,x"),
+        (5, "-", "too many columns", "4,dan,40,extra"),
+        (6, "score", "missing columns", "5,eve")]
+    assert set(rejects.source) == {people} and list(rejects.seq) == [1, 2, 3]
+    assert "Could not convert string" in rejects.message[0]
+    journal = list(queries.journal(rt.store.reader(), info.id).message)
+    assert "Starting import of 6 records" in journal
+    assert any(m.startswith("End of import (6 processed, 3 imported, 3 rejected") for m in journal)
+    assert rows(rt, "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_jobobs%'") \
+        == [(0,)]
+
+
+def test_too_many_rejects_fails_and_imports_nothing(rt, people):
+    info = run(rt, people, max_rejects=2)
+    assert info.status is Status.FAILED
+    assert info.error == "TooManyRejects: too many rejects: 3 (the limit is 2)"
+    assert info.rejected == 3 and info.succeeded == 0
+    assert rows(rt, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'people'") == [(0,)]
+    assert "Too many rejects: 3 (the limit is 2); nothing was imported" in list(
+        queries.journal(rt.store.reader(), info.id).message)
+
+
+@pytest.mark.parametrize(("limit", "status"), [("50%", "finished"), ("49%", "failed"),
+                                               (None, "finished"), (3, "finished")])
+def test_reject_threshold_as_count_percent_or_none(rt, people, limit, status):
+    assert run(rt, people, max_rejects=limit).status.value == status
+
+
+def test_modes_append_replace_and_upsert(rt, tmp_path):
+    first = write(tmp_path / "a.csv", "id,name,score\n1,ann,10\n2,bob,20\n")
+    second = write(tmp_path / "b.csv", "id,name,score\n2,bobby,21\n3,cy,30\n")
+    run(rt, first)
+    run(rt, first)
+    assert rows(rt, "SELECT count(*) FROM people") == [(4,)]
+    run(rt, first, mode="replace")
+    assert rows(rt, "SELECT count(*) FROM people") == [(2,)]
+    info = run(rt, second, mode="upsert", key=["id"])
+    assert info.duplicates == 1
+    assert rows(rt, "SELECT id, name FROM people ORDER BY id") == [
+        (1, "ann"), (2, "bobby"), (3, "cy")]
+
+
+@pytest.mark.parametrize(("policy", "names", "rejected"), [
+    ("update", ["ann2", "bob"], 0), ("ignore", ["ann", "bob"], 0),
+    ("reject", ["ann", "bob"], 1)])
+def test_doubles_in_the_input(rt, tmp_path, policy, names, rejected):
+    source = write(tmp_path / "d.csv", "id,name,score\n1,ann,1\n2,bob,2\n1,ann2,3\n")
+    info = run(rt, source, key=["id"], doubles=policy)
+    assert (info.doubles, info.rejected) == (1, rejected)
+    assert [n for (n,) in rows(rt, "SELECT name FROM people ORDER BY id")] == names
+    if rejected:
+        reject = queries.rejects(rt.store.reader(), info.id).iloc[0]
+        assert reject.reason == "double" and json.loads(reject.record)["name"] == "ann2"
+
+
+@pytest.mark.parametrize(("policy", "names", "rejected"), [
+    ("reject", ["ann", "new"], 1), ("ignore", ["ann", "new"], 0),
+    ("update", ["ann2", "new"], 0)])
+def test_duplicates_against_the_target(rt, tmp_path, policy, names, rejected):
+    run(rt, write(tmp_path / "a.csv", "id,name,score\n1,ann,1\n"))
+    info = run(rt, write(tmp_path / "b.csv", "id,name,score\n1,ann2,2\n2,new,3\n"),
+               key=["id"], duplicates=policy)
+    assert (info.duplicates, info.rejected) == (1, rejected)
+    assert [n for (n,) in rows(rt, "SELECT name FROM people ORDER BY id")] == names
+
+
+def test_dry_run_records_rejects_and_writes_nothing(rt, people):
+    info = run(rt, people, dry_run=True)
+    assert info.status is Status.FINISHED and info.rejected == 3 and info.succeeded == 0
+    assert rows(rt, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'people'") == [(0,)]
+    assert any(m.startswith("Dry run: 3 records would be imported")
+               for m in queries.journal(rt.store.reader(), info.id).message)
+
+
+def test_dialects_compression_and_globs(rt, tmp_path):
+    with gzip.open(tmp_path / "p1.tsv.gz", "wt") as out:
+        out.write("1\tann\t10\n2\tbob\tbad\n")
+    with gzip.open(tmp_path / "p2.tsv.gz", "wt") as out:
+        out.write("3\tcy\t30\n")
+    info = run(rt, str(tmp_path / "p*.tsv.gz"), delimiter="\t", header=False)
+    assert (info.succeeded, info.rejected) == (2, 1)
+    assert list(queries.rejects(rt.store.reader(), info.id).source) == [
+        str(tmp_path / "p1.tsv.gz")]
+    quoted = write(tmp_path / "q.csv", "id;name;score\n1;'a;b';5\n")
+    run(rt, quoted, table="quoted", delimiter=";", quote="'", escape="'")
+    assert rows(rt, "SELECT name FROM quoted") == [("a;b",)]
+
+
+def test_parquet_and_json(rt, tmp_path):
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT range AS id, 'n' || range AS name, range AS score FROM range(5))"
+                f" TO '{tmp_path / 'p.parquet'}' (FORMAT parquet)")
+    con.close()
+    assert run(rt, str(tmp_path / "p.parquet"), table="fromparquet").succeeded == 5
+    source = write(tmp_path / "p.ndjson", "".join(
+        json.dumps({"id": i, "name": f"n{i}", "score": i}) + "\n" for i in range(4)))
+    assert run(rt, source, table="fromjson").succeeded == 4
+    assert rows(rt, "SELECT sum(score) FROM fromjson") == [(6,)]
+
+
+def test_sniffed_columns_are_journaled_and_fixed(rt, tmp_path):
+    source = write(tmp_path / "s.csv", "id,when\n1,2024-01-02\n2,2024-01-03\n")
+    info = run(rt, source, table="sniffed", columns=None)
+    assert info.succeeded == 2
+    assert "Columns sniffed from" in " ".join(queries.journal(rt.store.reader(), info.id).message)
+    assert rows(rt, "SELECT data_type FROM information_schema.columns WHERE table_name = "
+                    "'sniffed' ORDER BY ordinal_position") == [("BIGINT",), ("DATE",)]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"mode": "merge"}, "mode must be one of append, replace, upsert"),
+    ({"mode": "upsert"}, "mode 'upsert' needs a key"),
+    ({"max_rejects": "lots"}, "max_rejects must be a count"),
+    ({"max_rejects": "150%"}, "is not a percentage between 0% and 100%"),
+    ({"columns": {"id": "BIGINT); DROP TABLE jobs; --"}}, "is not a column type"),
+    ({"quote": "ab"}, "quote must be one character"),
+    ({"key": ["nope"]}, "key column 'nope' is not among the columns"),
+])
+def test_bad_options_are_refused_at_submit(rt, people, options, message):
+    with pytest.raises(JobobsError, match=message):
+        importing.submit(rt, people, "people", **{"columns": COLUMNS, **options})
+
+
+def _big(tmp_path, count=300_000):
+    path = tmp_path / "big.csv"
+    duckdb.sql(f"COPY (SELECT range AS id, 'name' || range AS name, range % 1000 AS score "
+               f"FROM range({count})) TO '{path}' (HEADER)")
+    return str(path)
+
+
+def test_pause_during_the_load_and_resume_gives_exact_rows(rt, tmp_path):
+    source = _big(tmp_path)
+    job = importing.submit(rt, source, "big", columns=COLUMNS, on_failure="keep",
+                           chunk_rows=20_000)
+    wait_until(lambda: rt.job(job.id).succeeded >= 20_000, timeout=60)
+    rt.pause(job.id)
+    paused = rt.wait(job.id, timeout=30)
+    assert paused.status is Status.PAUSED
+    loaded = rows(rt, "SELECT count(*) FROM big")[0][0]
+    assert loaded == json.loads(paused.checkpoint)["state"]["row"] and 0 < loaded < 300_000
+    rt.resume(job.id)
+    done = rt.wait(job.id, timeout=120)
+    assert done.status is Status.FINISHED and done.succeeded == 300_000
+    assert rows(rt, "SELECT count(*), count(DISTINCT id) FROM big") == [(300_000, 300_000)]
+
+
+def test_cancel_of_an_all_or_nothing_import_leaves_the_target_untouched(rt, tmp_path):
+    source = _big(tmp_path, 1_000_000)
+    job = importing.submit(rt, source, "big", columns=COLUMNS)
+    wait_for_status(rt, job.id, Status.RUNNING)
+    rt.cancel(job.id)
+    info = rt.wait(job.id, timeout=30)
+    assert info.status is Status.CANCELED
+    assert rows(rt, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'big' "
+                    "OR table_name LIKE '_jobobs%'") == [(0,)]
