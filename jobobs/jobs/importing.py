@@ -28,7 +28,7 @@ import duckdb
 from jobobs.context import JobContext
 from jobobs.errors import CancelInterrupt, JobInterrupt, JobobsError, TooManyRejects
 from jobobs.job import job
-from jobobs.jobs.sql import columns_struct, ident, literal, table_name
+from jobobs.jobs.sql import clear, columns_struct, ident, literal, table_name
 
 FORMATS = ("csv", "parquet", "json")
 MODES = ("append", "replace", "upsert")
@@ -418,11 +418,6 @@ def import_job(ctx: JobContext, options: dict[str, Any]) -> None:
     finally:
         run.cursor.close()
 
-
-def clear(error: duckdb.Error) -> str:
-    """DuckDB's message without its advice list: the first lines up to a blank one."""
-    text = str(error).strip().split("\n\n")[0]
-    return " ".join(line.strip() for line in text.splitlines()[:3])
 
 
 def submit(rt: Any, source: str | list[str], table: str, *, name: str | None = None,

@@ -47,3 +47,9 @@ def columns_struct(columns: dict[str, str]) -> str:
     """``{'id': 'BIGINT', ...}`` for a reader's ``columns`` option."""
     return "{" + ", ".join(f"{literal(n)}: {literal(column_type(n, t))}"
                            for n, t in columns.items()) + "}"
+
+
+def clear(error: Exception) -> str:
+    """DuckDB's message without its advice list: the first lines up to a blank one."""
+    text = str(error).strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in text.splitlines()[:3])

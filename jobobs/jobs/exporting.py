@@ -1,0 +1,175 @@
+"""Export jobs: a query or a table to a file with DuckDB's COPY.
+
+The file is written under a temporary name beside the target and renamed when complete,
+so a failed, canceled or interrupted export never leaves a partial file under the target
+name. A differential export remembers the highest value of a watermark column in
+``export_watermarks`` and next time exports only the rows above it; the watermark moves
+only when the file is in place.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import duckdb
+
+from jobobs.context import JobContext
+from jobobs.errors import JobobsError
+from jobobs.job import job
+from jobobs.jobs.sql import clear, ident, literal, table_name
+
+FORMATS = ("csv", "parquet", "json")
+COMPRESSIONS = ("gzip", "zstd", "none")
+
+
+@dataclass
+class ExportOptions:
+    """What to export and how; checked when the job is submitted."""
+
+    to: str
+    query: str | None = None
+    table: str | None = None
+    format: str | None = None          # csv, parquet or json; else from the file name
+    delimiter: str = ","
+    quote: str = '"'
+    header: bool = True
+    date_format: str | None = None     # strftime format, such as %d/%m/%Y
+    timestamp_format: str | None = None
+    compression: str | None = None     # gzip, zstd or none; else from the file name
+    limit: int | None = None
+    watermark: str | None = None       # a column: export only rows above the last run's max
+
+    def __post_init__(self) -> None:
+        if (self.query is None) == (self.table is None):
+            raise JobobsError("give either a query or a table to export")
+        if self.table is not None:
+            table_name(self.table)
+        if not isinstance(self.to, str) or not self.to or self.to.endswith(os.sep):
+            raise JobobsError("to must be a file path")
+        folder = os.path.dirname(os.path.abspath(self.to))
+        if not os.path.isdir(folder):
+            raise JobobsError(f"the folder {folder} does not exist")
+        if os.path.isdir(self.to):
+            raise JobobsError(f"{self.to} is a directory, not a file")
+        for name, value, allowed in (("format", self.format, FORMATS),
+                                     ("compression", self.compression, COMPRESSIONS)):
+            if value is not None and value not in allowed:
+                raise JobobsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 0):
+            raise JobobsError("limit must be a whole number >= 0")
+        if not isinstance(self.delimiter, str) or not 1 <= len(self.delimiter) <= 4:
+            raise JobobsError("delimiter must be one to four characters")
+
+    @property
+    def kind(self) -> str:
+        if self.format:
+            return self.format
+        name = self.to.lower().removesuffix(".gz").removesuffix(".zst")
+        return next((k for k in FORMATS if name.endswith("." + k)), "csv")
+
+    def copy_options(self) -> str:
+        options = [f"FORMAT {self.kind}"]
+        if self.kind == "csv":
+            options += [f"HEADER {literal(self.header)}", f"DELIMITER {literal(self.delimiter)}",
+                        f"QUOTE {literal(self.quote)}"]
+            if self.date_format:
+                options.append(f"DATEFORMAT {literal(self.date_format)}")
+            if self.timestamp_format:
+                options.append(f"TIMESTAMPFORMAT {literal(self.timestamp_format)}")
+        compression = self.compression or (
+            "gzip" if self.to.endswith(".gz") else "zstd" if self.to.endswith(".zst") else None)
+        if compression and self.kind != "parquet":
+            options.append(f"COMPRESSION {literal(compression)}")
+        return ", ".join(options)
+
+
+class Export:
+    def __init__(self, ctx: JobContext, options: ExportOptions):
+        self.ctx, self.options = ctx, options
+        folder, name = os.path.split(os.path.abspath(options.to))
+        self.temporary = os.path.join(folder, f".{name}.jobobs-{ctx.job_id}.tmp")
+        self.cursor = ctx.cursor()
+
+    def run(self) -> None:
+        ctx, options, cur = self.ctx, self.options, self.cursor
+        started = time.monotonic()
+        ctx.log.info("--- Export data to %s ---", options.to)
+        query = options.query or f"SELECT * FROM {table_name(options.table)}"
+        query, previous = self.differential(query)
+        if options.limit is not None:
+            query = f"SELECT * FROM ({query}) LIMIT {int(options.limit)}"
+        with ctx.interruptible(cur.interrupt):
+            cur.execute("BEGIN TRANSACTION")  # one snapshot for the count, the max and the file
+            try:
+                count = cur.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]
+                ctx.progress(0, count)
+                ctx.log.info("Starting export of %d records", count)
+                mark = None
+                if options.watermark:
+                    mark = cur.execute(f"SELECT max({ident(options.watermark)})::VARCHAR "
+                                       f"FROM ({query})").fetchone()[0]
+                cur.execute(f"COPY ({query}) TO {literal(self.temporary)} "
+                            f"({options.copy_options()})")
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        os.replace(self.temporary, options.to)
+        ctx.progress(count, count)
+        ctx.count(succeeded=count)
+        ctx.checkpoint({"done": True}, atomic=lambda con: self.save_mark(con, mark, previous))
+        ctx.log.info("End of export (%d records to %s in %.1fs)", count, options.to,
+                     time.monotonic() - started)
+
+    def differential(self, query: str) -> tuple[str, str | None]:
+        """The query narrowed to rows above the last watermark, and that watermark."""
+        column = self.options.watermark
+        if not column:
+            return query, None
+        row = self.cursor.execute("SELECT value FROM export_watermarks WHERE name = ?",
+                                  [self.ctx.name]).fetchone()
+        if row is None or row[0] is None:
+            self.ctx.log.info("Differential export on %s: first run, every row", column)
+            return query, None
+        kind = self.cursor.execute(f"SELECT typeof({ident(column)}) FROM ({query}) LIMIT 1"
+                                   ).fetchone()
+        cast = f"CAST({literal(row[0])} AS {kind[0]})" if kind else literal(row[0])
+        self.ctx.log.info("Differential export: rows with %s above %s", column, row[0])
+        return f"SELECT * FROM ({query}) WHERE {ident(column)} > {cast}", row[0]
+
+    def save_mark(self, con: duckdb.DuckDBPyConnection, mark: str | None,
+                  previous: str | None) -> None:
+        if not self.options.watermark:
+            return
+        con.execute("INSERT OR REPLACE INTO export_watermarks VALUES (?, ?, ?, ?, "
+                    "now()::TIMESTAMP)",
+                    [self.ctx.name, self.options.watermark, mark or previous, self.ctx.job_id])
+
+    def discard(self) -> None:
+        if os.path.exists(self.temporary):
+            os.remove(self.temporary)
+
+
+@job(name="export", kind="export", max_rejects=None)
+def export_job(ctx: JobContext, options: dict[str, Any]) -> None:
+    """The export job: ``options`` are ExportOptions' fields."""
+    run = Export(ctx, ExportOptions(**options))
+    try:
+        run.run()
+    except duckdb.Error as error:
+        raise JobobsError(clear(error)) from None
+    except OSError as error:
+        raise JobobsError(f"cannot write {run.options.to}: {error.strerror or error}") from None
+    finally:
+        run.discard()
+        run.cursor.close()
+
+
+def submit(rt: Any, to: str, *, name: str | None = None, **options: Any) -> Any:
+    """Submit an export to ``to``; options are ExportOptions' fields (``query`` or ``table``)."""
+    checked = ExportOptions(to=to, **options)
+    return rt.submit(export_job, asdict(checked),
+                     name=name or f"export {os.path.basename(to)}")
