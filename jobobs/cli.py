@@ -131,13 +131,151 @@ def journal(db, job_id, after, level, limit, as_json):
 @DB_OPTION
 @click.argument("job_id", type=int)
 @click.option("--limit", type=click.IntRange(1), help="At most this many rejects.")
+@click.option("--to", "to", type=click.Path(dir_okay=False), help="Write them to a CSV file.")
 @JSON_OPTION
-def rejects(db, job_id, limit, as_json):
-    """Print a job's rejected records.
+def rejects(db, job_id, limit, to, as_json):
+    """Print a job's rejected records, or write them to a CSV file to fix and replay.
 
-    Example: jobobs rejects 42 --json
+    Example: jobobs rejects 42 --to rejects.csv
     """
+    if to:
+        from jobobs.jobs.rejects import export_rejects
+
+        click.echo(f"{export_rejects(_read(db), job_id, to)} rejects written to {to}")
+        return
     _print(queries.rejects(_read(db), job_id, limit=limit), as_json)
+
+
+def _run_here(db: str, submit, as_json: bool) -> None:
+    """Run one job in a runtime of this process, wait for it, print it; exit 1 if it failed."""
+    from jobobs.runtime import Runtime
+
+    with Runtime(db, workers=1) as rt:
+        info = submit(rt).wait()
+    fields = ("id", "name", "kind", "status", "total", "processed", "succeeded", "rejected",
+              "doubles", "duplicates", "warnings", "error")
+    _print(pd.DataFrame([{k: info[k] for k in fields}]), as_json)
+    if info.status.value != "finished":
+        sys.exit(1)
+
+
+def _max_rejects(text: str | None) -> int | str | None:
+    if text is None:
+        return 100
+    if text.lower() == "none":
+        return None
+    return text if text.endswith("%") else _integer(text, "--max-rejects")
+
+
+def _integer(text: str, hint: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a number, a percentage or none",
+                                 param_hint=hint) from None
+
+
+def _columns(text: str | None) -> dict[str, str] | None:
+    """``id BIGINT, name VARCHAR`` (or a JSON object) to a name -> type dict."""
+    if not text:
+        return None
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise click.BadParameter("not a JSON object", param_hint="--columns") from None
+    columns = {}
+    for part in text.split(","):
+        name, _, kind = part.strip().partition(" ")
+        if not name or not kind.strip():
+            raise click.BadParameter(f"{part.strip()!r} is not 'name TYPE'",
+                                     param_hint="--columns")
+        columns[name] = kind.strip()
+    return columns
+
+
+@main.command("import")
+@DB_OPTION
+@click.argument("source", nargs=-1, required=True)
+@click.option("--table", required=True, help="The target table.")
+@click.option("--columns", help="Column types, 'id BIGINT, name VARCHAR' (default: sniffed).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]))
+@click.option("--delimiter", default=",", show_default=True)
+@click.option("--quote", default='"', show_default=True)
+@click.option("--no-header", is_flag=True, help="The CSV files have no header line.")
+@click.option("--encoding", default="utf-8", show_default=True)
+@click.option("--mode", type=click.Choice(["append", "replace", "upsert"]), default="append",
+              show_default=True)
+@click.option("--key", multiple=True, help="Key column (repeatable), for doubles, duplicates "
+              "and upsert.")
+@click.option("--doubles", type=click.Choice(["update", "ignore", "reject"]), default="update",
+              show_default=True, help="A key repeated in the input.")
+@click.option("--duplicates", type=click.Choice(["update", "ignore", "reject"]),
+              default="reject", show_default=True, help="A key already in the table.")
+@click.option("--max-rejects", help="Stop after N rejects, or P%, or none.  [default: 100]")
+@click.option("--keep-chunks", is_flag=True, help="On failure keep the chunks already loaded "
+              "(default: all or nothing).")
+@click.option("--dry-run", is_flag=True, help="Check and record rejects; write nothing.")
+@click.option("--name", help="The job's name.")
+@JSON_OPTION
+def import_(db, source, table, columns, fmt, delimiter, quote, no_header, encoding, mode, key,
+            doubles, duplicates, max_rejects, keep_chunks, dry_run, name, as_json):
+    """Import files (CSV, Parquet, JSON; globs allowed) into a table, here, and wait.
+
+    Example: jobobs import 'data/customers_*.csv' --table customers --key id --max-rejects 5%
+    """
+    from jobobs.jobs import importing
+
+    options = dict(columns=_columns(columns), format=fmt, delimiter=delimiter, quote=quote,
+                   escape=quote, header=not no_header, encoding=encoding, mode=mode,
+                   key=list(key), doubles=doubles, duplicates=duplicates,
+                   max_rejects=_max_rejects(max_rejects),
+                   on_failure="keep" if keep_chunks else "rollback", dry_run=dry_run)
+    sources = list(source) if len(source) > 1 else source[0]
+    _run_here(db, lambda rt: importing.submit(rt, sources, table, name=name, **options),
+              as_json)
+
+
+@main.command("export")
+@DB_OPTION
+@click.option("--query", help="The SQL query to export.")
+@click.option("--table", help="The table to export.")
+@click.option("--to", "to", required=True, help="The file to write.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]))
+@click.option("--delimiter", default=",", show_default=True)
+@click.option("--no-header", is_flag=True)
+@click.option("--date-format", help="strftime format for dates, such as %d/%m/%Y.")
+@click.option("--limit", type=click.IntRange(0), help="At most this many rows.")
+@click.option("--watermark", help="Differential: only rows whose column is above last run's.")
+@click.option("--name", help="The job's name (differential exports remember by name).")
+@JSON_OPTION
+def export(db, query, table, to, fmt, delimiter, no_header, date_format, limit, watermark,
+           name, as_json):
+    """Export a query or a table to a file, here, and wait.
+
+    Example: jobobs export --table orders --to out/orders.csv.gz --watermark id
+    """
+    from jobobs.jobs import exporting
+
+    options = dict(query=query, table=table, format=fmt, delimiter=delimiter,
+                   header=not no_header, date_format=date_format, limit=limit,
+                   watermark=watermark)
+    _run_here(db, lambda rt: exporting.submit(rt, to, name=name, **options), as_json)
+
+
+@main.command()
+@DB_OPTION
+@click.argument("job_id", type=int)
+@click.argument("corrected", type=click.Path(dir_okay=False))
+@JSON_OPTION
+def replay(db, job_id, corrected, as_json):
+    """Import a corrected rejects file (from rejects --to) with the options of an import.
+
+    Example: jobobs replay 42 rejects-fixed.csv
+    """
+    from jobobs.jobs.rejects import replay as replay_rejects
+
+    _run_here(db, lambda rt: replay_rejects(rt, job_id, corrected), as_json)
 
 
 def _control(command: str):
@@ -171,26 +309,19 @@ for _command in ("start", "pause", "resume", "cancel"):
 @click.argument("target")
 @click.argument("args", nargs=-1)
 @click.option("--name", help="The job's name (default: the function's).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1))
 @JSON_OPTION
-def run(db, target, args, name, workers, as_json):
+def run(db, target, args, name, as_json):
     """Run a Python job MODULE:FUNCTION here and wait for it; ARGS are passed as JSON values
     where they parse as JSON, else as text.
 
     Example: jobobs run jobobs.demo:score_customers 500
     """
     from jobobs.job import resolve
-    from jobobs.runtime import Runtime
 
     values = [_json_or_text(arg) for arg in args]
     sys.path.insert(0, ".")
     definition = resolve(target)
-    with Runtime(db, workers=workers) as rt:
-        info = rt.submit(definition, *values, name=name).wait()
-    _print(pd.DataFrame([{k: info[k] for k in ("id", "name", "kind", "status", "processed",
-                                               "rejected", "warnings", "error")}]), as_json)
-    if info.status.value == "failed":
-        sys.exit(1)
+    _run_here(db, lambda rt: rt.submit(definition, *values, name=name), as_json)
 
 
 @main.command()

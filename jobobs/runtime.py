@@ -117,8 +117,10 @@ class Runtime:
     # -- the public API ---------------------------------------------------------
 
     def submit(self, fn: Callable[..., Any] | JobFunction, *args: Any, name: str | None = None,
-               actor: str | None = None, start: bool = True, **kwargs: Any) -> JobHandle:
-        """Record a job and queue it (``start=False`` leaves it in ``editing``)."""
+               actor: str | None = None, start: bool = True, parent: int | None = None,
+               **kwargs: Any) -> JobHandle:
+        """Record a job and queue it (``start=False`` leaves it in ``editing``); ``parent``
+        links it to the job it follows up (a replay of rejects, say)."""
         if self._closed.is_set():
             raise RuntimeClosed()
         definition = as_job(fn)
@@ -126,7 +128,7 @@ class Runtime:
             name=name or definition.name, kind=definition.kind,
             spec=definition.spec(args, kwargs),
             actor=actor or self.actor, queue=start, max_rejects=definition.max_rejects,
-            runtime_id=self.id, host=HOST, pid=os.getpid(),
+            runtime_id=self.id, host=HOST, pid=os.getpid(), parent_id=parent,
         )
         if start:
             self._queue.put(row.id)

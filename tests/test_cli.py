@@ -135,3 +135,31 @@ def test_demo_shows_every_outcome(db):
                          "WHERE j.name = 'score-customers' AND to_status = 'paused'").fetchone()
     assert paused == (1,)
     assert con.execute("SELECT bool_or(has_warning) FROM jobs").fetchone() == (True,)
+
+
+def test_import_export_rejects_and_replay_from_the_command_line(db, tmp_path):
+    source = tmp_path / "c.csv"
+    source.write_text("id,name\n1,ann\nx,bob\n3,cy\n")
+    code, out = run("import", source, "--table", "people", "--columns", "id BIGINT, name VARCHAR",
+                    "--db", db, "--json")
+    job = json.loads(out)[0]
+    assert code == 0 and (job["kind"], job["succeeded"], job["rejected"]) == ("import", 2, 1)
+    code, out = run("rejects", job["id"], "--to", tmp_path / "r.csv", "--db", db)
+    assert code == 0 and out.startswith("1 rejects written")
+    (tmp_path / "fixed.csv").write_text((tmp_path / "r.csv").read_text().replace("x,bob", "2,bob"))
+    code, out = run("replay", job["id"], tmp_path / "fixed.csv", "--db", db, "--json")
+    assert code == 0 and json.loads(out)[0]["succeeded"] == 1
+    code, out = run("export", "--table", "people", "--to", tmp_path / "out.csv", "--db", db)
+    assert code == 0 and (tmp_path / "out.csv").read_text().split() == [
+        "id,name", "1,ann", "3,cy", "2,bob"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["import", "nope.csv", "--table", "t"], "Error: nope.csv does not exist"),
+    (["import", "x.csv", "--table", "t", "--columns", "id"], "'id' is not 'name TYPE'"),
+    (["import", "x.csv", "--table", "t", "--max-rejects", "many"], "'many' is not a number"),
+    (["export", "--to", "out.csv"], "Error: give either a query or a table to export"),
+])
+def test_import_and_export_bad_input_is_one_line(db, args, message):
+    code, out = run(*args, "--db", db)
+    assert code != 0 and message in out and "Traceback" not in out

@@ -198,3 +198,20 @@ def test_cancel_of_an_all_or_nothing_import_leaves_the_target_untouched(rt, tmp_
     assert info.status is Status.CANCELED
     assert rows(rt, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'big' "
                     "OR table_name LIKE '_jobobs%'") == [(0,)]
+
+
+def test_export_fix_and_replay_rejects(rt, people, tmp_path):
+    from jobobs.jobs.rejects import export_rejects, replay
+
+    original = run(rt, people)
+    exported = tmp_path / "rejects.csv"
+    assert export_rejects(rt.store.reader(), original.id, str(exported)) == 3
+    fixed = exported.read_text().replace("2,bob,x", "2,bob,20").replace(
+        "4,dan,40,extra", "4,dan,40").replace("5,eve", "5,eve,50")
+    corrected = tmp_path / "fixed.csv"
+    corrected.write_text(fixed)
+    again = rt.wait(replay(rt, original.id, str(corrected)).id, timeout=30)
+    assert again.status is Status.FINISHED and (again.succeeded, again.rejected) == (3, 0)
+    assert again.parent_id == original.id
+    assert rows(rt, "SELECT id, score FROM people ORDER BY id") == [
+        (1, 10), (2, 20), (3, 30), (4, 40), (5, 50), (6, 60)]

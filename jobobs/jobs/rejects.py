@@ -1,0 +1,64 @@
+"""A job's rejects out to a file, and a corrected file back in as a new import."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import duckdb
+
+from jobobs.errors import JobobsError
+from jobobs.jobs import importing
+from jobobs.jobs.sql import literal
+
+COLUMNS = "seq, source, line_no, column_name, reason, message, raw, record"
+
+
+def export_rejects(con: duckdb.DuckDBPyConnection, job_id: int, path: str) -> int:
+    """Write a job's rejects to a CSV file (written aside, then renamed); return how many."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise JobobsError(f"the folder {folder} does not exist")
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.jobobs.tmp")
+    query = f"SELECT {COLUMNS} FROM rejects WHERE job_id = {int(job_id)} ORDER BY seq"
+    try:
+        con.execute(f"COPY ({query}) TO {literal(temporary)} (HEADER)")
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return con.execute("SELECT count(*) FROM rejects WHERE job_id = ?", [job_id]).fetchone()[0]
+
+
+def replay(rt: Any, job_id: int, corrected: str, *, name: str | None = None) -> Any:
+    """Import the ``raw`` lines of a corrected rejects file with the options of import
+    ``job_id``, as a new job whose parent is that one."""
+    original = rt.job(job_id)
+    if original.kind != "import":
+        raise JobobsError(f"job {job_id} is not an import")
+    options = json.loads(original.spec)["args"][0]
+    state = json.loads(original.checkpoint or "{}").get("state") or {}
+    columns = options.get("columns") or state.get("columns")
+    if importing.file_format(str(options["source"]), options.get("format")) != "csv":
+        raise JobobsError("only the rejects of CSV imports can be replayed from their raw lines")
+    if not columns:
+        raise JobobsError(f"job {job_id} never read its columns; there is nothing to replay")
+    if not os.path.exists(corrected):
+        raise JobobsError(f"{corrected} does not exist")
+    try:
+        lines = duckdb.sql(f"SELECT raw FROM read_csv({literal(corrected)}, header=true, "
+                           "all_varchar=true) WHERE raw IS NOT NULL").fetchall()
+    except duckdb.Error as error:
+        raise JobobsError(f"{corrected} is not a rejects file with a raw column") from error
+    lines_file = corrected + ".lines.csv"
+    with open(lines_file, "w", encoding=options.get("encoding") or "utf-8") as out:
+        if options.get("header", True):
+            out.write(options.get("delimiter", ",").join(columns) + "\n")
+        out.writelines(raw + "\n" for (raw,) in lines)
+    table = options.pop("table")
+    options.pop("source")
+    options.update(columns=columns, dry_run=False,
+                   mode="append" if options["mode"] == "replace" else options["mode"])
+    return importing.submit(rt, lines_file, table, parent=job_id,
+                            name=name or f"replay of job {job_id}", **options)
