@@ -18,8 +18,10 @@ The staging tables are dropped when the job ends, and kept while it is paused or
 from __future__ import annotations
 
 import glob
+import gzip
 import os
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -154,8 +156,8 @@ def reader(path: str, options: ImportOptions, columns: dict[str, str] | None,
     args = [literal(path), f"header={literal(options.header)}",
             f"delim={literal(options.delimiter)}", f"quote={literal(options.quote)}",
             f"escape={literal(options.escape)}", f"encoding={literal(options.encoding)}"]
-    if columns:
-        args.append(f"columns={columns_struct(columns)}")
+    if columns:  # declared or already sniffed: nothing is left to guess
+        args += [f"columns={columns_struct(columns)}", "auto_detect=false"]
     if rejects:
         args += ["store_rejects=true", f"rejects_table={literal(rejects)}",
                  f"rejects_scan={literal(rejects + '_scan')}"]
@@ -202,9 +204,19 @@ class Import:
             ctx.log.info("--- Read the input ---")
         columns = state.get("columns") or options.columns or self.sniff(files[0])
         sizes = [os.path.getsize(f) for f in files]
+        self.cursor.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage} (_file INTEGER,
+            _row BIGINT, {', '.join(f'{ident(n)} {t}' for n, t in columns.items())})""")
+        self.cursor.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage_rejects} (
+            file INTEGER, path VARCHAR, line BIGINT, column_name VARCHAR, error_type VARCHAR,
+            raw VARCHAR, message VARCHAR)""")
         for index in range(state["file"], len(files)):
             path = files[index]
             ctx.log.info("Reading %s (%s bytes)", path, f"{sizes[index]:,}")
+            if not sizes[index]:
+                ctx.warn("%s is empty", path)
+                continue
+            if path.endswith(".gz"):
+                self.check_gzip(path)
             self.read_file(index, path, columns)
             ctx.progress(sum(sizes[: index + 1]), sum(sizes) or 1, counts=False)
             ctx.checkpoint({"phase": "read", "file": index + 1, "files": files,
@@ -230,11 +242,6 @@ class Import:
         with self.ctx.interruptible(cur.interrupt):
             cur.execute("BEGIN TRANSACTION")
             try:
-                cur.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage} AS SELECT 0 AS _file,
-                                0::BIGINT AS _row, {names} FROM {source} LIMIT 0""")
-                cur.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage_rejects} (
-                                file INTEGER, path VARCHAR, line BIGINT, column_name VARCHAR,
-                                error_type VARCHAR, raw VARCHAR, message VARCHAR)""")
                 cur.execute(f"DELETE FROM {self.stage} WHERE _file >= ?", [index])
                 cur.execute(f"DELETE FROM {self.stage_rejects} WHERE file >= ?", [index])
                 cur.execute(f"""INSERT INTO {self.stage} SELECT {index}, row_number() OVER (),
@@ -251,6 +258,16 @@ class Import:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+
+    def check_gzip(self, path: str) -> None:
+        """Read a gzip file to its end: DuckDB reads a truncated one without a word."""
+        try:
+            with gzip.open(path, "rb") as stream:
+                while stream.read(1 << 22):
+                    if self.ctx.stop_requested:
+                        self.ctx.checkpoint()
+        except (EOFError, OSError, zlib.error) as error:
+            raise JobobsError(f"{path} is not a complete gzip file ({error})") from None
 
     def check(self, state: dict[str, Any]) -> dict[str, Any]:
         """Apply doubles and duplicates, record every reject, apply the threshold."""
@@ -272,6 +289,8 @@ class Import:
             count(*) FILTER (_keep AND _dup) FROM {self.load}""").fetchone()
         records = bad_lines + staged
         ctx.log.info("Starting import of %d records", records)
+        if not records:
+            ctx.warn("The input has no records")
         reasons = [(None, bad_lines)]
         if options.key and options.doubles == "reject":
             reasons.append(("double", doubles))
@@ -297,8 +316,7 @@ class Import:
                           "reject": "rejected"}[self.duplicates_policy()])
         if over:
             self.drop_staging()
-            ctx.log.error("Too many rejects: %d (the limit is %s); nothing was imported",
-                          rejected, options.max_rejects)
+            ctx.log.info("Nothing was imported into %s", options.table)
             raise TooManyRejects(rejected, limit)
         if options.dry_run:
             ctx.log.info("Dry run: %d records would be imported into %s; nothing was written",
