@@ -296,9 +296,11 @@ class JobContext:
         except (TypeError, ValueError) as error:
             raise JobobsError(f"checkpoint state must be JSON-serializable: {error}") from None
         previous = row.checkpoint, row.checkpoint_at
-        row.set(checkpoint=saved, checkpoint_at=now)
         try:
-            self._ledger.flush(atomic=atomic)
+            # Set under the flush lock, so no other flush writes this checkpoint without
+            # the rows of its atomic step.
+            self._ledger.flush(atomic=atomic, prepare=lambda: row.set(checkpoint=saved,
+                                                                       checkpoint_at=now))
         except BaseException:
             if atomic is not None:  # the rows it wrote are rolled back: so is the state
                 row.set(checkpoint=previous[0], checkpoint_at=previous[1])

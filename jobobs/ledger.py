@@ -190,10 +190,15 @@ class Ledger:
 
     # -- writing -----------------------------------------------------------------------
 
-    def flush(self, atomic: Callable[[Any], None] | None = None) -> None:
+    def flush(self, atomic: Callable[[Any], None] | None = None,
+              prepare: Callable[[], None] | None = None) -> None:
         """Write everything pending in one transaction (with ``atomic``, see Store.write);
-        on failure keep it for the next try."""
+        on failure keep it for the next try. ``prepare`` runs first under the flush lock:
+        what it changes is written by this flush and no other (a checkpoint that must
+        commit with its atomic step)."""
         with self._flush_lock:
+            if prepare is not None:
+                prepare()
             taken = None
             try:
                 taken = self._take()

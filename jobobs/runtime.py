@@ -120,7 +120,11 @@ class Runtime:
                actor: str | None = None, start: bool = True, parent: int | None = None,
                **kwargs: Any) -> JobHandle:
         """Record a job and queue it (``start=False`` leaves it in ``editing``); ``parent``
-        links it to the job it follows up (a replay of rejects, say)."""
+        links it to the job it follows up (a replay of rejects, say).
+
+        Like everything the runtime records, the job is written within ``flush_interval``;
+        call ``flush()`` before telling another process about it.
+        """
         if self._closed.is_set():
             raise RuntimeClosed()
         definition = as_job(fn)
@@ -134,6 +138,10 @@ class Runtime:
             self._queue.put(row.id)
         self._wake.set()
         return JobHandle(self, row.id, row.name)
+
+    def flush(self) -> None:
+        """Write everything recorded so far now (it is written every ``flush_interval``)."""
+        self.ledger.flush()
 
     def start(self, job_id: int, *, by: str | None = None) -> int:
         """Request that an edited, paused or shut-down job run (from its last checkpoint)."""

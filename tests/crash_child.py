@@ -13,6 +13,7 @@ rt = jobobs.Runtime(db, workers=2)
 job = rt.submit(jobs.steps, count, 0.004, 7)
 while rt.job(job.id).processed < ready_at:
     time.sleep(0.005)
+rt.flush()
 print(job.id, flush=True)
 rt.wait(job.id)
 print("finished", flush=True)
