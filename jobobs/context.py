@@ -243,6 +243,7 @@ class JobContext:
                 active[0] = True
             try:
                 atomic(writer)
+                self.check_interrupt()  # a request that came between two statements
             finally:
                 with running:
                     active[0] = False
@@ -250,13 +251,21 @@ class JobContext:
         with self.interruptible(interrupt):
             self.save(atomic=guarded, state=self._state if state is None else state)
 
+    def check_interrupt(self) -> None:
+        """Raise DuckDB's InterruptException if a request is pending: call it after each
+        statement of an ``interruptible`` block, for a request that came between two."""
+        if self._control.pending:
+            raise duckdb.InterruptException("a pause, cancel or shutdown was requested")
+
     @contextmanager
     def interruptible(self, interrupt: Callable[[], None]) -> Iterator[None]:
-        """Run a long statement so that a pause, cancel or shutdown interrupts it.
+        """Run long statements so that a pause, cancel or shutdown interrupts them.
 
         ``interrupt`` is called when a request comes (``cursor.interrupt`` for a cursor
         from ``ctx.cursor()``); the interrupted statement's DuckDB error becomes the
-        request, raised as at a checkpoint, and the job resumes from its last one.
+        request, raised as at a checkpoint, and the job resumes from its last one. A
+        request that comes between two statements is not seen by DuckDB: call
+        ``check_interrupt()`` after each.
         """
         if self._control.pending:
             self.checkpoint()

@@ -113,6 +113,7 @@ class Export:
                                        f"FROM ({query})").fetchone()[0]
                 cur.execute(f"COPY ({query}) TO {literal(self.temporary)} "
                             f"({options.copy_options()})")
+                ctx.check_interrupt()
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")

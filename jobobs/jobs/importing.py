@@ -186,13 +186,17 @@ class Import:
         files = expand(self.options.source)
         if state.get("files", files) != files:
             raise JobobsError("the input files changed since the job started; start a new job")
-        if state["phase"] == "read":
-            state = self.read(files, state)
-        self.columns = state["columns"]
-        if state["phase"] == "check":
-            state = self.check(state)
-        if state["phase"] == "load":
-            self.load_rows(state)
+        if self.one_pass:
+            if state["phase"] != "done":
+                self.one_pass_import(files, state)
+        else:
+            if state["phase"] == "read":
+                state = self.read(files, state)
+            self.columns = state["columns"]
+            if state["phase"] == "check":
+                state = self.check(state)
+            if state["phase"] == "load":
+                self.load_rows(state)
         counters = self.ctx.counters
         self.ctx.log.info("End of import (%d processed, %d imported, %d rejected in %.1fs)",
                           counters["processed"], counters["succeeded"], counters["rejected"],
@@ -246,6 +250,7 @@ class Import:
                 cur.execute(f"DELETE FROM {self.stage_rejects} WHERE file >= ?", [index])
                 cur.execute(f"""INSERT INTO {self.stage} SELECT {index}, row_number() OVER (),
                                 {names} FROM {source}""")
+                self.ctx.check_interrupt()
                 if is_csv:
                     cur.execute(f"""INSERT INTO {self.stage_rejects}
                         SELECT {index}, {literal(path)}, line, arg_min(column_name, byte_position),
@@ -254,6 +259,7 @@ class Import:
                         FROM {ident(rejects)} GROUP BY line""")
                     cur.execute(f"DROP TABLE {ident(rejects)}")
                     cur.execute(f"DROP TABLE {ident(rejects + '_scan')}")
+                self.ctx.check_interrupt()
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -284,6 +290,7 @@ class Import:
                 SELECT *, CASE WHEN {written} THEN row_number() OVER
                               (PARTITION BY {written} ORDER BY _file, _row) END AS _n
                 FROM (SELECT *, {keep} AS _keep, {dup} AS _dup FROM {self.stage})""")
+            ctx.check_interrupt()
         bad_lines, staged, doubles, duplicates = cur.execute(f"""SELECT
             (SELECT count(*) FROM {self.stage_rejects}), count(*), count(*) FILTER (NOT _keep),
             count(*) FILTER (_keep AND _dup) FROM {self.load}""").fetchone()
@@ -389,7 +396,28 @@ class Import:
                         f"{self.load} WHERE _n > {start} AND _n <= {end})")
         con.execute(f"INSERT INTO {self.target} BY NAME {rows}")
 
+    def one_pass_import(self, files: list[str], state: dict[str, Any]) -> None:
+        """No key and all or nothing: read straight into the target (see onepass.py)."""
+        from jobobs.jobs.onepass import OnePass
+
+        self.ctx.log.info("--- Read the input ---")
+        columns = state.get("columns") or self.options.columns or self.sniff(files[0])
+        self.columns = columns
+        for path in files:
+            if path.endswith(".gz"):
+                self.check_gzip(path)
+        if not state.get("columns"):
+            self.ctx.checkpoint({"phase": "read", "file": 0, "files": files, "columns": columns})
+        OnePass(self).import_files(files, columns)
+
     # -- helpers --------------------------------------------------------------------
+
+    @property
+    def one_pass(self) -> bool:
+        options = self.options
+        return (options.on_failure == "rollback" and not options.key
+                and all(file_format(f, options.format) == "csv"
+                        for f in expand(options.source)))
 
     def duplicates_policy(self) -> str:
         return self.options.duplicates if self.options.mode == "append" else "update"
@@ -413,7 +441,8 @@ class Import:
 
     def drop_staging(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         con = con or self.cursor
-        for table in (self.stage, self.stage_rejects, self.load):
+        held = ident(f"_jobobs_rejects_held_{self.ctx.job_id}")
+        for table in (self.stage, self.stage_rejects, self.load, held):
             con.execute(f"DROP TABLE IF EXISTS {table}")
 
 

@@ -1,0 +1,178 @@
+"""One-pass imports: the common case (no key, all or nothing) read straight into the target.
+
+The files are read by DuckDB's reader directly into the target table, in one transaction
+on the job's own connection, so the import costs about what the raw reader costs. The
+reader's rejects go into a per-job holding table in the same transaction; its existence
+after a crash means the rows are in, and a checkpoint then moves the rejects into
+``rejects`` and drops it. A pause or cancel interrupts the transaction and rolls it back;
+past the reject threshold it is rolled back too and the files are read once more, without
+writing, to record the rejects.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from jobobs.errors import TooManyRejects
+from jobobs.jobs.sql import ident, literal, table_name
+
+if TYPE_CHECKING:
+    from jobobs.jobs.importing import Import
+
+
+class OnePass:
+    def __init__(self, run: Import):
+        self.run = run
+        self.ctx, self.options, self.cursor = run.ctx, run.options, run.cursor
+        self.holder = ident(f"_jobobs_rejects_held_{self.ctx.job_id}")
+
+    def import_files(self, files: list[str], columns: dict[str, str]) -> None:
+        from jobobs.jobs.importing import REASONS, reader, threshold
+
+        ctx, options, cur = self.ctx, self.options, self.cursor
+        target = table_name(options.table)
+        if not self.committed():  # else the rows went in before an interruption
+            ctx.log.info("--- Import data into %s (all or nothing, in one pass) ---",
+                         options.table)
+            sizes = [os.path.getsize(f) for f in files]
+            names = ", ".join(ident(c) for c in columns)
+            typed = ", ".join(f"{ident(n)} {t}" for n, t in columns.items())
+            imported = 0
+            with ctx.interruptible(cur.interrupt), self.progress(sizes) as at:
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    if options.mode == "replace":
+                        cur.execute(f"CREATE OR REPLACE TABLE {target} ({typed})")
+                    else:
+                        cur.execute(f"CREATE TABLE IF NOT EXISTS {target} ({typed})")
+                    cur.execute(f"""CREATE TABLE {self.holder} (path VARCHAR, line BIGINT,
+                        column_name VARCHAR, reason VARCHAR, raw VARCHAR, message VARCHAR)""")
+                    for index, path in enumerate(files):
+                        at[0] = index
+                        if not sizes[index]:
+                            ctx.warn("%s is empty", path)
+                            continue
+                        rejects = f"_jobobs_reader_rejects_{ctx.job_id}_{index}"
+                        source = reader(path, options, columns, rejects)
+                        ctx.check_interrupt()
+                        imported += cur.execute(f"INSERT INTO {target} BY NAME SELECT {names} "
+                                                f"FROM {source}").fetchone()[0]
+                        ctx.check_interrupt()
+                        cur.execute(f"""INSERT INTO {self.holder} SELECT {literal(path)}, line,
+                            arg_min(column_name, byte_position),
+                            CASE arg_min(error_type, byte_position) {' '.join(
+                                f"WHEN {literal(k)} THEN {literal(v)}" for k, v in REASONS.items())}
+                                ELSE lower(arg_min(error_type, byte_position)) END,
+                            arg_min(csv_line, byte_position),
+                            string_agg(error_message, '; ' ORDER BY byte_position)
+                            FROM {ident(rejects)} GROUP BY line""")
+                    rejected = cur.execute(f"SELECT count(*) FROM {self.holder}").fetchone()[0]
+                    limit = threshold(options.max_rejects, imported + rejected)
+                    over = limit is not None and rejected > limit
+                    ctx.check_interrupt()
+                    if options.dry_run or over:
+                        cur.execute("ROLLBACK")
+                    else:
+                        cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+            ctx.log.info("Starting import of %d records", imported + rejected)
+            if not imported + rejected:
+                ctx.warn("The input has no records")
+            if options.dry_run or over:
+                self.hold_rejects_only(files, columns)
+            ctx.count(total=imported + rejected, processed=imported + rejected,
+                      succeeded=0 if options.dry_run or over else imported, rejected=rejected)
+            if over:
+                self.record_rejects({"phase": "failed"})
+                ctx.log.info("Nothing was imported into %s", options.table)
+                raise TooManyRejects(rejected, limit)
+            if options.dry_run:
+                ctx.log.info("Dry run: %d records would be imported into %s; nothing was "
+                             "written", imported, options.table)
+        self.record_rejects({"phase": "done"})
+
+    def hold_rejects_only(self, files: list[str], columns: dict[str, str]) -> None:
+        """Read the files again without writing, to keep their rejects."""
+        from jobobs.jobs.importing import REASONS, reader
+
+        cur = self.cursor
+        cur.execute(f"""CREATE OR REPLACE TABLE {self.holder} (path VARCHAR, line BIGINT,
+            column_name VARCHAR, reason VARCHAR, raw VARCHAR, message VARCHAR)""")
+        for index, path in enumerate(files):
+            if not os.path.getsize(path):
+                continue
+            rejects = f"_jobobs_reader_rejects_{self.ctx.job_id}_{index}"
+            every = ", ".join(ident(c) for c in columns)  # so that every value is parsed
+            with self.ctx.interruptible(cur.interrupt):
+                cur.execute(f"SELECT sum(hash({every})) "
+                            f"FROM {reader(path, self.options, columns, rejects)}").fetchall()
+                self.ctx.check_interrupt()
+            cur.execute(f"""INSERT INTO {self.holder} SELECT {literal(path)}, line,
+                arg_min(column_name, byte_position),
+                CASE arg_min(error_type, byte_position) {' '.join(
+                    f"WHEN {literal(k)} THEN {literal(v)}" for k, v in REASONS.items())}
+                    ELSE lower(arg_min(error_type, byte_position)) END,
+                arg_min(csv_line, byte_position),
+                string_agg(error_message, '; ' ORDER BY byte_position)
+                FROM {ident(rejects)} GROUP BY line""")
+
+    def record_rejects(self, state: dict[str, Any]) -> None:
+        """Move the held rejects into ``rejects`` with the checkpoint that says so.
+
+        The rows are in by now, so a pause or cancel that comes now is too late: this
+        saves without honouring it, and the job ends as it is."""
+        count = self.cursor.execute(f"SELECT count(*) FROM {self.holder}").fetchone()[0]
+        first = self.ctx.reserve_rejects(count)
+
+        def move(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(f"""INSERT INTO rejects SELECT ?, ? + row_number() OVER
+                (ORDER BY path, line), now()::TIMESTAMP, 'error', path, line, column_name,
+                raw, NULL, reason, message FROM {self.holder}""", [self.ctx.job_id, first])
+            con.execute(f"DROP TABLE {self.holder}")
+
+        self.ctx.save(atomic=move, state=state)
+
+    def committed(self) -> bool:
+        return bool(self.cursor.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+            [self.holder.strip('"')]).fetchone()[0])
+
+    def drop(self) -> None:
+        self.cursor.execute(f"DROP TABLE IF EXISTS {self.holder}")
+
+    def progress(self, sizes: list[int]):
+        """Report the reader's own progress through the files while the statement runs."""
+        return _Progress(self.ctx, self.cursor, sizes)
+
+
+class _Progress:
+    def __init__(self, ctx: Any, cursor: duckdb.DuckDBPyConnection, sizes: list[int]):
+        self.ctx, self.cursor, self.sizes = ctx, cursor, sizes
+        self.file = [0]
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.poll, name="jobobs-progress", daemon=True)
+
+    def __enter__(self) -> list[int]:
+        self.cursor.execute("SET enable_progress_bar = true")
+        self.cursor.execute("SET enable_progress_bar_print = false")
+        self.thread.start()
+        return self.file
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def poll(self) -> None:
+        total = sum(self.sizes) or 1
+        while not self.done.wait(0.25):
+            percent = self.cursor.query_progress()
+            if percent >= 0:
+                index = self.file[0]
+                current = sum(self.sizes[:index]) + self.sizes[index] * percent / 100
+                self.ctx.progress(current, total, counts=False)
