@@ -45,10 +45,9 @@ class OnePass:
             with ctx.interruptible(cur.interrupt), self.progress(sizes) as at:
                 cur.execute("BEGIN TRANSACTION")
                 try:
-                    if options.mode == "replace":
-                        cur.execute(f"CREATE OR REPLACE TABLE {target} ({typed})")
-                    else:
-                        cur.execute(f"CREATE TABLE IF NOT EXISTS {target} ({typed})")
+                    # A new table is created from the first file's rows (as fast as the
+                    # raw reader); an existing one is appended to by name.
+                    create = options.mode == "replace" or not self.run.exists()
                     cur.execute(f"""CREATE TABLE {self.holder} (path VARCHAR, line BIGINT,
                         column_name VARCHAR, reason VARCHAR, raw VARCHAR, message VARCHAR)""")
                     for index, path in enumerate(files):
@@ -59,8 +58,15 @@ class OnePass:
                         rejects = f"_jobobs_reader_rejects_{ctx.job_id}_{index}"
                         source = reader(path, options, columns, rejects)
                         ctx.check_interrupt()
-                        imported += cur.execute(f"INSERT INTO {target} BY NAME SELECT {names} "
-                                                f"FROM {source}").fetchone()[0]
+                        if create:
+                            cur.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT {names} "
+                                        f"FROM {source}")
+                            imported += cur.execute(f"SELECT count(*) FROM {target}"
+                                                    ).fetchone()[0]
+                            create = False
+                        else:
+                            imported += cur.execute(f"INSERT INTO {target} BY NAME SELECT "
+                                                    f"{names} FROM {source}").fetchone()[0]
                         ctx.check_interrupt()
                         cur.execute(f"""INSERT INTO {self.holder} SELECT {literal(path)}, line,
                             arg_min(column_name, byte_position),
@@ -70,6 +76,8 @@ class OnePass:
                             arg_min(csv_line, byte_position),
                             string_agg(error_message, '; ' ORDER BY byte_position)
                             FROM {ident(rejects)} GROUP BY line""")
+                    if create:  # every file was empty
+                        cur.execute(f"CREATE OR REPLACE TABLE {target} ({typed})")
                     rejected = cur.execute(f"SELECT count(*) FROM {self.holder}").fetchone()[0]
                     limit = threshold(options.max_rejects, imported + rejected)
                     over = limit is not None and rejected > limit

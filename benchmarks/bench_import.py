@@ -1,0 +1,158 @@
+"""Import benchmark against DuckDB's raw reader, measured in the same run.
+
+    python benchmarks/bench_import.py [--rows 5000000] [--runs 3] [--samples 5]
+
+Generates a CSV with 1% bad rows of four kinds (a text in a number column, an extra
+column, missing columns, an impossible date), then reports medians of:
+- wall time and peak memory of a jobobs import, as ratios to DuckDB's raw
+  ``read_csv(..., store_rejects=true)`` into a table (targets: 1.25x and 1.5x), each run
+  in a fresh process. Both sides end with a CHECKPOINT, so DuckDB's write of the WAL
+  into the file (which the runtime's next commit would otherwise trigger) counts on both;
+- rejects counted by each (they must be equal);
+- the time from a pause request to the recorded ``paused`` during that import (target:
+  p95 at most 1 s) and the time from resume to finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COLUMNS = {"id": "BIGINT", "name": "VARCHAR", "score": "INTEGER", "day": "DATE"}
+
+RAW = """
+import duckdb, json, resource, sys, time
+source, db, columns = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+con = duckdb.connect(db)
+struct = "{" + ", ".join(f"'{n}': '{t}'" for n, t in columns.items()) + "}"
+started = time.perf_counter()
+con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{source}', header=true, "
+            f"columns={struct}, auto_detect=false, store_rejects=true)")
+con.execute("CHECKPOINT")
+seconds = time.perf_counter() - started
+rejected = con.execute("SELECT count(*) FROM (SELECT DISTINCT file_id, line FROM reject_errors)"
+                       ).fetchone()[0]
+print(json.dumps({"seconds": seconds, "rejected": rejected,
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+OURS = """
+import json, resource, sys, time
+import jobobs
+from jobobs.jobs import importing
+source, db, columns = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+with jobobs.Runtime(db, workers=1, handle_signals=False) as rt:
+    started = time.perf_counter()
+    info = importing.submit(rt, source, "t", columns=columns, max_rejects=None).wait()
+    rt.store.reader().execute("CHECKPOINT")
+    seconds = time.perf_counter() - started
+assert info.status.value == "finished", info.error
+print(json.dumps({"seconds": seconds, "rejected": info.rejected,
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def generate(path: Path, rows: int) -> None:
+    import duckdb
+
+    body = path.with_suffix(".body")
+    duckdb.sql(f"""COPY (SELECT CASE
+        WHEN i % 400 = 11 THEN i || ',name' || i || ',notanumber,2024-01-01'
+        WHEN i % 400 = 57 THEN i || ',name' || i || ',5,2024-01-01,extra'
+        WHEN i % 400 = 133 THEN i || ',name' || i
+        WHEN i % 400 = 271 THEN i || ',name' || i || ',5,2024-13-45'
+        ELSE i || ',name' || i || ',' || (i % 1000) || ','
+             || strftime(DATE '2020-01-01' + (i % 1500)::INT, '%Y-%m-%d')
+        END FROM range({rows}) t(i)) TO '{body}'
+        (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\\x01')""")
+    with open(path, "wb") as out, open(body, "rb") as lines:
+        out.write(b"id,name,score,day\n")
+        while chunk := lines.read(1 << 24):
+            out.write(chunk)
+    body.unlink()
+
+
+def measure(script: str, source: Path, folder: Path) -> dict:
+    db = tempfile.mktemp(suffix=".duckdb", dir=folder)
+    out = subprocess.run([sys.executable, "-c", script, str(source), db, json.dumps(COLUMNS)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def pause_samples(source: Path, folder: Path, samples: int, expected: float) -> tuple:
+    import jobobs
+    from jobobs.jobs import importing
+    from jobobs.testing import wait_for_status
+
+    latencies, resumes = [], []
+    with jobobs.Runtime(str(folder / "pause.duckdb"), workers=1, handle_signals=False) as rt:
+        for _ in range(samples):
+            job = importing.submit(rt, str(source), "t", columns=COLUMNS, max_rejects=None,
+                                   mode="replace")
+            wait_for_status(rt, job.id, "running")
+            time.sleep(random.uniform(0.1, expected * 0.8))
+            rt.pause(job.id)
+            if rt.wait(job.id, timeout=60).status.value != "paused":
+                continue  # it finished first
+            rt.flush()
+            (latency,) = rt.store.reader().execute(
+                """SELECT date_diff('microsecond', c.requested_at, t.changed_at) / 1e6
+                   FROM job_commands c JOIN job_transitions t USING (job_id)
+                   WHERE c.job_id = ? AND t.to_status = 'paused'""", [job.id]).fetchone()
+            latencies.append(latency)
+            started = time.perf_counter()
+            rt.resume(job.id)
+            assert rt.wait(job.id, timeout=120).status.value == "finished"
+            resumes.append(time.perf_counter() - started)
+    return latencies, resumes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=5)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        source = folder / "input.csv"
+        generate(source, args.rows)
+        raw, ours = [], []
+        for _ in range(args.runs):
+            raw.append(measure(RAW, source, folder))
+            ours.append(measure(OURS, source, folder))
+        raw_s = statistics.median(r["seconds"] for r in raw)
+        ours_s = statistics.median(r["seconds"] for r in ours)
+        raw_m = statistics.median(r["rss"] for r in raw)
+        ours_m = statistics.median(r["rss"] for r in ours)
+        same = {r["rejected"] for r in raw} == {r["rejected"] for r in ours}
+        latencies, resumes = pause_samples(source, folder, args.samples, ours_s)
+    p95 = max(latencies) if len(latencies) < 20 else statistics.quantiles(latencies, n=20)[-1]
+    rows = [
+        ("import wall time, s", f"{ours_s:.2f}", f"{raw_s:.2f} (raw read_csv)",
+         f"{ours_s / raw_s:.2f}x", "<= 1.25x", ours_s / raw_s <= 1.25),
+        ("import peak memory, MB", f"{ours_m / 1024:.0f}", f"{raw_m / 1024:.0f} (raw read_csv)",
+         f"{ours_m / raw_m:.2f}x", "<= 1.5x", ours_m / raw_m <= 1.5),
+        ("rejected lines", f"{ours[0]['rejected']:,}", f"{raw[0]['rejected']:,} (raw)",
+         "", "equal", same),
+        ("pause during import, ms", f"p50 {statistics.median(latencies) * 1e3:.0f}",
+         f"p95 {p95 * 1e3:.0f} ({len(latencies)} samples)", "", "p95 <= 1000", p95 <= 1.0),
+        ("resume to finished, s", f"{statistics.median(resumes):.2f}", "", "", "", True),
+    ]
+    print(f"{args.rows:,} rows, 1% bad; median of {args.runs} runs each, fresh processes")
+    print(f"{'figure':28} {'value':>10}  {'reference':32} {'ratio':>7}  {'target':12} ok")
+    for name, value, ref, ratio, target, passed in rows:
+        print(f"{name:28} {value:>10}  {ref:32} {ratio:>7}  {target:12} "
+              f"{'yes' if passed else 'NO'}")
+    return 0 if all(r[-1] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
