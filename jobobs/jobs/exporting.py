@@ -19,7 +19,7 @@ import duckdb
 from jobobs.context import JobContext
 from jobobs.errors import JobobsError
 from jobobs.job import job
-from jobobs.jobs.sql import clear, ident, literal, table_name
+from jobobs.jobs.sql import StatementProgress, clear, ident, literal, table_name
 
 FORMATS = ("csv", "parquet", "json")
 COMPRESSIONS = ("gzip", "zstd", "none")
@@ -111,8 +111,10 @@ class Export:
                 if options.watermark:
                     mark = cur.execute(f"SELECT max({ident(options.watermark)})::VARCHAR "
                                        f"FROM ({query})").fetchone()[0]
-                cur.execute(f"COPY ({query}) TO {literal(self.temporary)} "
-                            f"({options.copy_options()})")
+                with StatementProgress(cur, lambda percent: ctx.progress(
+                        int(count * percent / 100), count)):
+                    cur.execute(f"COPY ({query}) TO {literal(self.temporary)} "
+                                f"({options.copy_options()})")
                 ctx.check_interrupt()
                 cur.execute("COMMIT")
             except BaseException:

@@ -98,6 +98,20 @@ class ImportOptions:
             raise JobobsError("chunk_rows must be a positive whole number")
 
 
+def lines_rejected(path: str, reader_rejects: str) -> str:
+    """One row per rejected line of ``path`` from the reader's rejects table: (path, line,
+    column_name, reason, raw, message), the first error's column and reason, every
+    error's message."""
+    first = "arg_min({}, byte_position)"
+    reason = ("CASE " + first.format("error_type") + " " + " ".join(
+        f"WHEN {literal(k)} THEN {literal(v)}" for k, v in REASONS.items())
+        + " ELSE lower(" + first.format("error_type") + ") END")
+    return f"""SELECT {literal(path)} AS path, line, {first.format('column_name')},
+        {reason}, {first.format('csv_line')},
+        string_agg(error_message, '; ' ORDER BY byte_position)
+        FROM {ident(reader_rejects)} GROUP BY line"""
+
+
 def threshold(limit: int | str | None, records: int) -> int | None:
     """The number of rejects allowed among ``records``: a count, "N%" of them, or None."""
     if limit is None:
@@ -211,7 +225,7 @@ class Import:
         self.cursor.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage} (_file INTEGER,
             _row BIGINT, {', '.join(f'{ident(n)} {t}' for n, t in columns.items())})""")
         self.cursor.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage_rejects} (
-            file INTEGER, path VARCHAR, line BIGINT, column_name VARCHAR, error_type VARCHAR,
+            file INTEGER, path VARCHAR, line BIGINT, column_name VARCHAR, reason VARCHAR,
             raw VARCHAR, message VARCHAR)""")
         for index in range(state["file"], len(files)):
             path = files[index]
@@ -252,11 +266,8 @@ class Import:
                                 {names} FROM {source}""")
                 self.ctx.check_interrupt()
                 if is_csv:
-                    cur.execute(f"""INSERT INTO {self.stage_rejects}
-                        SELECT {index}, {literal(path)}, line, arg_min(column_name, byte_position),
-                               arg_min(error_type, byte_position), arg_min(csv_line, byte_position),
-                               string_agg(error_message, '; ' ORDER BY byte_position)
-                        FROM {ident(rejects)} GROUP BY line""")
+                    cur.execute(f"INSERT INTO {self.stage_rejects} SELECT {index}, * FROM "
+                                f"({lines_rejected(path, rejects)})")
                     cur.execute(f"DROP TABLE {ident(rejects)}")
                     cur.execute(f"DROP TABLE {ident(rejects + '_scan')}")
                 self.ctx.check_interrupt()
@@ -336,15 +347,12 @@ class Import:
         names = list(self.columns)
         record = ("to_json(struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in names)
                   + "))")
-        reason_case = ("CASE error_type " + " ".join(
-            f"WHEN {literal(k)} THEN {literal(v)}" for k, v in REASONS.items())
-            + " ELSE lower(error_type) END")
         offset = first
         for reason, count in reasons:
             if reason is None:
                 con.execute(f"""INSERT INTO rejects SELECT ?, ? + row_number() OVER
                     (ORDER BY file, line), now()::TIMESTAMP, 'error', path, line, column_name,
-                    raw, NULL, {reason_case}, message FROM {self.stage_rejects}""",
+                    raw, NULL, reason, message FROM {self.stage_rejects}""",
                             [self.ctx.job_id, offset])
             else:
                 where = "NOT _keep" if reason == "double" else "_keep AND _dup"
@@ -439,6 +447,16 @@ class Import:
             return False
         return True
 
+    def say_what_stays(self) -> None:
+        """Journal what the failure leaves in the target, by the on_failure policy."""
+        loaded = self.ctx.counters["succeeded"] or 0
+        if self.options.on_failure == "keep" and loaded:
+            self.ctx.log.info("The %d rows loaded before the failure stay in %s "
+                              "(on_failure=keep)", loaded, self.options.table)
+        else:
+            self.ctx.log.info("Nothing was written to %s (on_failure=%s)", self.options.table,
+                              self.options.on_failure)
+
     def drop_staging(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         con = con or self.cursor
         held = ident(f"_jobobs_rejects_held_{self.ctx.job_id}")
@@ -456,11 +474,11 @@ def import_job(ctx: JobContext, options: dict[str, Any]) -> None:
         if isinstance(interrupt, CancelInterrupt):
             run.drop_staging()
         raise
-    except duckdb.Error as error:
+    except (duckdb.Error, Exception) as error:
         run.drop_staging()
-        raise JobobsError(clear(error)) from None
-    except Exception:
-        run.drop_staging()
+        run.say_what_stays()
+        if isinstance(error, duckdb.Error):
+            raise JobobsError(clear(error)) from None
         raise
     finally:
         run.cursor.close()

@@ -12,13 +12,12 @@ writing, to record the rejects.
 from __future__ import annotations
 
 import os
-import threading
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from jobobs.errors import TooManyRejects
-from jobobs.jobs.sql import ident, literal, table_name
+from jobobs.jobs.sql import StatementProgress, ident, table_name
 
 if TYPE_CHECKING:
     from jobobs.jobs.importing import Import
@@ -31,7 +30,7 @@ class OnePass:
         self.holder = ident(f"_jobobs_rejects_held_{self.ctx.job_id}")
 
     def import_files(self, files: list[str], columns: dict[str, str]) -> None:
-        from jobobs.jobs.importing import REASONS, reader, threshold
+        from jobobs.jobs.importing import lines_rejected, reader, threshold
 
         ctx, options, cur = self.ctx, self.options, self.cursor
         target = table_name(options.table)
@@ -42,7 +41,8 @@ class OnePass:
             names = ", ".join(ident(c) for c in columns)
             typed = ", ".join(f"{ident(n)} {t}" for n, t in columns.items())
             imported = 0
-            with ctx.interruptible(cur.interrupt), self.progress(sizes) as at:
+            at = [0]
+            with ctx.interruptible(cur.interrupt), self.progress(sizes, at):
                 cur.execute("BEGIN TRANSACTION")
                 try:
                     # A new table is created from the first file's rows (as fast as the
@@ -68,14 +68,8 @@ class OnePass:
                             imported += cur.execute(f"INSERT INTO {target} BY NAME SELECT "
                                                     f"{names} FROM {source}").fetchone()[0]
                         ctx.check_interrupt()
-                        cur.execute(f"""INSERT INTO {self.holder} SELECT {literal(path)}, line,
-                            arg_min(column_name, byte_position),
-                            CASE arg_min(error_type, byte_position) {' '.join(
-                                f"WHEN {literal(k)} THEN {literal(v)}" for k, v in REASONS.items())}
-                                ELSE lower(arg_min(error_type, byte_position)) END,
-                            arg_min(csv_line, byte_position),
-                            string_agg(error_message, '; ' ORDER BY byte_position)
-                            FROM {ident(rejects)} GROUP BY line""")
+                        cur.execute(f"INSERT INTO {self.holder} "
+                                    f"{lines_rejected(path, rejects)}")
                     if create:  # every file was empty
                         cur.execute(f"CREATE OR REPLACE TABLE {target} ({typed})")
                     rejected = cur.execute(f"SELECT count(*) FROM {self.holder}").fetchone()[0]
@@ -107,7 +101,7 @@ class OnePass:
 
     def hold_rejects_only(self, files: list[str], columns: dict[str, str]) -> None:
         """Read the files again without writing, to keep their rejects."""
-        from jobobs.jobs.importing import REASONS, reader
+        from jobobs.jobs.importing import lines_rejected, reader
 
         cur = self.cursor
         cur.execute(f"""CREATE OR REPLACE TABLE {self.holder} (path VARCHAR, line BIGINT,
@@ -121,14 +115,7 @@ class OnePass:
                 cur.execute(f"SELECT sum(hash({every})) "
                             f"FROM {reader(path, self.options, columns, rejects)}").fetchall()
                 self.ctx.check_interrupt()
-            cur.execute(f"""INSERT INTO {self.holder} SELECT {literal(path)}, line,
-                arg_min(column_name, byte_position),
-                CASE arg_min(error_type, byte_position) {' '.join(
-                    f"WHEN {literal(k)} THEN {literal(v)}" for k, v in REASONS.items())}
-                    ELSE lower(arg_min(error_type, byte_position)) END,
-                arg_min(csv_line, byte_position),
-                string_agg(error_message, '; ' ORDER BY byte_position)
-                FROM {ident(rejects)} GROUP BY line""")
+            cur.execute(f"INSERT INTO {self.holder} {lines_rejected(path, rejects)}")
 
     def record_rejects(self, state: dict[str, Any]) -> None:
         """Move the held rejects into ``rejects`` with the checkpoint that says so.
@@ -154,33 +141,12 @@ class OnePass:
     def drop(self) -> None:
         self.cursor.execute(f"DROP TABLE IF EXISTS {self.holder}")
 
-    def progress(self, sizes: list[int]):
-        """Report the reader's own progress through the files while the statement runs."""
-        return _Progress(self.ctx, self.cursor, sizes)
+    def progress(self, sizes: list[int], at: list[int]) -> StatementProgress:
+        """Report the reader's progress through the files (``at[0]`` is the current one)."""
+        total = sum(sizes) or 1
 
+        def report(percent: float) -> None:
+            done = sum(sizes[: at[0]]) + sizes[at[0]] * percent / 100
+            self.ctx.progress(done, total, counts=False)
 
-class _Progress:
-    def __init__(self, ctx: Any, cursor: duckdb.DuckDBPyConnection, sizes: list[int]):
-        self.ctx, self.cursor, self.sizes = ctx, cursor, sizes
-        self.file = [0]
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.poll, name="jobobs-progress", daemon=True)
-
-    def __enter__(self) -> list[int]:
-        self.cursor.execute("SET enable_progress_bar = true")
-        self.cursor.execute("SET enable_progress_bar_print = false")
-        self.thread.start()
-        return self.file
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join()
-
-    def poll(self) -> None:
-        total = sum(self.sizes) or 1
-        while not self.done.wait(0.25):
-            percent = self.cursor.query_progress()
-            if percent >= 0:
-                index = self.file[0]
-                current = sum(self.sizes[:index]) + self.sizes[index] * percent / 100
-                self.ctx.progress(current, total, counts=False)
+        return StatementProgress(self.cursor, report)

@@ -4,6 +4,9 @@ functions take as literals (their options cannot all be bound as parameters)."""
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable
+from typing import Any
 
 from jobobs.errors import JobobsError
 
@@ -53,3 +56,29 @@ def clear(error: Exception) -> str:
     """DuckDB's message without its advice list: the first lines up to a blank one."""
     text = str(error).strip().split("\n\n")[0]
     return " ".join(line.strip() for line in text.splitlines()[:3])
+
+
+class StatementProgress:
+    """While a statement runs on ``cursor``, pass DuckDB's own estimate of its progress
+    (percent) to ``report`` every quarter second."""
+
+    def __init__(self, cursor: Any, report: Callable[[float], None]):
+        self.cursor, self.report = cursor, report
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.poll, name="jobobs-progress", daemon=True)
+
+    def __enter__(self) -> StatementProgress:
+        self.cursor.execute("SET enable_progress_bar = true")
+        self.cursor.execute("SET enable_progress_bar_print = false")
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def poll(self) -> None:
+        while not self.done.wait(0.25):
+            percent = self.cursor.query_progress()
+            if percent >= 0:
+                self.report(percent)
