@@ -97,10 +97,14 @@ def pause_samples(source: Path, folder: Path, samples: int, expected: float) -> 
             job = importing.submit(rt, str(source), "t", columns=COLUMNS, max_rejects=None,
                                    mode="replace")
             wait_for_status(rt, job.id, "running")
-            time.sleep(random.uniform(0.1, expected * 0.8))
-            rt.pause(job.id)
-            if rt.wait(job.id, timeout=60).status.value != "paused":
+            time.sleep(random.uniform(0.1, expected * 0.6))
+            try:
+                rt.pause(job.id)
+            except jobobs.IllegalRequest:
+                rt.wait(job.id)
                 continue  # it finished first
+            if rt.wait(job.id, timeout=60).status.value != "paused":
+                continue
             rt.flush()
             (latency,) = rt.store.reader().execute(
                 """SELECT date_diff('microsecond', c.requested_at, t.changed_at) / 1e6
