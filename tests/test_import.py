@@ -216,3 +216,14 @@ def test_export_fix_and_replay_rejects(rt, people, tmp_path):
     assert again.parent_id == original.id
     assert rows(rt, "SELECT id, score FROM people ORDER BY id") == [
         (1, 10), (2, 20), (3, 30), (4, 40), (5, 50), (6, 60)]
+
+
+def test_a_target_in_another_attached_database(rt, people, tmp_path):
+    rt.store.con.execute(f"ATTACH '{tmp_path / 'other.duckdb'}' AS other")
+    info = run(rt, people, table="other.main.people")
+    assert info.status is Status.FINISHED and info.rejected == 3
+    assert rows(rt, "SELECT count(*) FROM other.main.people") == [(3,)]
+    assert rows(rt, "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_jobobs%'") \
+        == [(0,)]
+    keyed = run(rt, people, table="other.main.people", key=["id"])
+    assert keyed.status is Status.FAILED and "another attached database" in keyed.error

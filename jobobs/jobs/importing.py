@@ -192,6 +192,7 @@ class Import:
         self.cursor = ctx.cursor()
         self.columns: dict[str, str] = {}
         self.started = time.monotonic()
+        self.in_one_pass = False
 
     # -- phases -------------------------------------------------------------------
 
@@ -200,9 +201,15 @@ class Import:
         files = expand(self.options.source)
         if state.get("files", files) != files:
             raise JobobsError("the input files changed since the job started; start a new job")
-        if self.one_pass:
+        self.in_one_pass = self.one_pass
+        if self.in_one_pass:
             if state["phase"] != "done":
                 self.one_pass_import(files, state)
+        elif self.target_database():
+            raise JobobsError(f"{self.options.table} is in another attached database: an "
+                              "import there must be all or nothing (on_failure='rollback') "
+                              "without a key, since a DuckDB transaction writes to one "
+                              "database only")
         else:
             if state["phase"] == "read":
                 state = self.read(files, state)
@@ -420,6 +427,18 @@ class Import:
 
     # -- helpers --------------------------------------------------------------------
 
+    def target_database(self) -> str | None:
+        """The attached database the target is in, when it is not the job database."""
+        parts = self.options.table.split(".")
+        if len(parts) == 1:
+            return None
+        current = self.cursor.execute("SELECT current_database()").fetchone()[0]
+        found = self.cursor.execute("SELECT count(*) FROM duckdb_databases() WHERE "
+                                    "database_name = ?", [parts[0]]).fetchone()[0]
+        if (len(parts) == 3 or found) and parts[0] != current:
+            return parts[0]
+        return None
+
     @property
     def one_pass(self) -> bool:
         options = self.options
@@ -459,9 +478,12 @@ class Import:
 
     def drop_staging(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         con = con or self.cursor
-        held = ident(f"_jobobs_rejects_held_{self.ctx.job_id}")
-        for table in (self.stage, self.stage_rejects, self.load, held):
+        for table in (self.stage, self.stage_rejects, self.load):
             con.execute(f"DROP TABLE IF EXISTS {table}")
+        if self.in_one_pass:
+            from jobobs.jobs.onepass import OnePass
+
+            OnePass(self).drop()
 
 
 @job(name="import", kind="import", max_rejects=None)

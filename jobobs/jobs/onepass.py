@@ -27,7 +27,12 @@ class OnePass:
     def __init__(self, run: Import):
         self.run = run
         self.ctx, self.options, self.cursor = run.ctx, run.options, run.cursor
-        self.holder = ident(f"_jobobs_rejects_held_{self.ctx.job_id}")
+        # The held rejects live in the target's database: a DuckDB transaction writes to
+        # one database only, and they must commit with the rows.
+        self.database = run.target_database()
+        self.holder_name = f"_jobobs_rejects_held_{self.ctx.job_id}"
+        self.holder = (f"{ident(self.database)}.main.{ident(self.holder_name)}"
+                       if self.database else ident(self.holder_name))
 
     def import_files(self, files: list[str], columns: dict[str, str]) -> None:
         from jobobs.jobs.importing import lines_rejected, reader, threshold
@@ -121,7 +126,9 @@ class OnePass:
         """Move the held rejects into ``rejects`` with the checkpoint that says so.
 
         The rows are in by now, so a pause or cancel that comes now is too late: this
-        saves without honouring it, and the job ends as it is."""
+        saves without honouring it, and the job ends as it is. The holding table goes in
+        the same transaction, or (in another database) right after the checkpoint, which
+        a resume reads first."""
         count = self.cursor.execute(f"SELECT count(*) FROM {self.holder}").fetchone()[0]
         first = self.ctx.reserve_rejects(count)
 
@@ -129,14 +136,17 @@ class OnePass:
             con.execute(f"""INSERT INTO rejects SELECT ?, ? + row_number() OVER
                 (ORDER BY path, line), now()::TIMESTAMP, 'error', path, line, column_name,
                 raw, NULL, reason, message FROM {self.holder}""", [self.ctx.job_id, first])
-            con.execute(f"DROP TABLE {self.holder}")
+            if not self.database:
+                con.execute(f"DROP TABLE {self.holder}")
 
         self.ctx.save(atomic=move, state=state)
+        self.drop()
 
     def committed(self) -> bool:
         return bool(self.cursor.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
-            [self.holder.strip('"')]).fetchone()[0])
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+            "AND database_name = coalesce(?, current_database())",
+            [self.holder_name, self.database]).fetchone()[0])
 
     def drop(self) -> None:
         self.cursor.execute(f"DROP TABLE IF EXISTS {self.holder}")
