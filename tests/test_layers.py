@@ -32,6 +32,6 @@ def test_base_modules_use_the_standard_library_only(module):
     assert outside == set()
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
 def test_modules_stay_short(path):
     assert len(path.read_text().splitlines()) < 500

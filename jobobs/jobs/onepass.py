@@ -35,7 +35,7 @@ class OnePass:
                        if self.database else ident(self.holder_name))
 
     def import_files(self, files: list[str], columns: dict[str, str]) -> None:
-        from jobobs.jobs.importing import lines_rejected, reader, threshold
+        from jobobs.jobs.sources import lines_rejected, reader, threshold
 
         ctx, options, cur = self.ctx, self.options, self.cursor
         target = table_name(options.table)
@@ -106,7 +106,7 @@ class OnePass:
 
     def hold_rejects_only(self, files: list[str], columns: dict[str, str]) -> None:
         """Read the files again without writing, to keep their rejects."""
-        from jobobs.jobs.importing import lines_rejected, reader
+        from jobobs.jobs.sources import lines_rejected, reader
 
         cur = self.cursor
         cur.execute(f"""CREATE OR REPLACE TABLE {self.holder} (path VARCHAR, line BIGINT,

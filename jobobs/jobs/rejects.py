@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 
 from jobobs.errors import JobobsError
-from jobobs.jobs import importing
+from jobobs.jobs import importing, sources
 from jobobs.jobs.sql import literal
 
 COLUMNS = "seq, source, line_no, column_name, reason, message, raw, record"
@@ -40,7 +40,7 @@ def replay(rt: Any, job_id: int, corrected: str, *, name: str | None = None) -> 
     options = json.loads(original.spec)["args"][0]
     state = json.loads(original.checkpoint or "{}").get("state") or {}
     columns = options.get("columns") or state.get("columns")
-    if importing.file_format(str(options["source"]), options.get("format")) != "csv":
+    if sources.file_format(str(options["source"]), options.get("format")) != "csv":
         raise JobobsError("only the rejects of CSV imports can be replayed from their raw lines")
     if not columns:
         raise JobobsError(f"job {job_id} never read its columns; there is nothing to replay")
