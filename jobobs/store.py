@@ -145,10 +145,10 @@ class Store:
                 or atomic):
             return
         with self.transaction() as con:
+            for job_id, keep in rewinds:  # before atomic: it may add rejects past ``keep``
+                con.execute("DELETE FROM rejects WHERE job_id = ? AND seq > ?", [job_id, keep])
             if atomic is not None:
                 atomic(con)
-            for job_id, keep in rewinds:
-                con.execute("DELETE FROM rejects WHERE job_id = ? AND seq > ?", [job_id, keep])
             if new_jobs:
                 _insert(con, "jobs", JOB_COLUMNS, new_jobs, JOB_TIMES)
             if updates:

@@ -97,3 +97,13 @@ def test_bad_options_are_refused(rt, tmp_path, options, message):
 def test_a_missing_folder_is_refused(rt, tmp_path):
     with pytest.raises(JobobsError, match="does not exist"):
         exporting.submit(rt, str(tmp_path / "nope" / "x.csv"), query="SELECT 1")
+
+
+def test_a_limited_differential_export_takes_the_rows_in_watermark_order(rt, tmp_path):
+    rt.store.reader().execute("CREATE TABLE ids AS SELECT * FROM (VALUES (5), (1), (3), (2), "
+                              "(6), (4)) t(id)")
+    seen = []
+    for _ in range(3):
+        run(rt, tmp_path / "part.csv", table="ids", watermark="id", limit=2, name="ids-delta")
+        seen += [int(v) for v in (tmp_path / "part.csv").read_text().split()[1:]]
+    assert seen == [1, 2, 3, 4, 5, 6]

@@ -62,7 +62,7 @@ def test_too_many_rejects_fails_and_imports_nothing(rt, people):
     assert info.rejected == 3 and info.succeeded == 0
     assert rows(rt, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'people'") == [(0,)]
     journal = list(queries.journal(rt.store.reader(), info.id).message)
-    assert "Nothing was imported into people" in journal
+    assert "Nothing was written to people (on_failure=rollback)" in journal
     assert "Too many rejects: 3 (the limit is 2); the job stops" in journal
 
 
@@ -227,3 +227,50 @@ def test_a_target_in_another_attached_database(rt, people, tmp_path):
         == [(0,)]
     keyed = run(rt, people, table="other.main.people", key=["id"])
     assert keyed.status is Status.FAILED and "another attached database" in keyed.error
+
+
+def test_null_keys_in_the_target_do_not_lose_rows(rt, tmp_path):
+    rt.store.reader().execute("CREATE TABLE people (id BIGINT, name VARCHAR, score INTEGER)")
+    rt.store.reader().execute("INSERT INTO people VALUES (NULL, 'nokey', 0), (1, 'ann', 1)")
+    source = write(tmp_path / "n.csv", "id,name,score\n1,ann2,1\n2,bob,2\n3,cy,3\n")
+    info = run(rt, source, key=["id"], duplicates="reject")
+    assert (info.total, info.succeeded, info.rejected, info.duplicates) == (3, 2, 1, 1)
+    assert rows(rt, "SELECT count(*) FROM people") == [(4,)]
+
+
+def test_a_rewind_runs_before_a_checkpoint_step_that_adds_rejects(db):
+    from jobobs.store import Store
+
+    store = Store(db)
+    store.write(atomic=lambda con: con.execute(
+        "INSERT INTO rejects VALUES (1, 1, now()::TIMESTAMP, 'error', NULL, NULL, NULL, NULL, "
+        "NULL, 'r', 'm')"), rewinds=[(1, 0)])
+    assert store.reader().execute("SELECT count(*) FROM rejects").fetchone() == (1,)
+    store.close()
+
+
+def test_sniffing_skips_an_empty_first_file(rt, tmp_path):
+    write(tmp_path / "a.csv", "")
+    write(tmp_path / "b.csv", "id,name\n1,ann\n2,bob\n")
+    info = run(rt, str(tmp_path / "*.csv"), table="sniffed", columns=None)
+    assert (info.succeeded, info.rejected, info.has_warning) == (2, 0, True)
+
+
+def test_a_keyed_dry_run_leaves_no_staging_tables(rt, people):
+    info = run(rt, people, key=["id"], dry_run=True)
+    assert info.status is Status.FINISHED and info.rejected == 3
+    assert rows(rt, "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_jobobs%' "
+                    "OR table_name = 'people'") == [(0,)]
+
+
+def test_replay_after_an_import_with_sniffed_columns(rt, tmp_path):
+    from jobobs.jobs.rejects import export_rejects, replay
+
+    source = write(tmp_path / "s.csv", "id,day\n1,2024-01-02\n2,2024-01-03\n3,2024-01-04\n"
+                                       "4,2024-12-01,extra\n")
+    first = run(rt, source, table="days", columns=None)
+    assert first.rejected == 1
+    export_rejects(rt.store.reader(), first.id, str(tmp_path / "r.csv"))
+    (tmp_path / "f.csv").write_text((tmp_path / "r.csv").read_text().replace(",extra", ""))
+    again = rt.wait(replay(rt, first.id, str(tmp_path / "f.csv")).id, timeout=30)
+    assert again.status is Status.FINISHED and again.succeeded == 1

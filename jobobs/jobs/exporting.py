@@ -99,8 +99,9 @@ class Export:
         ctx.log.info("--- Export data to %s ---", options.to)
         query = options.query or f"SELECT * FROM {table_name(options.table)}"
         query, previous = self.differential(query)
-        if options.limit is not None:
-            query = f"SELECT * FROM ({query}) LIMIT {int(options.limit)}"
+        if options.limit is not None:  # by the watermark, so the rows left out come next time
+            order = f" ORDER BY {ident(options.watermark)}" if options.watermark else ""
+            query = f"SELECT * FROM ({query}){order} LIMIT {int(options.limit)}"
         with ctx.interruptible(cur.interrupt):
             cur.execute("BEGIN TRANSACTION")  # one snapshot for the count, the max and the file
             try:
@@ -112,7 +113,7 @@ class Export:
                     mark = cur.execute(f"SELECT max({ident(options.watermark)})::VARCHAR "
                                        f"FROM ({query})").fetchone()[0]
                 with StatementProgress(cur, lambda percent: ctx.progress(
-                        int(count * percent / 100), count)):
+                        int(count * percent / 100), count), lambda: ctx.stop_requested):
                     cur.execute(f"COPY ({query}) TO {literal(self.temporary)} "
                                 f"({options.copy_options()})")
                 ctx.check_interrupt()
@@ -123,7 +124,8 @@ class Export:
         os.replace(self.temporary, options.to)
         ctx.progress(count, count)
         ctx.count(succeeded=count)
-        ctx.checkpoint({"done": True}, atomic=lambda con: self.save_mark(con, mark, previous))
+        # The file is in place: a pause or cancel now is too late, and the mark must move.
+        ctx.save(atomic=lambda con: self.save_mark(con, mark, previous), state={"done": True})
         ctx.log.info("End of export (%d records to %s in %.1fs)", count, options.to,
                      time.monotonic() - started)
 

@@ -37,7 +37,7 @@ from jobobs.jobs.sources import (
     reader,
     threshold,
 )
-from jobobs.jobs.sql import clear, ident, literal, table_name
+from jobobs.jobs.sql import StatementProgress, clear, ident, literal, table_name
 
 
 class Import:
@@ -62,6 +62,9 @@ class Import:
         if state.get("files", files) != files:
             raise JobobsError("the input files changed since the job started; start a new job")
         self.in_one_pass = self.one_pass
+        if state["phase"] == "failed":  # past the threshold; rejects already recorded
+            self.drop_staging()
+            raise TooManyRejects(self.ctx.counters["rejected"] or 0, state.get("limit") or 0)
         if self.in_one_pass:
             if state["phase"] != "done":
                 self.one_pass_import(files, state)
@@ -78,6 +81,7 @@ class Import:
                 state = self.check(state)
             if state["phase"] == "load":
                 self.load_rows(state)
+        self.drop_staging()  # a dry run ends here, and a resume after the last chunk
         counters = self.ctx.counters
         self.ctx.log.info("End of import (%d processed, %d imported, %d rejected in %.1fs)",
                           counters["processed"], counters["succeeded"], counters["rejected"],
@@ -87,7 +91,7 @@ class Import:
         ctx, options = self.ctx, self.options
         if state["file"] == 0:
             ctx.log.info("--- Read the input ---")
-        columns = state.get("columns") or options.columns or self.sniff(files[0])
+        columns = state.get("columns") or options.columns or self.sniff(files)
         sizes = [os.path.getsize(f) for f in files]
         self.cursor.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage} (_file INTEGER,
             _row BIGINT, {', '.join(f'{ident(n)} {t}' for n, t in columns.items())})""")
@@ -110,7 +114,9 @@ class Import:
         ctx.checkpoint(state)
         return state
 
-    def sniff(self, path: str) -> dict[str, str]:
+    def sniff(self, files: list[str]) -> dict[str, str]:
+        """Column types from the first file that has any bytes."""
+        path = next((f for f in files if os.path.getsize(f)), files[0])
         source = reader(path, self.options, None, sniffing=True)
         relation = self.cursor.sql(f"SELECT * FROM {source} LIMIT 0")
         columns = dict(zip(relation.columns, (str(t) for t in relation.types)))
@@ -129,8 +135,10 @@ class Import:
             try:
                 cur.execute(f"DELETE FROM {self.stage} WHERE _file >= ?", [index])
                 cur.execute(f"DELETE FROM {self.stage_rejects} WHERE file >= ?", [index])
-                cur.execute(f"""INSERT INTO {self.stage} SELECT {index}, row_number() OVER (),
-                                {names} FROM {source}""")
+                with StatementProgress(cur, lambda percent: None,
+                                       lambda: self.ctx.stop_requested):
+                    cur.execute(f"""INSERT INTO {self.stage} SELECT {index},
+                                    row_number() OVER (), {names} FROM {source}""")
                 self.ctx.check_interrupt()
                 if is_csv:
                     cur.execute(f"INSERT INTO {self.stage_rejects} SELECT {index}, * FROM "
@@ -160,14 +168,16 @@ class Import:
         key = ", ".join(ident(k) for k in options.key)
         order = "_file DESC, _row DESC" if options.doubles == "update" else "_file, _row"
         keep = f"row_number() OVER (PARTITION BY {key} ORDER BY {order}) = 1" if key else "true"
-        dup = (f"({key}) IN (SELECT {key} FROM {self.target})"
+        match = " AND ".join(f"t.{ident(k)} IS NOT DISTINCT FROM s.{ident(k)}"
+                             for k in options.key)
+        dup = (f"EXISTS (SELECT 1 FROM {self.target} t WHERE {match})"
                if key and options.mode != "replace" and self.exists() else "false")
         written = self.writes()
         with ctx.interruptible(cur.interrupt):
             cur.execute(f"""CREATE OR REPLACE TABLE {self.load} AS
                 SELECT *, CASE WHEN {written} THEN row_number() OVER
                               (PARTITION BY {written} ORDER BY _file, _row) END AS _n
-                FROM (SELECT *, {keep} AS _keep, {dup} AS _dup FROM {self.stage})""")
+                FROM (SELECT *, {keep} AS _keep, {dup} AS _dup FROM {self.stage} s)""")
             ctx.check_interrupt()
         bad_lines, staged, doubles, duplicates = cur.execute(f"""SELECT
             (SELECT count(*) FROM {self.stage_rejects}), count(*), count(*) FILTER (NOT _keep),
@@ -189,7 +199,7 @@ class Import:
         over = limit is not None and rejected > limit
         ctx.progress(records, records, counts=False)
         next_state = {**state, "phase": "failed" if over else "done" if options.dry_run
-                      else "load", "row": 0}
+                      else "load", "row": 0, "limit": limit}
         ctx.checkpoint(next_state, atomic=lambda con: self.record_rejects(con, first, reasons))
         if doubles:
             ctx.log.info("%d doubles (a key repeated in the input): %s", doubles,
@@ -201,7 +211,6 @@ class Import:
                           "reject": "rejected"}[self.duplicates_policy()])
         if over:
             self.drop_staging()
-            ctx.log.info("Nothing was imported into %s", options.table)
             raise TooManyRejects(rejected, limit)
         if options.dry_run:
             ctx.log.info("Dry run: %d records would be imported into %s; nothing was written",
@@ -252,8 +261,12 @@ class Import:
 
             ctx.count(succeeded=end)
             ctx.progress(end, total or 1, counts=False)
-            ctx.checkpoint({**state, "phase": "done" if final else "load", "row": end},
-                           atomic=write)
+            try:
+                ctx.checkpoint({**state, "phase": "done" if final else "load", "row": end},
+                               atomic=write)
+            except BaseException:
+                ctx.count(succeeded=done)  # the chunk was rolled back
+                raise
             done = end
             if final:
                 return
@@ -276,14 +289,14 @@ class Import:
         from jobobs.jobs.onepass import OnePass
 
         self.ctx.log.info("--- Read the input ---")
-        columns = state.get("columns") or self.options.columns or self.sniff(files[0])
+        columns = state.get("columns") or self.options.columns or self.sniff(files)
         self.columns = columns
         for path in files:
             if path.endswith(".gz"):
                 self.check_gzip(path)
         if not state.get("columns"):
             self.ctx.checkpoint({"phase": "read", "file": 0, "files": files, "columns": columns})
-        OnePass(self).import_files(files, columns)
+        OnePass(self).import_files(files, columns, state)
 
     # -- helpers --------------------------------------------------------------------
 

@@ -31,15 +31,21 @@ class OnePass:
         # one database only, and they must commit with the rows.
         self.database = run.target_database()
         self.holder_name = f"_jobobs_rejects_held_{self.ctx.job_id}"
-        self.holder = (f"{ident(self.database)}.main.{ident(self.holder_name)}"
-                       if self.database else ident(self.holder_name))
+        self.holder = self.qualified(self.holder_name)
+        self.marker_name = f"_jobobs_committed_{self.ctx.job_id}"
+        self.marker = self.qualified(self.marker_name)
 
-    def import_files(self, files: list[str], columns: dict[str, str]) -> None:
+    def import_files(self, files: list[str], columns: dict[str, str],
+                     state: dict[str, Any]) -> None:
         from jobobs.jobs.sources import lines_rejected, reader, threshold
 
         ctx, options, cur = self.ctx, self.options, self.cursor
-        target = table_name(options.table)
+        base = {"files": files, "columns": columns}
+        if state.get("phase") == "reread":  # rolled back; its rejects were being read again
+            self.finish_without_rows(files, columns, state)
+            return
         if not self.committed():  # else the rows went in before an interruption
+            target = table_name(options.table)
             ctx.log.info("--- Import data into %s (all or nothing, in one pass) ---",
                          options.table)
             sizes = [os.path.getsize(f) for f in files]
@@ -53,8 +59,7 @@ class OnePass:
                     # A new table is created from the first file's rows (as fast as the
                     # raw reader); an existing one is appended to by name.
                     create = options.mode == "replace" or not self.run.exists()
-                    cur.execute(f"""CREATE TABLE {self.holder} (path VARCHAR, line BIGINT,
-                        column_name VARCHAR, reason VARCHAR, raw VARCHAR, message VARCHAR)""")
+                    self.create_holder(cur)
                     for index, path in enumerate(files):
                         at[0] = index
                         if not sizes[index]:
@@ -80,11 +85,11 @@ class OnePass:
                     rejected = cur.execute(f"SELECT count(*) FROM {self.holder}").fetchone()[0]
                     limit = threshold(options.max_rejects, imported + rejected)
                     over = limit is not None and rejected > limit
+                    # The marker that says the rows are in, with what they count.
+                    cur.execute(f"CREATE TABLE {self.marker} AS SELECT {int(imported)} AS "
+                                f"imported, {int(rejected)} AS rejected")
                     ctx.check_interrupt()
-                    if options.dry_run or over:
-                        cur.execute("ROLLBACK")
-                    else:
-                        cur.execute("COMMIT")
+                    cur.execute("ROLLBACK" if options.dry_run or over else "COMMIT")
                 except BaseException:
                     cur.execute("ROLLBACK")
                     raise
@@ -92,25 +97,43 @@ class OnePass:
             if not imported + rejected:
                 ctx.warn("The input has no records")
             if options.dry_run or over:
-                self.hold_rejects_only(files, columns)
-            ctx.count(total=imported + rejected, processed=imported + rejected,
-                      succeeded=0 if options.dry_run or over else imported, rejected=rejected)
-            if over:
-                self.record_rejects({"phase": "failed"})
-                ctx.log.info("Nothing was imported into %s", options.table)
-                raise TooManyRejects(rejected, limit)
-            if options.dry_run:
-                ctx.log.info("Dry run: %d records would be imported into %s; nothing was "
-                             "written", imported, options.table)
-        self.record_rejects({"phase": "done"})
+                outcome = {**base, "phase": "reread", "imported": imported,
+                           "rejected": rejected, "limit": limit,
+                           "outcome": "failed" if over else "dry run"}
+                ctx.checkpoint(outcome)
+                self.finish_without_rows(files, columns, outcome)
+                return
+        imported, rejected = cur.execute(f"SELECT imported, rejected FROM {self.marker}"
+                                         ).fetchone()
+        ctx.count(total=imported + rejected, processed=imported + rejected,
+                  succeeded=imported, rejected=rejected)
+        self.record_rejects({**base, "phase": "done"})
+
+    def finish_without_rows(self, files: list[str], columns: dict[str, str],
+                            state: dict[str, Any]) -> None:
+        """After a rollback (dry run, or past the threshold): record the rejects."""
+        imported, rejected = state["imported"], state["rejected"]
+        self.hold_rejects_only(files, columns)
+        self.ctx.count(total=imported + rejected, processed=imported + rejected, succeeded=0,
+                       rejected=rejected)
+        if state["outcome"] == "failed":
+            self.record_rejects({**state, "phase": "failed"})
+            raise TooManyRejects(rejected, state["limit"])
+        self.ctx.log.info("Dry run: %d records would be imported into %s; nothing was "
+                          "written", imported, self.options.table)
+        self.record_rejects({**state, "phase": "done"})
+
+    def create_holder(self, cur: duckdb.DuckDBPyConnection, replace: bool = False) -> None:
+        cur.execute(f"""CREATE {'OR REPLACE ' if replace else ''}TABLE {self.holder} (
+            path VARCHAR, line BIGINT, column_name VARCHAR, reason VARCHAR, raw VARCHAR,
+            message VARCHAR)""")
 
     def hold_rejects_only(self, files: list[str], columns: dict[str, str]) -> None:
         """Read the files again without writing, to keep their rejects."""
         from jobobs.jobs.sources import lines_rejected, reader
 
         cur = self.cursor
-        cur.execute(f"""CREATE OR REPLACE TABLE {self.holder} (path VARCHAR, line BIGINT,
-            column_name VARCHAR, reason VARCHAR, raw VARCHAR, message VARCHAR)""")
+        self.create_holder(cur, replace=True)
         for index, path in enumerate(files):
             if not os.path.getsize(path):
                 continue
@@ -138,18 +161,24 @@ class OnePass:
                 raw, NULL, reason, message FROM {self.holder}""", [self.ctx.job_id, first])
             if not self.database:
                 con.execute(f"DROP TABLE {self.holder}")
+                con.execute(f"DROP TABLE IF EXISTS {self.marker}")
 
         self.ctx.save(atomic=move, state=state)
         self.drop()
 
+    def qualified(self, name: str) -> str:
+        return f"{ident(self.database)}.main.{ident(name)}" if self.database else ident(name)
+
     def committed(self) -> bool:
+        """True when the import's transaction committed (its marker exists)."""
         return bool(self.cursor.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
             "AND database_name = coalesce(?, current_database())",
-            [self.holder_name, self.database]).fetchone()[0])
+            [self.marker_name, self.database]).fetchone()[0])
 
     def drop(self) -> None:
         self.cursor.execute(f"DROP TABLE IF EXISTS {self.holder}")
+        self.cursor.execute(f"DROP TABLE IF EXISTS {self.marker}")
 
     def progress(self, sizes: list[int], at: list[int]) -> StatementProgress:
         """Report the reader's progress through the files (``at[0]`` is the current one)."""
@@ -159,4 +188,4 @@ class OnePass:
             done = sum(sizes[: at[0]]) + sizes[at[0]] * percent / 100
             self.ctx.progress(done, total, counts=False)
 
-        return StatementProgress(self.cursor, report)
+        return StatementProgress(self.cursor, report, lambda: self.ctx.stop_requested)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any
 
 import duckdb
@@ -20,7 +21,8 @@ def export_rejects(con: duckdb.DuckDBPyConnection, job_id: int, path: str) -> in
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise JobobsError(f"the folder {folder} does not exist")
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.jobobs.tmp")
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}."
+                                     f"{threading.get_ident()}.jobobs.tmp")
     query = f"SELECT {COLUMNS} FROM rejects WHERE job_id = {int(job_id)} ORDER BY seq"
     try:
         con.execute(f"COPY ({query}) TO {literal(temporary)} (HEADER)")

@@ -60,10 +60,12 @@ def clear(error: Exception) -> str:
 
 class StatementProgress:
     """While a statement runs on ``cursor``, pass DuckDB's own estimate of its progress
-    (percent) to ``report`` every quarter second."""
+    (percent) to ``report`` every quarter second, and interrupt it when ``stop()`` says so
+    (a request that came just before the statement started, which DuckDB did not see)."""
 
-    def __init__(self, cursor: Any, report: Callable[[float], None]):
-        self.cursor, self.report = cursor, report
+    def __init__(self, cursor: Any, report: Callable[[float], None],
+                 stop: Callable[[], object] = lambda: False):
+        self.cursor, self.report, self.stop = cursor, report, stop
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.poll, name="jobobs-progress", daemon=True)
 
@@ -79,6 +81,8 @@ class StatementProgress:
 
     def poll(self) -> None:
         while not self.done.wait(0.25):
+            if self.stop():
+                self.cursor.interrupt()
             percent = self.cursor.query_progress()
             if percent >= 0:
                 self.report(percent)
