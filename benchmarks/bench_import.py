@@ -1,6 +1,6 @@
 """Import benchmark against DuckDB's raw reader, measured in the same run.
 
-    python benchmarks/bench_import.py [--rows 5000000] [--runs 3] [--samples 5]
+    python benchmarks/bench_import.py [--rows 5000000] [--runs 5] [--samples 5]
 
 Generates a CSV with 1% bad rows of four kinds (a text in a number column, an extra
 column, missing columns, an impossible date), then reports medians of:
@@ -121,7 +121,7 @@ def pause_samples(source: Path, folder: Path, samples: int, expected: float) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--samples", type=int, default=5)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
