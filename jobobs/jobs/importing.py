@@ -61,7 +61,7 @@ class Import:
         files = expand(self.options.source)
         if state.get("files", files) != files:
             raise JobobsError("the input files changed since the job started; start a new job")
-        self.in_one_pass = self.one_pass
+        self.in_one_pass = self.one_pass(files)
         if state["phase"] == "failed":  # past the threshold; rejects already recorded
             self.drop_staging()
             raise TooManyRejects(self.ctx.counters["rejected"] or 0, state.get("limit") or 0)
@@ -312,12 +312,11 @@ class Import:
             return parts[0]
         return None
 
-    @property
-    def one_pass(self) -> bool:
+    def one_pass(self, files: list[str]) -> bool:
+        """No key, all or nothing, CSV: the files can go straight into the target."""
         options = self.options
         return (options.on_failure == "rollback" and not options.key
-                and all(file_format(f, options.format) == "csv"
-                        for f in expand(options.source)))
+                and all(file_format(f, options.format) == "csv" for f in files))
 
     def duplicates_policy(self) -> str:
         return self.options.duplicates if self.options.mode == "append" else "update"
