@@ -1,5 +1,6 @@
 """jobobs: observable, controllable import and export jobs, with their history in DuckDB."""
 
+from jobobs.client import Client, connect
 from jobobs.context import JobContext
 from jobobs.errors import (
     IllegalRequest,
@@ -19,6 +20,7 @@ from jobobs.states import LABELS, Status
 __version__ = "0.1.0"
 __all__ = [
     "LABELS",
+    "Client",
     "IllegalRequest",
     "IllegalTransition",
     "JobContext",
@@ -32,5 +34,6 @@ __all__ = [
     "SchemaError",
     "Status",
     "TooManyRejects",
+    "connect",
     "job",
 ]

@@ -62,7 +62,7 @@ class Ledger:
         self._transitions: list[tuple] = []
         self._lines: list[tuple] = []  # JournalLine fields
         self._rejects: list[Reject] = []
-        self._handled: list[tuple[int, str, float]] = []
+        self._handled: list[tuple[int, str, float, int | None]] = []
         self._rewinds: list[tuple[int, int]] = []
         self._line_seq: dict[int, int] = {}
         self._reject_seq: dict[int, int] = {}
@@ -184,9 +184,11 @@ class Ledger:
             self._reject_seq[job_id] = keep
         return max(dropped, 0)
 
-    def handled(self, command_id: int, outcome: str) -> None:
+    def handled(self, command_id: int, outcome: str, job_id: int | None = None) -> None:
+        """Record a request's outcome (and, for a submission, the job it created); it is
+        written with the job's own rows, so a submission is never carried out twice."""
         with self.lock:
-            self._handled.append((command_id, outcome, self.clock()))
+            self._handled.append((command_id, outcome, self.clock(), job_id))
 
     # -- writing -----------------------------------------------------------------------
 

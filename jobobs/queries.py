@@ -49,7 +49,8 @@ def jobs(
 def job(con: duckdb.DuckDBPyConnection, job_id: int) -> pd.DataFrame:
     """One job's row from ``job_runs`` with its spec and checkpoint time (empty if none)."""
     return con.execute(
-        """SELECT r.*, j.spec, j.checkpoint_at, j.created_by, j.runtime_id, j.heartbeat_at
+        """SELECT r.*, j.spec, j.checkpoint, j.checkpoint_at, j.created_by, j.runtime_id,
+                  j.heartbeat_at
            FROM job_runs r JOIN jobs j USING (id) WHERE r.id = ?""",
         [job_id],
     ).df()

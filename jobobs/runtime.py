@@ -417,15 +417,34 @@ class Runtime:
             except Exception:
                 log.exception("jobobs: the control loop hit an error; it carries on")
 
-    def _apply(self, command_id: int, job_id: int, command: str, by: str) -> None:
+    def _apply(self, command_id: int, job_id: int | None, command: str, by: str,
+               spec: str | None) -> None:
         """Carry out one request; its outcome is written back to the commands table."""
         if command_id in self._handled:
+            return
+        if command == "submit":
+            self._handled.add(command_id)
+            self._submit_request(command_id, spec, by)
             return
         outcome = self._carry_out(job_id, command, by)
         if outcome is None:  # not yet: the next poll tries again
             return
         self._handled.add(command_id)
         self.ledger.handled(command_id, outcome)
+        self._notify()
+
+    def _submit_request(self, command_id: int, spec: str | None, by: str) -> None:
+        """A submission from another process: the job and the request's outcome are
+        written in the same transaction."""
+        from jobobs.submissions import submit_spec
+
+        try:
+            handle = submit_spec(self, spec, actor=by)
+        except Exception as error:  # a bad spec is refused; the runtime carries on
+            self.ledger.handled(command_id, f"refused: {error}")
+        else:
+            self.ledger.handled(command_id, self.ledger.status(handle.id).value,
+                                job_id=handle.id)
         self._notify()
 
     def _beat(self) -> None:

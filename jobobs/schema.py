@@ -17,7 +17,7 @@ SCHEMA_VERSION_DDL = """
 CREATE TABLE IF NOT EXISTS schema_version (
     version     INTEGER PRIMARY KEY,
     description VARCHAR NOT NULL,
-    applied_at  TIMESTAMP NOT NULL DEFAULT (now()::TIMESTAMP)
+    applied_at  TIMESTAMP NOT NULL
 )
 """
 
@@ -159,6 +159,17 @@ CREATE TABLE export_watermarks (
 """
 
 
+# Quack clients rebuild the server's tables from their DDL when they ATTACH, and a column
+# default that calls a function (nextval, now) makes that fail: ids and times are given by
+# the statements that insert.
+SUBMISSIONS_DDL = """
+ALTER TABLE job_commands ALTER COLUMN job_id DROP NOT NULL;
+ALTER TABLE job_commands ADD COLUMN spec VARCHAR;
+ALTER TABLE job_commands ALTER COLUMN id DROP DEFAULT;
+ALTER TABLE schema_version ALTER COLUMN applied_at DROP DEFAULT;
+"""
+
+
 def _initial(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(JOBS_DDL)
     con.executemany(
@@ -175,10 +186,16 @@ def _views(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(VIEWS_DDL)
 
 
+def _submissions(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(SUBMISSIONS_DDL)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "jobs, transitions, journal, rejects, commands and statuses", _initial),
     (2, "doubles and parent job on jobs; export watermarks", _import_export),
     (3, "analyst views: job_runs, reject_breakdown, error_breakdown", _views),
+    (4, "submissions from other processes ('submit' commands carry a spec); no function "
+        "defaults, so Quack clients can attach", _submissions),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -208,7 +225,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         try:
             apply(con)
             con.execute(
-                "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                """INSERT INTO schema_version (version, description, applied_at)
+                   VALUES (?, ?, now()::TIMESTAMP)""",
                 [number, description],
             )
             con.execute("COMMIT")

@@ -133,7 +133,8 @@ class Store:
     def write(
         self, *, new_jobs: Sequence[Sequence] = (), updates: Sequence[dict[str, Any]] = (),
         transitions: Sequence[Sequence] = (), lines: Sequence[Sequence] = (),
-        rejects: Sequence[Sequence] = (), handled: Sequence[tuple[int, str, float]] = (),
+        rejects: Sequence[Sequence] = (),
+        handled: Sequence[tuple[int, str, float, int | None]] = (),
         rewinds: Sequence[tuple[int, int]] = (),
         atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     ) -> None:
@@ -160,9 +161,12 @@ class Store:
                 _insert(con, "journal", JOURNAL_COLUMNS, lines, frozenset({"logged_at"}))
             if rejects:
                 _insert(con, "rejects", REJECT_COLUMNS, rejects, frozenset({"rejected_at"}))
-            for command_id, outcome, at in handled:
-                con.execute("UPDATE job_commands SET handled_at = ?, outcome = ? WHERE id = ?",
-                            [ts(at), outcome, command_id])
+            for command_id, outcome, at, job_id in handled:
+                con.execute(
+                    """UPDATE job_commands SET handled_at = ?, outcome = ?,
+                       job_id = coalesce(?, job_id) WHERE id = ?""",
+                    [ts(at), outcome, job_id, command_id],
+                )
 
     # -- reads -------------------------------------------------------------------
 
@@ -195,10 +199,13 @@ class Store:
             f"SELECT coalesce(max(seq), 0) FROM {table} WHERE job_id = ?", [job_id]
         ).fetchone()[0]
 
-    def pending_commands(self, job_id: int | None = None) -> list[tuple[int, int, str, str]]:
-        """Unhandled commands, oldest first: (id, job_id, command, requested_by)."""
+    def pending_commands(
+        self, job_id: int | None = None,
+    ) -> list[tuple[int, int | None, str, str, str | None]]:
+        """Unhandled commands, oldest first: (id, job_id, command, requested_by, spec);
+        a ``submit`` has no job yet and carries the job's spec."""
         return self.reader().execute(
-            """SELECT id, job_id, command, requested_by FROM job_commands
+            """SELECT id, job_id, command, requested_by, spec FROM job_commands
                WHERE handled_at IS NULL AND (? IS NULL OR job_id = ?) ORDER BY id""",
             [job_id, job_id],
         ).fetchall()
@@ -215,37 +222,37 @@ class Store:
         """Record a control request for the runtime to carry out; return its id."""
         with self.lock:
             (command_id,) = self.con.execute(
-                """INSERT INTO job_commands (job_id, command, requested_at, requested_by)
-                   VALUES (?, ?, ?, ?) RETURNING id""",
+                """INSERT INTO job_commands (id, job_id, command, requested_at, requested_by)
+                   VALUES (nextval('command_id_seq'), ?, ?, ?, ?) RETURNING id""",
                 [job_id, command, ts(now), by],
             ).fetchone()
         return command_id
 
     def purge(self, *, before: float) -> dict[str, int]:
         """Delete journal lines and rejects older than ``before`` of jobs that have ended,
-        and ended jobs that finished before it with all their rows. A job that can still
-        run (paused, shut down...) keeps its rows, so a resume finds the rejects its
-        checkpoint counted."""
-        cutoff = ts(before)
-        terminal = [s.value for s in TERMINAL]
-        counts = {}
+        and ended jobs that finished before it with all their rows (in one transaction).
+        A job that can still run (paused, shut down...) keeps its rows, so a resume finds
+        the rejects its checkpoint counted."""
         with self.transaction() as con:
-            con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE _purged AS SELECT id FROM jobs
-                    WHERE status IN ({', '.join('?' * len(terminal))}) AND finished_at < ?""",
-                [*terminal, cutoff],
-            )
-            ended = f"SELECT id FROM jobs WHERE status IN ({', '.join('?' * len(terminal))})"
-            for table, at in (("journal", "logged_at"), ("rejects", "rejected_at")):
-                counts[table] = con.execute(
-                    f"""DELETE FROM {table} WHERE job_id IN (SELECT id FROM _purged)
-                        OR ({at} < ? AND job_id IN ({ended}))""",
-                    [cutoff, *terminal],
-                ).fetchone()[0]
-            for table in ("job_transitions", "job_commands"):
-                con.execute(f"DELETE FROM {table} WHERE job_id IN (SELECT id FROM _purged)")
-            counts["jobs"] = con.execute(
-                "DELETE FROM jobs WHERE id IN (SELECT id FROM _purged)"
-            ).fetchone()[0]
-            con.execute("DROP TABLE _purged")
-        return counts
+            return {what: con.execute(sql, params).fetchone()[0]
+                    for what, sql, params in purge_statements(ts(before))}
+
+
+def purge_statements(cutoff: datetime) -> list[tuple[str, str, list]]:
+    """The deletes of a purge, in order (the jobs last), as (what, sql, params)."""
+    terminal = [s.value for s in TERMINAL]
+    marks = ", ".join("?" * len(terminal))
+    ended = f"SELECT id FROM jobs WHERE status IN ({marks})"
+    purged = f"SELECT id FROM jobs WHERE status IN ({marks}) AND finished_at < ?"
+    return [
+        *[(table, f"""DELETE FROM {table} WHERE job_id IN ({ended})
+                      AND ({at} < ? OR job_id IN ({purged}))""",
+           [*terminal, cutoff, *terminal, cutoff])
+          for table, at in (("journal", "logged_at"), ("rejects", "rejected_at"))],
+        ("transitions", f"DELETE FROM job_transitions WHERE job_id IN ({purged})",
+         [*terminal, cutoff]),
+        ("commands", f"""DELETE FROM job_commands WHERE job_id IN ({purged})
+                         OR (job_id IS NULL AND handled_at < ?)""",  # refused submissions
+         [*terminal, cutoff, cutoff]),
+        ("jobs", f"DELETE FROM jobs WHERE id IN ({purged})", [*terminal, cutoff]),
+    ]

@@ -27,7 +27,7 @@ def test_a_new_file_is_migrated_and_recorded(db):
 def test_a_newer_database_is_refused(db):
     Store(db).close()
     con = duckdb.connect(db)
-    con.execute("INSERT INTO schema_version (version, description) VALUES (99, 'future')")
+    con.execute("INSERT INTO schema_version VALUES (99, 'future', now()::TIMESTAMP)")
     con.close()
     with pytest.raises(SchemaError, match="schema version 99, newer than this jobobs"):
         Store(db)

@@ -173,8 +173,9 @@ def export_job(ctx: JobContext, options: dict[str, Any]) -> None:
         run.cursor.close()
 
 
-def submit(rt: Any, to: str, *, name: str | None = None, **options: Any) -> Any:
+def submit(rt: Any, to: str, *, name: str | None = None, actor: str | None = None,
+           **options: Any) -> Any:
     """Submit an export to ``to``; options are ExportOptions' fields (``query`` or ``table``)."""
     checked = ExportOptions(to=to, **options)
     return rt.submit(export_job, asdict(checked),
-                     name=name or f"export {os.path.basename(to)}")
+                     name=name or f"export {os.path.basename(to)}", actor=actor)

@@ -380,7 +380,8 @@ def import_job(ctx: JobContext, options: dict[str, Any]) -> None:
 
 
 def submit(rt: Any, source: str | list[str], table: str, *, name: str | None = None,
-           parent: int | None = None, **options: Any) -> Any:
+           parent: int | None = None, actor: str | None = None, **options: Any) -> Any:
     """Submit an import of ``source`` into ``table``; options are ImportOptions' fields."""
     checked = ImportOptions(source=source, table=table, **options)
-    return rt.submit(import_job, asdict(checked), name=name or f"import {table}", parent=parent)
+    return rt.submit(import_job, asdict(checked), name=name or f"import {table}", parent=parent,
+                     actor=actor)

@@ -25,7 +25,7 @@ def export_rejects(con: duckdb.DuckDBPyConnection, job_id: int, path: str) -> in
                                      f"{threading.get_ident()}.jobobs.tmp")
     query = f"SELECT {COLUMNS} FROM rejects WHERE job_id = {int(job_id)} ORDER BY seq"
     try:
-        con.execute(f"COPY ({query}) TO {literal(temporary)} (HEADER)")
+        con.execute(f"COPY ({query}) TO {literal(temporary)} (HEADER)").fetchall()
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -33,14 +33,16 @@ def export_rejects(con: duckdb.DuckDBPyConnection, job_id: int, path: str) -> in
     return con.execute("SELECT count(*) FROM rejects WHERE job_id = ?", [job_id]).fetchone()[0]
 
 
-def replay(rt: Any, job_id: int, corrected: str, *, name: str | None = None) -> Any:
-    """Import the ``raw`` lines of a corrected rejects file with the options of import
-    ``job_id``, as a new job whose parent is that one."""
-    original = rt.job(job_id)
-    if original.kind != "import":
+def replay_options(original: dict[str, Any], corrected: str, *,
+                   name: str | None = None) -> dict[str, Any]:
+    """The import of the ``raw`` lines of a corrected rejects file with the options of the
+    import ``original`` (its job row), as keyword arguments of ``importing.submit``. The
+    lines are written beside the corrected file, where the import reads them."""
+    job_id = original["id"]
+    if original["kind"] != "import":
         raise JobobsError(f"job {job_id} is not an import")
-    options = json.loads(original.spec)["args"][0]
-    state = json.loads(original.checkpoint or "{}").get("state") or {}
+    options = json.loads(original["spec"])["args"][0]
+    state = json.loads(original.get("checkpoint") or "{}").get("state") or {}
     columns = options.get("columns") or state.get("columns")
     if sources.file_format(str(options["source"]), options.get("format")) != "csv":
         raise JobobsError("only the rejects of CSV imports can be replayed from their raw lines")
@@ -53,14 +55,18 @@ def replay(rt: Any, job_id: int, corrected: str, *, name: str | None = None) -> 
                            "all_varchar=true) WHERE raw IS NOT NULL").fetchall()
     except duckdb.Error as error:
         raise JobobsError(f"{corrected} is not a rejects file with a raw column") from error
-    lines_file = corrected + ".lines.csv"
+    lines_file = os.path.abspath(corrected) + ".lines.csv"
     with open(lines_file, "w", encoding=options.get("encoding") or "utf-8") as out:
         if options.get("header", True):
             out.write(options.get("delimiter", ",").join(columns) + "\n")
         out.writelines(raw + "\n" for (raw,) in lines)
-    table = options.pop("table")
-    options.pop("source")
-    options.update(columns=columns, dry_run=False,
+    options.update(source=lines_file, columns=columns, dry_run=False, parent=job_id,
+                   name=name or f"replay of job {job_id}",
                    mode="append" if options["mode"] == "replace" else options["mode"])
-    return importing.submit(rt, lines_file, table, parent=job_id,
-                            name=name or f"replay of job {job_id}", **options)
+    return options
+
+
+def replay(rt: Any, job_id: int, corrected: str, *, name: str | None = None) -> Any:
+    """Import a corrected rejects file with the options of import ``job_id``, as a new job
+    whose parent is that one."""
+    return importing.submit(rt, **replay_options(rt.job(job_id), corrected, name=name))

@@ -1,0 +1,113 @@
+"""The command group, the shared options, and how results and errors are printed."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import duckdb
+import pandas as pd
+
+from jobobs.errors import JobobsError
+
+JOB_FIELDS = ("id", "name", "kind", "status", "label", "has_warning", "created_at",
+              "started_at", "finished_at", "duration_s", "total", "processed", "succeeded",
+              "rejected", "warnings", "doubles", "duplicates", "progress", "eta_at", "error",
+              "parent_id", "created_by")
+DB_OPTION = click.option(
+    "--db", help="The jobobs database (default: $JOBOBS_DB, then ./jobobs.duckdb).",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+class Group(click.Group):
+    """Turns jobobs and DuckDB errors into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except JobobsError as error:
+            raise click.ClickException(str(error)) from None
+        except TimeoutError as error:
+            raise click.ClickException(str(error)) from None
+        except duckdb.IOException as error:
+            raise click.ClickException(_lock_message(str(error))) from None
+        except duckdb.Error as error:
+            raise click.ClickException(_first_line(error)) from None
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _lock_message(text: str) -> str:
+    if "lock" in text.lower():
+        pid = re.search(r"PID (\d+)", text)
+        who = f"process {pid.group(1)}" if pid else "another process"
+        return f"the database is in use by {who}; stop it or run this command through it"
+    return text.splitlines()[0]
+
+
+@click.group(cls=Group)
+@click.option("--db", "root_db", metavar="PATH",
+              help="The jobobs database (default: $JOBOBS_DB, then ./jobobs.duckdb).")
+@click.version_option(package_name="jobobs")
+def main(root_db: str | None) -> None:
+    """Observable, controllable import and export jobs, with their history in DuckDB.
+
+    Commands go to the server that owns the database (`jobobs serve`) when one runs,
+    else straight to the file.
+    """
+
+
+def database(db: str | None) -> str | None:
+    """The command's --db, else the group's (else connect() uses $JOBOBS_DB or the default)."""
+    if db:
+        return db
+    root = click.get_current_context().find_root()
+    return root.params.get("root_db")
+
+
+@contextmanager
+def client(db: str | None, workers: int = 4) -> Iterator[Any]:
+    from jobobs.client import connect
+
+    with connect(database(db), workers=workers) as opened:
+        yield opened
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="ms"))
+
+
+def show(frame: pd.DataFrame, as_json: bool) -> None:
+    """Print a table, or a JSON array of row objects."""
+    if as_json:
+        click.echo(json.dumps(records(frame)))
+    elif frame.empty:
+        click.echo("(none)")
+    else:
+        with pd.option_context("display.width", 200, "display.max_colwidth", 80):
+            click.echo(frame.to_string(index=False))
+
+
+def job_document(frame: pd.DataFrame) -> dict[str, Any]:
+    """A job's row as the JSON object commands print."""
+    row = records(frame)[0]
+    return {key: row.get(key) for key in JOB_FIELDS}
+
+
+def show_job(frame: pd.DataFrame, as_json: bool) -> None:
+    document = job_document(frame)
+    if as_json:
+        click.echo(json.dumps(document))
+        return
+    shown = {k: v for k, v in document.items() if v not in (None, False, 0, "")}
+    width = max(len(k) for k in shown)
+    for key, value in shown.items():
+        click.echo(f"{key:<{width}}  {value}")

@@ -1,0 +1,137 @@
+"""Commands that read: list, show, journal, rejects, sql."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from jobobs.cli.base import (
+    DB_OPTION,
+    JSON_OPTION,
+    client,
+    job_document,
+    main,
+    records,
+    show,
+    show_job,
+)
+from jobobs.states import ACTIVE, Status
+
+LIST_COLUMNS = ["id", "name", "kind", "label", "has_warning", "started_at", "duration_s",
+                "processed", "rejected", "progress"]
+LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
+
+
+@main.command("list")
+@DB_OPTION
+@click.option("--status", multiple=True, type=click.Choice([s.value for s in Status]),
+              help="Only jobs in this status (repeatable).")
+@click.option("--kind", help="Only jobs of this kind (import, export, python).")
+@click.option("--name", help="Only jobs whose name contains this text.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@JSON_OPTION
+def list_jobs(db, status, kind, name, limit, as_json):
+    """List jobs, newest first.
+
+    Example: jobobs list --status failed --limit 10
+    """
+    with client(db) as jobs:
+        frame = jobs.jobs(status=list(status), kind=kind, name=name, limit=limit)
+    show(frame if as_json else frame[LIST_COLUMNS], as_json)
+
+
+@main.command("show")
+@DB_OPTION
+@click.argument("job_id", type=int)
+@JSON_OPTION
+def show_command(db, job_id, as_json):
+    """Show one job: status, counters, progress, and its status history.
+
+    Example: jobobs show 42 --json
+    """
+    with client(db) as jobs:
+        frame, history = jobs.job(job_id), jobs.transitions(job_id)
+    document = job_document(frame)
+    if as_json:
+        document["spec"] = json.loads(frame["spec"].iloc[0] or "null")
+        document["transitions"] = records(history)
+        click.echo(json.dumps(document))
+        return
+    show_job(frame, False)
+    click.echo()
+    show(history, False)
+
+
+@main.command()
+@DB_OPTION
+@click.argument("job_id", type=int)
+@click.option("--after", default=0, show_default=True, help="Only lines after this number.")
+@click.option("--level", type=LEVELS, help="Minimum level.")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job "
+              "stops (Ctrl-C to leave).")
+@JSON_OPTION
+def journal(db, job_id, after, level, limit, follow, as_json):
+    """Print a job's journal lines; --follow prints new ones as they come.
+
+    Example: jobobs journal 42 --level warning --follow
+    """
+    with client(db) as jobs:
+        jobs.job(job_id)  # an unknown id is one clear line
+        if not follow:
+            show(jobs.journal(job_id, after=after, level=level, limit=limit), as_json)
+            return
+        try:
+            while True:
+                active = Status(jobs.info(job_id).status) in ACTIVE
+                while True:  # everything up to now, in pages
+                    lines = jobs.journal(job_id, after=after, level=level, limit=limit)
+                    for line in records(lines):
+                        click.echo(json.dumps(line) if as_json else
+                                   f"{line['seq']:>6} {line['logged_at']} {line['level']:<7} "
+                                   f"{line['message']}")
+                    if len(lines):
+                        after = int(lines["seq"].iloc[-1])
+                    if len(lines) < limit:
+                        break
+                if not active:
+                    return
+                time.sleep(0.3)
+        except KeyboardInterrupt:
+            return
+
+
+@main.command()
+@DB_OPTION
+@click.argument("job_id", type=int)
+@click.option("--limit", type=click.IntRange(1), help="At most this many rejects.")
+@click.option("--to", "to", type=click.Path(dir_okay=False), help="Write them to a CSV file.")
+@JSON_OPTION
+def rejects(db, job_id, limit, to, as_json):
+    """Print a job's rejected records, or write them to a CSV file to fix and replay.
+
+    Example: jobobs rejects 42 --to rejects.csv
+    """
+    with client(db) as jobs:
+        if to:
+            count = jobs.export_rejects(job_id, to)
+            click.echo(json.dumps({"job": job_id, "rejects": count, "to": to}) if as_json
+                       else f"{count} rejects written to {to}")
+            return
+        jobs.job(job_id)
+        show(jobs.rejects(job_id, limit=limit), as_json)
+
+
+@main.command()
+@DB_OPTION
+@click.argument("query")
+@JSON_OPTION
+def sql(db, query, as_json):
+    """Answer a read-only SQL query over the history (tables and views in docs/sql.md).
+
+    Example: jobobs sql "SELECT name, avg(duration_s) FROM job_runs GROUP BY name"
+    """
+    with client(db) as jobs:
+        show(jobs.sql(query), as_json)

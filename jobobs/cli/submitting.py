@@ -1,0 +1,251 @@
+"""Commands that submit jobs (import, export, run, replay) and run the product (serve,
+demo), and purge."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from jobobs.cli.base import DB_OPTION, JSON_OPTION, client, database, main, show_job
+from jobobs.states import Status
+
+WAIT_OPTION = click.option("--wait", is_flag=True, help="Wait for the job to stop, showing "
+                           "its progress (always, when no server runs).")
+
+
+def _submit(db: str | None, submit, wait: bool, as_json: bool) -> None:
+    """Submit through the client; without a server the job runs here, so wait for it.
+    With --wait, exit 1 unless the job finished."""
+    with client(db, workers=1) as jobs:
+        job_id = submit(jobs)
+        if jobs.served and not wait:
+            show_job(jobs.job(job_id), as_json)
+            return
+        info = jobs.wait(job_id, progress=sys.stderr.isatty())
+        show_job(jobs.job(job_id), as_json)
+    if info.status is not Status.FINISHED:
+        sys.exit(1)
+
+
+def _max_rejects(text: str | None) -> int | str | None:
+    if text is None:
+        return 100
+    if text.lower() == "none":
+        return None
+    if text.endswith("%"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a number, a percentage or none",
+                                 param_hint="--max-rejects") from None
+
+
+def _columns(text: str | None) -> dict[str, str] | None:
+    """``id BIGINT, name VARCHAR`` (or a JSON object) to a name -> type dict."""
+    if not text:
+        return None
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise click.BadParameter("not a JSON object", param_hint="--columns") from None
+    columns = {}
+    for part in text.split(","):
+        name, _, kind = part.strip().partition(" ")
+        if not name or not kind.strip():
+            raise click.BadParameter(f"{part.strip()!r} is not 'name TYPE'",
+                                     param_hint="--columns")
+        columns[name] = kind.strip()
+    return columns
+
+
+@main.command("import")
+@DB_OPTION
+@click.argument("source", nargs=-1, required=True)
+@click.option("--table", required=True, help="The target table.")
+@click.option("--columns", help="Column types, 'id BIGINT, name VARCHAR' (default: sniffed).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]))
+@click.option("--delimiter", default=",", show_default=True)
+@click.option("--quote", default='"', show_default=True)
+@click.option("--no-header", is_flag=True, help="The CSV files have no header line.")
+@click.option("--encoding", default="utf-8", show_default=True)
+@click.option("--mode", type=click.Choice(["append", "replace", "upsert"]), default="append",
+              show_default=True)
+@click.option("--key", multiple=True, help="Key column (repeatable), for doubles, duplicates "
+              "and upsert.")
+@click.option("--doubles", type=click.Choice(["update", "ignore", "reject"]), default="update",
+              show_default=True, help="A key repeated in the input.")
+@click.option("--duplicates", type=click.Choice(["update", "ignore", "reject"]),
+              default="reject", show_default=True, help="A key already in the table.")
+@click.option("--max-rejects", help="Stop after N rejects, or P%, or none.  [default: 100]")
+@click.option("--keep-chunks", is_flag=True, help="On failure keep the chunks already loaded "
+              "(default: all or nothing).")
+@click.option("--dry-run", is_flag=True, help="Check and record rejects; write nothing.")
+@click.option("--name", help="The job's name.")
+@WAIT_OPTION
+@JSON_OPTION
+def import_(db, source, table, columns, fmt, delimiter, quote, no_header, encoding, mode, key,
+            doubles, duplicates, max_rejects, keep_chunks, dry_run, name, wait, as_json):
+    """Import files (CSV, Parquet, JSON; globs allowed) into a table.
+
+    Example: jobobs import 'data/customers_*.csv' --table customers --key id --max-rejects 5%
+    """
+    options = dict(columns=_columns(columns), format=fmt, delimiter=delimiter, quote=quote,
+                   escape=quote, header=not no_header, encoding=encoding, mode=mode,
+                   key=list(key), doubles=doubles, duplicates=duplicates,
+                   max_rejects=_max_rejects(max_rejects),
+                   on_failure="keep" if keep_chunks else "rollback", dry_run=dry_run)
+    sources = list(source) if len(source) > 1 else source[0]
+    _submit(db, lambda jobs: jobs.submit_import(sources, table, name=name, **options), wait,
+            as_json)
+
+
+@main.command("export")
+@DB_OPTION
+@click.option("--query", help="The SQL query to export.")
+@click.option("--table", help="The table to export.")
+@click.option("--to", "to", required=True, help="The file to write.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]))
+@click.option("--delimiter", default=",", show_default=True)
+@click.option("--no-header", is_flag=True)
+@click.option("--date-format", help="strftime format for dates, such as %d/%m/%Y.")
+@click.option("--limit", type=click.IntRange(0), help="At most this many rows.")
+@click.option("--watermark", help="Differential: only rows whose column is above last run's.")
+@click.option("--name", help="The job's name (differential exports remember by name).")
+@WAIT_OPTION
+@JSON_OPTION
+def export(db, query, table, to, fmt, delimiter, no_header, date_format, limit, watermark,
+           name, wait, as_json):
+    """Export a query or a table to a file.
+
+    Example: jobobs export --table orders --to out/orders.csv.gz --watermark id
+    """
+    options = dict(query=query, table=table, format=fmt, delimiter=delimiter,
+                   header=not no_header, date_format=date_format, limit=limit,
+                   watermark=watermark)
+    _submit(db, lambda jobs: jobs.submit_export(to, name=name, **options), wait, as_json)
+
+
+@main.command()
+@DB_OPTION
+@click.argument("job_id", type=int)
+@click.argument("corrected", type=click.Path(dir_okay=False))
+@click.option("--name", help="The new job's name.")
+@WAIT_OPTION
+@JSON_OPTION
+def replay(db, job_id, corrected, name, wait, as_json):
+    """Import a corrected rejects file (from rejects --to) with the options of an import.
+
+    Example: jobobs replay 42 rejects-fixed.csv
+    """
+    _submit(db, lambda jobs: jobs.replay(job_id, corrected, name=name), wait, as_json)
+
+
+@main.command()
+@DB_OPTION
+@click.argument("target")
+@click.argument("args", nargs=-1)
+@click.option("--name", help="The job's name (default: the function's).")
+@WAIT_OPTION
+@JSON_OPTION
+def run(db, target, args, name, wait, as_json):
+    """Run a Python job MODULE:FUNCTION; ARGS are passed as JSON values where they parse
+    as JSON, else as text.
+
+    Example: jobobs run jobobs.demo:score_customers 500
+    """
+    from jobobs.job import resolve
+
+    values = [_json_or_text(arg) for arg in args]
+    sys.path.insert(0, os.getcwd())
+    resolve(target)  # a function that cannot be found is reported here, not by the server
+    _submit(db, lambda jobs: jobs.submit(target, *values, name=name), wait, as_json)
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@main.command()
+@DB_OPTION
+@click.option("--older-than", "age", required=True, help="An age such as 30d, 12h or 90m.")
+def purge(db, age):
+    """Delete journal lines, rejects and finished jobs older than an age.
+
+    Example: jobobs purge --older-than 30d
+    """
+    with client(db) as jobs:
+        counts = jobs.purge(_age(age))
+    click.echo(", ".join(f"{n} {what}" for what, n in counts.items()) + " deleted")
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def _age(text: str) -> timedelta:
+    match = _AGE.match(text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not an age such as 30d, 12h or 90m",
+                                 param_hint="--older-than")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    return timedelta(**{unit[match.group(2)]: float(match.group(1))})
+
+
+@main.command()
+@DB_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address the dashboard and Quack listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), envvar="JOBOBS_PORT", default=5006,
+              show_default=True, help="The dashboard's port (or set JOBOBS_PORT).")
+@click.option("--quack-port", type=click.IntRange(1, 65535), default=9494, show_default=True,
+              help="The Quack endpoint's port.")
+@click.option("--workers", type=click.IntRange(1), default=4, show_default=True,
+              help="Jobs that run at once.")
+@click.option("--demo", is_flag=True, help="Also submit the demo jobs.")
+def serve(db, host, port, quack_port, workers, demo):
+    """Own the database and serve it: runtime, dashboard and Quack endpoint.
+
+    Example: jobobs serve --db jobs.duckdb --port 5006 --workers 8
+    """
+    from jobobs.client import DEFAULT_DB
+    from jobobs.server import serve as run_server
+
+    path = database(db) or os.environ.get("JOBOBS_DB") or DEFAULT_DB
+    run_server(path, host=host, port=port, quack_port=quack_port, workers=workers, demo=demo,
+               echo=click.echo)
+
+
+@main.command()
+@DB_OPTION
+@click.option("--workers", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.01, 100),
+              help="Make the demo jobs longer or shorter.")
+def demo(db, workers, scale):
+    """Run a mix of demo jobs with live progress, then show where their history is.
+
+    Example: jobobs demo --db demo.duckdb
+    """
+    from jobobs import demo as demo_jobs
+    from jobobs.client import DEFAULT_DB
+    from jobobs.progress import watch
+    from jobobs.runtime import Runtime
+
+    path = database(db) or os.environ.get("JOBOBS_DB") or DEFAULT_DB
+    with Runtime(path, workers=workers) as rt:
+        ids = demo_jobs.run(rt, scale=scale)
+        watch(rt, ids)
+    click.echo(f"\nThe history is in {path}. Try:\n"
+               f"  jobobs list --db {path}\n"
+               f"  jobobs journal {ids[0]} --db {path}\n"
+               f"  jobobs sql \"SELECT name, label, duration_s, rejected FROM job_runs\" "
+               f"--db {path}")

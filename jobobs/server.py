@@ -1,0 +1,102 @@
+"""``jobobs serve``: one process owns the database and serves it.
+
+It runs the runtime, the Panel dashboard and a Quack endpoint for other processes (the
+CLI, notebooks, the DuckDB shell, workers), both bound to 127.0.0.1 unless told
+otherwise, and writes the discovery file clients find it by. SIGTERM and SIGINT stop it
+gracefully: running jobs reach ``shutdown`` at a safe point, the endpoints close, the
+discovery file goes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from jobobs import endpoint as endpoints
+from jobobs import quack
+from jobobs.errors import JobobsError
+
+log = logging.getLogger("jobobs.server")
+
+
+def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int = 9494,
+          workers: int = 4, demo: bool = False, echo: Callable[[str], None] = print,
+          dashboard_options: dict[str, Any] | None = None) -> None:
+    """Serve ``db`` until SIGTERM or SIGINT."""
+    from jobobs.runtime import Runtime
+
+    running = endpoints.read(db)
+    if running is not None:
+        raise JobobsError(endpoints.already_running(running))
+    rt = Runtime(db, workers=workers, handle_signals=False)
+    token = secrets.token_urlsafe(32)
+    address = server = endpoint = None
+    try:
+        with rt.store.lock:
+            address = quack.serve(rt.store.con, host, quack_port, token)
+        server = _dashboard(rt, host, port, dashboard_options or {})
+        endpoint = endpoints.Endpoint(
+            pid=os.getpid(), host=socket.gethostname(), quack=address,
+            dashboard=f"http://{host}:{port}/", token=token, db=os.path.abspath(db),
+        )
+        path = endpoints.write(endpoint)
+        if demo:
+            from jobobs import demo as demo_jobs
+
+            demo_jobs.run(rt)
+        echo(f"jobobs is serving {endpoint.db}\n"
+             f"  dashboard  {endpoint.dashboard}\n"
+             f"  Quack      {address} (its token is in {path}, readable by you only)\n"
+             f"  clients    jobobs list --db {db}   or   jobobs.connect({db!r})\n"
+             "Stop it with Ctrl-C.")
+        _run_until_signal(server)
+    finally:
+        if server is not None:
+            server.stop()
+        if address is not None:
+            try:
+                with rt.store.lock:
+                    quack.stop(rt.store.con, address)
+            except Exception:  # closing anyway
+                log.exception("jobobs: stopping the Quack endpoint failed")
+        rt.close()
+        if endpoint is not None:
+            endpoints.remove(endpoint)
+
+
+def _dashboard(rt: Any, host: str, port: int, options: dict[str, Any]) -> Any:
+    import panel as pn
+
+    from jobobs.client import Client
+    from jobobs.dashboard import app
+
+    def session() -> Any:
+        return app(Client.embedded(rt))
+
+    origins = [f"{name}:{port}" for name in {host, "localhost", "127.0.0.1"}]
+    try:
+        server = pn.serve({"/": session}, port=port, address=host, show=False, start=False,
+                          title="jobobs", websocket_origin=origins, verbose=False, **options)
+    except OSError as error:
+        raise JobobsError(f"cannot serve the dashboard on {host}:{port}: {error}") from None
+    server.start()
+    return server
+
+
+def _run_until_signal(server: Any) -> None:
+    loop = server.io_loop
+
+    def stop(number: int, frame: object) -> None:
+        loop.add_callback_from_signal(loop.stop)
+
+    previous = {n: signal.signal(n, stop) for n in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        loop.start()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -1,0 +1,124 @@
+"""A real ``jobobs serve`` in a subprocess on free ports, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+from jobobs import endpoint, quack
+
+TESTS = Path(__file__).parent
+JOBOBS = str(Path(sys.executable).parent / "jobobs")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env() -> dict[str, str]:
+    """The environment of processes the tests start: the test jobs importable."""
+    paths = [str(TESTS), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p),
+            "JOBOBS_URL": "", "JOBOBS_TOKEN": "", "JOBOBS_DB": ""}
+
+
+class Server:
+    """``jobobs serve`` for one database; ``stop()`` sends SIGTERM and returns the exit code."""
+
+    def __init__(self, db: str, *extra: str, port: int | None = None,
+                 quack_port: int | None = None, workers: int = 3):
+        self.db = db
+        self.port = port or free_port()
+        self.quack_port = quack_port or free_port()
+        self.log = open(f"{db}.serve.log", "ab")  # noqa: SIM115  (closed in stop)
+        self.process = subprocess.Popen(
+            [JOBOBS, "serve", "--db", db, "--port", str(self.port), "--quack-port",
+             str(self.quack_port), "--workers", str(workers), *extra],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env(),
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> Server:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"jobobs serve exited with {self.process.returncode}:\n"
+                                     f"{self.output()}")
+            found = endpoint.read(self.db)
+            if found is not None and found.pid == self.process.pid:
+                self.endpoint = found
+                return self
+            time.sleep(0.1)
+        raise AssertionError(f"jobobs serve did not start in {timeout} s:\n{self.output()}")
+
+    @property
+    def token(self) -> str:
+        return self.endpoint.token
+
+    @property
+    def uri(self) -> str:
+        return self.endpoint.quack
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(f"{self.db}.serve.log").read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.log.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.log.close()
+
+
+def cli(*args: object, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The ``jobobs`` command in its own process."""
+    return subprocess.run([JOBOBS, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env())
+
+
+def plain_duckdb(uri: str, token: str) -> duckdb.DuckDBPyConnection:
+    """A plain DuckDB connection with the remote catalog attached as ``remote``."""
+    con = duckdb.connect()
+    quack.load(con)
+    con.execute(f"ATTACH {quack.quote(uri)} AS remote (TOKEN {quack.quote(token)})")
+    return con
+
+
+def listening(port: int) -> list[str]:
+    """The local addresses a TCP port listens on (from /proc/net/tcp and tcp6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].rsplit(":", 1)
+            if int(hex_port, 16) == port and fields[3] == "0A":  # LISTEN
+                found.append(_address(address))
+    return found
+
+
+def _address(text: str) -> str:
+    if len(text) == 8:
+        return socket.inet_ntop(socket.AF_INET, bytes.fromhex(text)[::-1])
+    words = [bytes.fromhex(text[i:i + 8])[::-1] for i in range(0, 32, 8)]
+    return socket.inet_ntop(socket.AF_INET6, b"".join(words))
+
