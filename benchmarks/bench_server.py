@@ -1,0 +1,105 @@
+"""Server benchmarks: a real ``jobobs serve`` subprocess and this process as its client.
+
+    python benchmarks/bench_server.py [--jobs 5000] [--samples 40]
+
+Prints:
+- the job-list query (50 newest jobs) through Quack from another process, p50/p95,
+  against the same query in-process on the same file (measured first, before the server
+  owns it), and their ratio;
+- request-to-acknowledged time for pause and cancel made from another process: from the
+  call until the server's runtime has recorded the request's outcome (target: p95 <= 1 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+
+import jobobs  # noqa: E402
+from jobobs import queries  # noqa: E402
+from serving import Server  # noqa: E402
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def timed(call, samples: int) -> list[float]:
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def history(db: str, count: int) -> None:
+    with jobobs.Runtime(db, workers=4, handle_signals=False) as rt:
+        for i in range(count):
+            rt.submit(_noop, name=f"history-{i % 20}")
+        rt.run_until_idle(timeout=600)
+
+
+@jobobs.job(name="bench-noop")
+def _noop(ctx):
+    ctx.log.info("done")
+
+
+def running(client, job_id: int) -> None:
+    deadline = time.monotonic() + 30
+    while client.info(job_id).status.value != "running":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} did not start")
+        time.sleep(0.02)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--samples", type=int, default=40)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="jobobs-bench-server-"))
+    db = str(folder / "jobs.duckdb")
+    history(db, args.jobs)
+    with jobobs.Runtime(db, handle_signals=False) as rt:
+        local = timed(lambda: queries.jobs(rt.store.reader(), limit=50), args.samples)
+
+    server = Server(db, workers=4).wait_ready()
+    try:
+        with jobobs.connect(db) as client:
+            client.jobs(limit=50)  # attach and warm up
+            remote = timed(lambda: client.jobs(limit=50), args.samples)
+            pauses, cancels = [], []
+            for _ in range(max(5, args.samples // 4)):
+                job_id = client.submit("jobobs.demo:score_customers", 100_000, 0.002)
+                running(client, job_id)
+                pauses += timed(lambda: client.pause(job_id), 1)  # noqa: B023
+                client.wait(job_id, timeout=30, progress=False)
+                client.resume(job_id)
+                running(client, job_id)
+                cancels += timed(lambda: client.cancel(job_id), 1)  # noqa: B023
+                client.wait(job_id, timeout=30, progress=False)
+    finally:
+        server.stop()
+
+    print(f"job list (50 of {args.jobs} jobs), {args.samples} samples:")
+    print(f"  in-process      p50 {percentile(local, .5):6.1f} ms  p95 "
+          f"{percentile(local, .95):6.1f} ms")
+    print(f"  through Quack   p50 {percentile(remote, .5):6.1f} ms  p95 "
+          f"{percentile(remote, .95):6.1f} ms  "
+          f"(ratio of medians {statistics.median(remote) / statistics.median(local):.2f}x)")
+    print(f"request to acknowledged, from another process ({len(pauses)} samples each):")
+    for name, values in (("pause", pauses), ("cancel", cancels)):
+        print(f"  {name:<7} p50 {percentile(values, .5):6.1f} ms  p95 "
+              f"{percentile(values, .95):6.1f} ms  (target p95 <= 1000 ms)")
+
+
+if __name__ == "__main__":
+    main()
