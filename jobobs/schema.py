@@ -161,12 +161,32 @@ CREATE TABLE export_watermarks (
 
 # Quack clients rebuild the server's tables from their DDL when they ATTACH, and a column
 # default that calls a function (nextval, now) makes that fail: ids and times are given by
-# the statements that insert.
+# the statements that insert. The tables are rebuilt rather than altered: DuckDB 1.5.5
+# cannot replay an ALTER of a table with such a default from its write-ahead log.
 SUBMISSIONS_DDL = """
-ALTER TABLE job_commands ALTER COLUMN job_id DROP NOT NULL;
-ALTER TABLE job_commands ADD COLUMN spec VARCHAR;
-ALTER TABLE job_commands ALTER COLUMN id DROP DEFAULT;
-ALTER TABLE schema_version ALTER COLUMN applied_at DROP DEFAULT;
+CREATE TABLE job_commands_v4 (
+    id           BIGINT PRIMARY KEY,
+    job_id       BIGINT,
+    command      VARCHAR NOT NULL,
+    requested_at TIMESTAMP NOT NULL,
+    requested_by VARCHAR NOT NULL,
+    handled_at   TIMESTAMP,
+    outcome      VARCHAR,
+    spec         VARCHAR
+);
+INSERT INTO job_commands_v4
+    SELECT id, job_id, command, requested_at, requested_by, handled_at, outcome, NULL
+    FROM job_commands;
+DROP TABLE job_commands;
+ALTER TABLE job_commands_v4 RENAME TO job_commands;
+CREATE TABLE schema_version_v4 (
+    version     INTEGER PRIMARY KEY,
+    description VARCHAR NOT NULL,
+    applied_at  TIMESTAMP NOT NULL
+);
+INSERT INTO schema_version_v4 SELECT * FROM schema_version;
+DROP TABLE schema_version;
+ALTER TABLE schema_version_v4 RENAME TO schema_version;
 """
 
 
@@ -218,6 +238,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'jobs'"
     ).fetchone()[0]:
         raise SchemaError("the database has a 'jobs' table that jobobs did not create")
+    applied = False
     for number, description, apply in MIGRATIONS:
         if number <= version:
             continue
@@ -234,4 +255,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             con.execute("ROLLBACK")
             raise
         version = number
+        applied = True
+    if applied:
+        con.execute("CHECKPOINT")  # the new schema in the file, not only in the log
     return version
