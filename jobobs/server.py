@@ -9,6 +9,7 @@ discovery file goes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -22,12 +23,32 @@ from jobobs import quack
 from jobobs.errors import JobobsError
 
 log = logging.getLogger("jobobs.server")
+ROLES = ("operator", "viewer")
+
+
+def read_users(path: str) -> dict[str, dict[str, str]]:
+    """The dashboard's users: ``{"ann": {"password": "...", "role": "operator"}, ...}``;
+    roles are operator (may act) and viewer (may look)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            users = json.load(file)
+    except (OSError, ValueError) as error:
+        raise JobobsError(f"cannot read the users file {path}: {error}") from None
+    if not isinstance(users, dict) or not users:
+        raise JobobsError(f"the users file {path} must be a JSON object of users")
+    for name, user in users.items():
+        if (not isinstance(user, dict) or not isinstance(user.get("password"), str)
+                or user.get("role") not in ROLES):
+            raise JobobsError(f"user {name!r} in {path} needs a password and a role "
+                              f"({' or '.join(ROLES)})")
+    return users
 
 
 def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int = 9494,
           workers: int = 4, demo: bool = False, echo: Callable[[str], None] = print,
-          dashboard_options: dict[str, Any] | None = None) -> None:
-    """Serve ``db`` until SIGTERM or SIGINT."""
+          users: dict[str, dict[str, str]] | None = None) -> None:
+    """Serve ``db`` until SIGTERM or SIGINT; with ``users``, the dashboard asks people to
+    sign in, and only operators may act."""
     from jobobs.runtime import Runtime
 
     running = endpoints.read(db)
@@ -39,7 +60,7 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
     try:
         with rt.store.lock:
             address = quack.serve(rt.store.con, host, quack_port, token)
-        server = _dashboard(rt, host, port, dashboard_options or {})
+        server = _dashboard(rt, host, port, users)
         endpoint = endpoints.Endpoint(
             pid=os.getpid(), host=socket.gethostname(), quack=address,
             dashboard=f"http://{host}:{port}/", token=token, db=os.path.abspath(db),
@@ -69,15 +90,21 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             endpoints.remove(endpoint)
 
 
-def _dashboard(rt: Any, host: str, port: int, options: dict[str, Any]) -> Any:
+def _dashboard(rt: Any, host: str, port: int, users: dict[str, dict[str, str]] | None) -> Any:
     import panel as pn
 
     from jobobs.client import Client
     from jobobs.dashboard import app
 
-    def session() -> Any:
-        return app(Client.embedded(rt))
+    roles = None if users is None else {name: user["role"] for name, user in users.items()}
 
+    def session() -> Any:
+        return app(Client.embedded(rt), roles=roles)
+
+    options: dict[str, Any] = {}
+    if users is not None:
+        options = {"basic_auth": {name: user["password"] for name, user in users.items()},
+                   "cookie_secret": secrets.token_urlsafe(32)}
     origins = [f"{name}:{port}" for name in {host, "localhost", "127.0.0.1"}]
     try:
         server = pn.serve({"/": session}, port=port, address=host, show=False, start=False,

@@ -109,3 +109,18 @@ def ticker(ctx):
     while True:
         time.sleep(0.005)
         ctx.checkpoint()
+
+
+@jobobs.job(name="talker", max_rejects=None)
+def talker(ctx, count=100, delay=0.05):
+    """Logs a line, rejects every tenth item (with its raw line) and checkpoints, step by
+    step: a job to watch in the dashboard."""
+    start = (ctx.resume_state or {"i": 0})["i"]
+    for i in range(start, count):
+        ctx.log.info("talking: step %d of %d", i + 1, count)
+        if i % 10 == 0:
+            ctx.reject({"i": i}, reason="odd value", column="amount", line=i + 2,
+                       raw=f"{i},not-a-number", source="talk.csv")
+        time.sleep(delay)
+        ctx.progress(i + 1, count)
+        ctx.checkpoint({"i": i + 1})

@@ -211,18 +211,22 @@ def _age(text: str) -> timedelta:
               help="The Quack endpoint's port.")
 @click.option("--workers", type=click.IntRange(1), default=4, show_default=True,
               help="Jobs that run at once.")
+@click.option("--users", type=click.Path(dir_okay=False),
+              help='Ask people to sign in: a JSON file {"ann": {"password": "...", "role": '
+              '"operator"}, ...}; viewers may look, operators may also act.')
 @click.option("--demo", is_flag=True, help="Also submit the demo jobs.")
-def serve(db, host, port, quack_port, workers, demo):
+def serve(db, host, port, quack_port, workers, users, demo):
     """Own the database and serve it: runtime, dashboard and Quack endpoint.
 
     Example: jobobs serve --db jobs.duckdb --port 5006 --workers 8
     """
     from jobobs.client import DEFAULT_DB
+    from jobobs.server import read_users
     from jobobs.server import serve as run_server
 
     path = database(db) or os.environ.get("JOBOBS_DB") or DEFAULT_DB
     run_server(path, host=host, port=port, quack_port=quack_port, workers=workers, demo=demo,
-               echo=click.echo)
+               echo=click.echo, users=read_users(users) if users else None)
 
 
 @main.command()

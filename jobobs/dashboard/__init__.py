@@ -1,5 +1,6 @@
-"""The served dashboard (Panel): built by ``app(client)`` for each browser session."""
+"""The served dashboard (Panel): ``Dashboard(client)`` for a notebook or a session,
+``app(client)`` for a served page that refreshes itself."""
 
-from jobobs.dashboard.app import app
+from jobobs.dashboard.app import Dashboard, app
 
-__all__ = ["app"]
+__all__ = ["Dashboard", "app"]

@@ -1,18 +1,102 @@
-"""A minimal job list, until the full dashboard lands."""
+"""The dashboard: the job list beside the selected job's detail, and an Analytics page.
+
+One ``Dashboard`` per browser session (or notebook cell), over a ``jobobs.Client``. A
+periodic callback asks for a cheap change check every second and updates only what
+changed. A failing read shows a message in the page; the page and the server carry on.
+"""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import panel as pn
+import param
 
-from jobobs import queries
+from jobobs.dashboard.detail import JobDetail
+from jobobs.dashboard.joblist import JobList
+from jobobs.dashboard.style import CSS
+from jobobs.dashboard.trends import Analytics
+
+log = logging.getLogger("jobobs.dashboard")
+OPERATOR, VIEWER = "operator", "viewer"
 
 
-def app(client) -> pn.viewable.Viewable:
-    table = pn.widgets.Tabulator(queries.jobs(client.connection()), disabled=True,
-                                 show_index=False, sizing_mode="stretch_width")
+class Dashboard(pn.viewable.Viewer):
+    """Live job monitor: list, General / Journal / Rejects, controls, analytics."""
 
-    def refresh() -> None:
-        table.value = queries.jobs(client.connection())
+    period = param.Integer(default=1000, bounds=(200, None), doc="Refresh period, in ms.")
 
-    pn.state.add_periodic_callback(refresh, period=1000)
-    return pn.Column("# jobobs", table, sizing_mode="stretch_width")
+    def __init__(self, client: Any, *, roles: dict[str, str] | None = None,
+                 user: str | None = None, **params: Any):
+        super().__init__(**params)
+        self.client = client
+        self.user = user or pn.state.user or client.actor
+        # Without authentication everyone who reaches the page may act; with it, only
+        # the users given the operator role.
+        self.can_act = roles is None or roles.get(self.user) == OPERATOR
+        self.error = pn.pane.Alert("", alert_type="danger", visible=False,
+                                   sizing_mode="stretch_width")
+        self.jobs = JobList(client)
+        self.detail = JobDetail(client, can_act=self.can_act, user=self.user)
+        self.analytics: Analytics | None = None
+        self.jobs.param.watch(self._select, "selected")
+        # the detail is rendered once a job is selected: a lighter first page
+        self.side = pn.Column(pn.pane.HTML("<h3>Select a job in the list</h3>"), width=560)
+        self.pages = pn.Tabs(("Jobs", pn.Row(self.jobs, self.side)),
+                             ("Analytics", pn.Column()), sizing_mode="stretch_width")
+        self.pages.param.watch(self._page_changed, "active")
+        self._callback = None
+
+    def refresh(self) -> None:
+        """One tick: each visible part reads what changed."""
+        try:
+            if self.pages.active == 0:
+                self.jobs.refresh()
+                self.detail.refresh()
+            elif self.analytics is not None:
+                self.analytics.refresh()
+        except Exception as error:  # shown in the page; the next tick tries again
+            log.warning("jobobs dashboard: a refresh failed: %s", error)
+            self.error.object = (f"The dashboard cannot read the job history right now: "
+                                 f"{str(error).splitlines()[0]}. It keeps trying.")
+            self.error.visible = True
+        else:
+            if self.error.visible:
+                self.error.visible = False
+
+    def _select(self, event: param.parameterized.Event) -> None:
+        if self.side.objects[0] is not self.detail:
+            self.side.objects = [self.detail]
+        self.detail.job_id = event.new
+
+    def _page_changed(self, event: param.parameterized.Event) -> None:
+        if event.new == 1 and self.analytics is None:  # built when first looked at
+            self.analytics = Analytics(self.client)
+            self.pages[1] = ("Analytics", self.analytics)
+        self.refresh()
+
+    def start(self) -> None:
+        """Refresh every ``period`` ms while the session lives."""
+        if self._callback is None:
+            self._callback = pn.state.add_periodic_callback(self.refresh, period=self.period)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        who = (f"signed in as <b>{self.user}</b> ({OPERATOR if self.can_act else VIEWER})")
+        header = pn.Row(pn.pane.HTML("<h2 style='margin:0'>jobobs</h2>"),
+                        pn.pane.HTML(f"<small>{self.client.where} · {who}</small>",
+                                     margin=(14, 10)), sizing_mode="stretch_width")
+        return pn.Column(pn.pane.HTML(f"<style>{CSS}</style>", height=0, margin=0), header,
+                         self.error, self.pages, sizing_mode="stretch_width")
+
+
+def app(client: Any, *, roles: dict[str, str] | None = None) -> pn.viewable.Viewable:
+    """A served session's dashboard, refreshing itself."""
+    try:
+        dashboard = Dashboard(client, roles=roles)
+    except Exception as error:  # a page that says what is wrong, not a blank one
+        log.exception("jobobs dashboard: cannot start a session")
+        return pn.pane.Alert(f"The dashboard cannot read the job history: "
+                             f"{str(error).splitlines()[0]}", alert_type="danger")
+    dashboard.start()
+    return dashboard

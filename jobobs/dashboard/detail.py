@@ -1,0 +1,293 @@
+"""The selected job: General / Journal / Rejects tabs and its controls."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+
+from jobobs import analytics, queries
+from jobobs.commands import ACCEPTS
+from jobobs.dashboard import style
+from jobobs.errors import JobobsError
+from jobobs.states import ACTIVE, Status
+
+JOURNAL_TAIL = 500
+REJECTS_SHOWN = 1000
+LEVELS = {"all levels": None, "info and above": "info", "warnings and errors": "warning",
+          "errors only": "error"}
+# Which button asks what, and in which statuses it is offered.
+BUTTONS = {
+    "Start": ("start", {Status.EDITING, Status.SHUTDOWN}),
+    "Pause": ("pause", ACCEPTS["pause"]),
+    "Resume": ("resume", {Status.PAUSED, Status.PAUSING}),
+    "Cancel": ("cancel", ACCEPTS["cancel"]),
+}
+FIELDS = ["id", "name", "kind", "label", "has_warning", "parent_id", "created_at", "queued_at",
+          "started_at", "finished_at", "duration_s", "active_seconds", "queue_s", "run_count",
+          "total", "processed", "succeeded", "rejected", "warnings", "doubles", "duplicates",
+          "progress", "eta_at", "error", "created_by", "host", "pid", "worker", "checkpoint_at",
+          "heartbeat_at"]
+
+
+def _value(value: Any) -> str:
+    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+        return ""
+    return html.escape(str(value))
+
+
+class JobDetail(pn.viewable.Viewer):
+    """Everything about one job, kept current while it runs."""
+
+    job_id = param.Integer(default=None, allow_None=True)
+    level = param.Selector(default="all levels", objects=list(LEVELS))
+    search = param.String(default="")
+    follow = param.Boolean(default=True, doc="Keep showing new journal lines.")
+    status = param.String(default="", doc="The job's status as last read.")
+
+    def __init__(self, client: Any, *, can_act: bool = True, user: str | None = None,
+                 **params: Any):
+        super().__init__(**params)
+        self.client, self.can_act, self.user = client, can_act, user
+        self._seen: tuple | None = None
+        self._last_seq = 0
+        self._rejects_seen: int | None = None
+        self.title = pn.pane.HTML("<h3>Select a job in the list</h3>",
+                                  sizing_mode="stretch_width")
+        self.buttons = {label: pn.widgets.Button(label=label, width=90, disabled=True,
+                                                 color=kind)
+                        for label, kind in (("Start", "success"), ("Pause", "warning"),
+                                            ("Resume", "primary"), ("Cancel", "danger"))}
+        for label, button in self.buttons.items():
+            command = BUTTONS[label][0]
+            if command == "cancel":
+                button.on_click(lambda e: self._confirm_cancel())
+            else:
+                button.on_click(lambda e, c=command: self.request(c))
+        self.confirm_text = pn.pane.Markdown("")
+        self.confirm_yes = pn.widgets.Button(label="Yes, cancel it", color="danger")
+        self.confirm_no = pn.widgets.Button(label="No, keep it")
+        self.confirm_yes.on_click(lambda e: self._cancel_confirmed())
+        self.confirm_no.on_click(lambda e: setattr(self.confirm, "visible", False))
+        self.confirm = pn.Row(self.confirm_text, self.confirm_yes, self.confirm_no,
+                              visible=False)
+        self.message = pn.pane.Alert("", alert_type="info", visible=False)
+        # General
+        self.progress = pn.indicators.Progress(value=0, max=100, width=320, visible=False)
+        self.progress_text = pn.pane.Markdown("")
+        self.fields = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.history = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.spec = pn.pane.JSON({}, depth=3, sizing_mode="stretch_width")
+        # Journal
+        self.journal = pn.widgets.Tabulator(
+            self._no_lines(), show_index=False, disabled=True, height=480,
+            sizing_mode="stretch_width", layout="fit_data_stretch",
+            widths={"seq": 70, "logged_at": 180, "level": 80, "code": 110})
+        self.journal_download = pn.widgets.FileDownload(
+            callback=self._journal_csv, filename="journal.csv", label="Download journal",
+            color="light", width=170)
+        self.level_filter = pn.widgets.Select.from_param(self.param.level, label="Level",
+                                                         width=170)
+        self.search_filter = pn.widgets.TextInput(label="Search", placeholder="text in the "
+                                                  "message", width=220)
+        self.search_filter.param.watch(lambda e: setattr(self, "search", e.new), "value_input")
+        self.follow_toggle = pn.widgets.Checkbox.from_param(self.param.follow,
+                                                            label="Follow new lines")
+        # Rejects
+        self.by_reason = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True,
+                                              height=180, width=320)
+        self.by_column = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True,
+                                              height=180, width=320)
+        self.rejects = pn.widgets.Tabulator(
+            pd.DataFrame(), show_index=False, disabled=True, height=380,
+            sizing_mode="stretch_width", layout="fit_data_stretch",
+            widths={"line_no": 80, "message": 320, "raw": 320})
+        self.rejects_note = pn.pane.Markdown("")
+        self.rejects_download = pn.widgets.FileDownload(
+            callback=self._rejects_csv, filename="rejects.csv", label="Download rejects (CSV)",
+            color="light", width=200)
+        self.tabs = pn.Tabs(
+            ("General", pn.Column(pn.Row(self.progress, self.progress_text), self.fields,
+                                  pn.pane.Markdown("#### Who did what"), self.history,
+                                  pn.pane.Markdown("#### Spec"), self.spec,
+                                  sizing_mode="stretch_width")),
+            ("Journal", pn.Column(pn.Row(self.level_filter, self.search_filter,
+                                         self.follow_toggle, self.journal_download),
+                                  self.journal, sizing_mode="stretch_width")),
+            ("Rejects", pn.Column(pn.Row(pn.Column("**By reason**", self.by_reason),
+                                         pn.Column("**By column**", self.by_column)),
+                                  pn.Row(self.rejects_note, self.rejects_download),
+                                  self.rejects, sizing_mode="stretch_width")),
+            dynamic=True, sizing_mode="stretch_width",
+        )
+        self.param.watch(lambda e: self.show(e.new), "job_id")
+        self.param.watch(lambda e: self._reload_journal(), ["level", "search"])
+        if self.job_id is not None:
+            self.refresh()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def show(self, job_id: int | None) -> None:
+        self._seen, self._rejects_seen, self._last_seq = None, None, 0
+        self.confirm.visible = self.message.visible = False
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.job_id is None:
+            return
+        con = self.client.connection()
+        frame = queries.job(con, self.job_id)
+        if frame.empty:
+            self.title.object = f"<h3>Job {self.job_id} no longer exists</h3>"
+            for button in self.buttons.values():
+                button.disabled = True
+            return
+        row = frame.iloc[0].to_dict()
+        status = Status(row["status"])
+        seen = (row["status"], row["processed"], row["rejected"], row["progress"],
+                row.get("updated_at"))
+        if seen != self._seen or status in ACTIVE:
+            self._general(con, row, status, changed=seen[0] != (self._seen or (None,))[0])
+            self._seen = seen
+        if self._last_seq == 0:
+            self._reload_journal()
+        elif self.follow:
+            self._more_lines(con)
+        if row["rejected"] != self._rejects_seen:
+            self._load_rejects(con)
+            self._rejects_seen = row["rejected"]
+
+    def _general(self, con: Any, row: dict[str, Any], status: Status, changed: bool) -> None:
+        self.status = status.value
+        slow = ""
+        if status is Status.FINISHED:
+            usual = analytics.usual_duration(con, self.job_id)
+            if usual and row["duration_s"] and row["duration_s"] > analytics.SLOW_FACTOR * usual:
+                slow = (f' <span class="jobobs-slow" title="usual: {style.duration(usual)}">'
+                        f"🐢 slower than usual ({row['duration_s'] / usual:.1f}x the median of "
+                        "its last runs)</span>")
+        warning = ' <span title="warnings in the journal">⚠</span>' if row["has_warning"] else ""
+        self.title.object = (f"<h3>#{row['id']} {html.escape(str(row['name']))} "
+                             f"{style.badge(status.value)}{warning}{slow}</h3>")
+        fraction = row["progress"]
+        self.progress.visible = fraction is not None and not pd.isna(fraction)
+        if self.progress.visible:
+            self.progress.value = int(max(0, min(100, fraction * 100)))
+            eta = style.when(row["eta_at"]) if status in ACTIVE else ""
+            self.progress_text.object = (f"{fraction:.0%}" + (f" · ETA {eta} UTC" if eta
+                                                              else ""))
+        else:
+            self.progress_text.object = ""
+        shown = dict(row, duration_s=style.duration(row["duration_s"]),
+                     active_seconds=style.duration(row["active_seconds"]),
+                     progress="" if not self.progress.visible else f"{fraction:.1%}")
+        self.fields.object = ('<table class="jobobs-fields">' + "".join(
+            f"<tr><td>{name}</td><td>{_value(shown.get(name))}</td></tr>"
+            for name in FIELDS if _value(shown.get(name)) != "") + "</table>")
+        if changed or not self.history.object:
+            self._history(con, row)
+        for label, button in self.buttons.items():
+            button.disabled = not (self.can_act and status in BUTTONS[label][1])
+
+    def _history(self, con: Any, row: dict[str, Any]) -> None:
+        steps = queries.transitions(con, self.job_id)
+        items = "".join(
+            f"<li>{style.when(t.changed_at)} {style.badge(t.to_status)} by "
+            f"<b>{html.escape(str(t.actor))}</b>"
+            f"{' — ' + html.escape(str(t.reason)) if isinstance(t.reason, str) else ''}</li>"
+            for t in steps.itertuples())
+        self.history.object = f'<ol class="jobobs-timeline">{items}</ol>'
+        try:
+            self.spec.object = json.loads(row.get("spec") or "{}")
+        except ValueError:
+            self.spec.object = {"spec": row.get("spec")}
+
+    def _no_lines(self) -> pd.DataFrame:
+        return pd.DataFrame({c: [] for c in ("seq", "logged_at", "level", "code", "message")})
+
+    def _lines(self, frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        frame["logged_at"] = [style.when(v) for v in frame["logged_at"]]
+        frame["code"] = frame["code"].fillna("")
+        return frame
+
+    def _reload_journal(self) -> None:
+        if self.job_id is None:
+            return
+        frame = queries.journal(self.client.connection(), self.job_id, limit=JOURNAL_TAIL,
+                                level=LEVELS[self.level], search=self.search or None, tail=True)
+        self.journal.value = self._lines(frame) if len(frame) else self._no_lines()
+        self._last_seq = int(frame["seq"].iloc[-1]) if len(frame) else -1
+
+    def _more_lines(self, con: Any) -> None:
+        frame = queries.journal(con, self.job_id, after=max(self._last_seq, 0), limit=1000,
+                                level=LEVELS[self.level], search=self.search or None)
+        if len(frame):
+            self.journal.stream(self._lines(frame), follow=True)
+            self._last_seq = int(frame["seq"].iloc[-1])
+
+    def _load_rejects(self, con: Any) -> None:
+        self.by_reason.value = queries.reject_counts(con, self.job_id, by="reason")
+        self.by_column.value = queries.reject_counts(con, self.job_id, by="column_name")
+        frame = queries.rejects(con, self.job_id, limit=REJECTS_SHOWN)
+        columns = ["line_no", "column_name", "reason", "message", "raw", "source"]
+        self.rejects.value = frame[columns].astype({"line_no": "Int64"})
+        total = int(self.by_reason.value["rejects"].sum()) if len(self.by_reason.value) else 0
+        self.rejects_note.object = (f"{total:,} rejects" + (
+            f", the first {REJECTS_SHOWN:,} shown" if total > REJECTS_SHOWN else ""))
+
+    def _journal_csv(self) -> io.StringIO:
+        frame = queries.journal(self.client.connection(), self.job_id, limit=10_000_000,
+                                level=LEVELS[self.level], search=self.search or None)
+        self.journal_download.filename = f"job-{self.job_id}-journal.csv"
+        return io.StringIO(frame.to_csv(index=False))
+
+    def _rejects_csv(self) -> io.StringIO:
+        frame = queries.rejects(self.client.connection(), self.job_id)
+        self.rejects_download.filename = f"job-{self.job_id}-rejects.csv"
+        return io.StringIO(frame.to_csv(index=False))
+
+    # -- acting ----------------------------------------------------------------------------
+
+    def _confirm_cancel(self) -> None:
+        if not self._allowed("cancel"):
+            return
+        self.confirm_text.object = f"**Cancel job {self.job_id}?** Work done so far stays."
+        self.confirm.visible = True
+
+    def _cancel_confirmed(self) -> None:
+        self.confirm.visible = False
+        self.request("cancel")
+
+    def _allowed(self, command: str) -> bool:
+        if self.can_act:
+            return True
+        self._say(f"You can look but not act: {command} needs the operator role.", "warning")
+        return False
+
+    def request(self, command: str) -> None:
+        """Ask the runtime to carry out ``command`` for the job, as the signed-in user.
+        Viewers are refused here, on the server, whatever the page shows."""
+        if self.job_id is None or not self._allowed(command):
+            return
+        try:
+            outcome = self.client.request(self.job_id, command, by=self.user, timeout=5.0)
+        except (JobobsError, TimeoutError) as error:
+            self._say(str(error), "danger")
+        else:
+            self._say(f"{command.capitalize()} requested: the job is now "
+                      f"{Status(outcome).label.lower()}.", "success")
+        self.refresh()
+
+    def _say(self, text: str, kind: str) -> None:
+        self.message.object, self.message.alert_type = text, kind
+        self.message.visible = True
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self.title, pn.Row(*self.buttons.values()), self.confirm,
+                         self.message, self.tabs, sizing_mode="stretch_width")
