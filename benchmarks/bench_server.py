@@ -21,9 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
-import jobobs  # noqa: E402
-from jobobs import queries  # noqa: E402
-from serving import Server  # noqa: E402
+from serving import Server
+
+import jobobs
+from jobobs import queries
 
 
 def percentile(values: list[float], share: float) -> float:
