@@ -42,7 +42,7 @@ class Dashboard(pn.viewable.Viewer):
         self.analytics: Analytics | None = None
         self.jobs.param.watch(self._select, "selected")
         # the detail is rendered once a job is selected: a lighter first page
-        self.side = pn.Column(pn.pane.HTML("<h3>Select a job in the list</h3>"), width=560)
+        self.side = pn.Column(pn.pane.HTML("<h3>Select a job in the list</h3>"), width=620)
         self.pages = pn.Tabs(("Jobs", pn.Row(self.jobs, self.side)),
                              ("Analytics", pn.Column()), sizing_mode="stretch_width")
         self.pages.param.watch(self._page_changed, "active")

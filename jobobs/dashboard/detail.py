@@ -85,9 +85,9 @@ class JobDetail(pn.viewable.Viewer):
         self.spec = pn.pane.JSON({}, depth=3, sizing_mode="stretch_width")
         # Journal
         self.journal = pn.widgets.Tabulator(
-            self._no_lines(), show_index=False, disabled=True, height=480,
-            sizing_mode="stretch_width", layout="fit_data_stretch",
-            widths={"seq": 70, "logged_at": 180, "level": 80, "code": 110})
+            self._no_lines(), show_index=False, disabled=True, height=480, width=600,
+            layout="fit_columns", titles={"logged_at": "time (UTC)"},
+            widths={"seq": 55, "logged_at": 145, "level": 70, "code": 90})
         self.journal_download = pn.widgets.FileDownload(
             callback=self._journal_csv, filename="journal.csv", label="Download journal",
             color="light", width=170)
@@ -100,13 +100,12 @@ class JobDetail(pn.viewable.Viewer):
                                                             label="Follow new lines")
         # Rejects
         self.by_reason = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True,
-                                              height=180, width=320)
+                                              height=150, width=295)
         self.by_column = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True,
-                                              height=180, width=320)
+                                              height=150, width=295)
         self.rejects = pn.widgets.Tabulator(
-            pd.DataFrame(), show_index=False, disabled=True, height=380,
-            sizing_mode="stretch_width", layout="fit_data_stretch",
-            widths={"line_no": 80, "message": 320, "raw": 320})
+            pd.DataFrame(), show_index=False, disabled=True, height=380, width=600,
+            layout="fit_data_stretch", titles={"line_no": "line", "column_name": "column"})
         self.rejects_note = pn.pane.Markdown("")
         self.rejects_download = pn.widgets.FileDownload(
             callback=self._rejects_csv, filename="rejects.csv", label="Download rejects (CSV)",
@@ -116,8 +115,8 @@ class JobDetail(pn.viewable.Viewer):
                                   pn.pane.Markdown("#### Who did what"), self.history,
                                   pn.pane.Markdown("#### Spec"), self.spec,
                                   sizing_mode="stretch_width")),
-            ("Journal", pn.Column(pn.Row(self.level_filter, self.search_filter,
-                                         self.follow_toggle, self.journal_download),
+            ("Journal", pn.Column(pn.Row(self.level_filter, self.search_filter),
+                                  pn.Row(self.follow_toggle, self.journal_download),
                                   self.journal, sizing_mode="stretch_width")),
             ("Rejects", pn.Column(pn.Row(pn.Column("**By reason**", self.by_reason),
                                          pn.Column("**By column**", self.by_column)),

@@ -1,0 +1,189 @@
+"""What a person sees and clicks: a real ``jobobs serve`` driven in headless Chromium
+(Debian's ``chromium`` through Playwright's Python package). Screenshots go to
+``screenshots/``."""
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from serving import Server
+
+import jobobs
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).parents[1] / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    db = str(tmp_path_factory.mktemp("browser") / "jobs.duckdb")
+    server = Server(db, workers=3).wait_ready()
+    yield server
+    assert server.stop() == 0, server.output()
+
+
+@pytest.fixture
+def client(served):
+    with jobobs.connect(served.db) as connected:
+        yield connected
+
+
+def open_page(browser, url, width=1700):
+    page = browser.new_context(viewport={"width": width, "height": 1100}).new_page()
+    page.goto(url)
+    page.wait_for_selector(".jobobs-status", timeout=30_000)
+    return page
+
+
+def shot(page, name):
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def title_status(page):
+    """The status shown in the selected job's title."""
+    return page.locator("h3 .jobobs-status")
+
+
+def select(page, name):
+    page.get_by_text(name, exact=True).first.click()
+    expect(page.locator("h3", has_text=name)).to_be_visible(timeout=10_000)
+
+
+def wait_running(client, job_id):
+    deadline = time.monotonic() + 20
+    while client.info(job_id).status.value != "running":
+        assert time.monotonic() < deadline, client.info(job_id).status
+        time.sleep(0.05)
+
+
+def test_the_list_shows_jobs_with_their_labels(browser, served, client):
+    finished = client.submit("jobs:steps", 5, 0.0, 2, name="tidy-steps")
+    failed = client.submit("jobs:boom", name="broken-input")
+    client.wait(finished, progress=False, timeout=20)
+    client.wait(failed, progress=False, timeout=20)
+    page = open_page(browser, served.endpoint.dashboard)
+    expect(page.get_by_text("tidy-steps").first).to_be_visible()
+    expect(page.locator('.jobobs-status[data-status="finished"]').first).to_contain_text(
+        "Finished")
+    expect(page.locator('.jobobs-status[data-status="failed"]').first).to_contain_text(
+        "Finished with errors")
+    shot(page, "job-list")
+    page.context.close()
+
+
+def test_selecting_a_job_fills_the_tabs(browser, served, client):
+    job_id = client.submit("jobs:talker", 25, 0.0, name="talk-to-me")
+    client.wait(job_id, progress=False, timeout=30)
+    page = open_page(browser, served.endpoint.dashboard)
+    select(page, "talk-to-me")
+    expect(title_status(page)).to_contain_text("Finished")
+    expect(page.get_by_text("Who did what")).to_be_visible()
+    expect(page.get_by_text("jobs:talker").first).to_be_visible()  # the spec
+    page.get_by_text("Journal", exact=True).click()
+    expect(page.get_by_text("talking: step 25 of 25")).to_be_visible(timeout=10_000)
+    page.get_by_text("Rejects", exact=True).click()
+    expect(page.get_by_text("20,not-a-number")).to_be_visible(timeout=10_000)
+    expect(page.get_by_text("3 rejects")).to_be_visible()
+    shot(page, "rejects-tab")
+    page.context.close()
+
+
+def _seen_after_transition(page, client, job_id, status, label):
+    """Wait for the label in the page; return seconds between the recorded transition
+    and the moment the page showed it."""
+    expect(title_status(page)).to_contain_text(label, timeout=15_000)
+    seen = datetime.now(UTC).replace(tzinfo=None)
+    history = client.transitions(job_id)
+    changed = history[history["to_status"] == status]["changed_at"].iloc[-1]
+    return (seen - changed.to_pydatetime()).total_seconds()
+
+
+def test_pause_resume_and_cancel_from_the_page(browser, served, client):
+    job_id = client.submit("jobs:talker", 80, 0.05, name="pause-me")
+    wait_running(client, job_id)
+    page = open_page(browser, served.endpoint.dashboard)
+    select(page, "pause-me")
+    page.get_by_role("button", name="Pause").click()
+    assert _seen_after_transition(page, client, job_id, "paused", "Paused") <= 1.5
+    shot(page, "paused")
+    page.get_by_role("button", name="Resume").click()
+    expect(title_status(page)).to_contain_text("Finished", timeout=30_000)
+    history = client.transitions(job_id)
+    asked = history[history["to_status"].isin(["pausing", "queued"])]["actor"].tolist()
+    assert asked[1:] == [asked[1], asked[1]]  # the page's user paused and resumed
+
+    other = client.submit("jobs:talker", 400, 0.05, name="cancel-me")
+    wait_running(client, other)
+    select(page, "cancel-me")
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_text(f"Cancel job {other}?")).to_be_visible()
+    assert client.info(other).status.value == "running"  # nothing until confirmed
+    page.get_by_role("button", name="Yes, cancel it").click()
+    assert _seen_after_transition(page, client, other, "canceled", "Canceled") <= 1.5
+    page.context.close()
+
+
+def test_the_journal_follows_new_lines(browser, served, client):
+    job_id = client.submit("jobs:talker", 200, 0.05, name="follow-me")
+    wait_running(client, job_id)
+    page = open_page(browser, served.endpoint.dashboard)
+    select(page, "follow-me")
+    page.get_by_text("Journal", exact=True).click()
+    expect(page.get_by_text("talking: step").first).to_be_visible(timeout=10_000)
+    seqs = page.locator('.tabulator-cell[tabulator-field="seq"]')
+
+    def newest() -> int:
+        return max((int(t) for t in seqs.all_text_contents() if t.strip().isdigit()),
+                   default=0)
+
+    first = newest()
+    deadline = time.monotonic() + 10
+    while newest() < first + 10:  # new lines arrive and the table scrolls to them
+        assert time.monotonic() < deadline, (first, newest())
+        time.sleep(0.2)
+    shot(page, "journal-follow")
+    client.cancel(job_id)
+    page.context.close()
+
+
+def test_a_viewer_cannot_pause(browser, tmp_path):
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"vera": {"password": "look-only", "role": "viewer"},
+                                 "otto": {"password": "hands-on", "role": "operator"}}))
+    db = str(tmp_path / "jobs.duckdb")
+    server = Server(db, "--users", str(users)).wait_ready()
+    try:
+        with jobobs.connect(db) as client:
+            job_id = client.submit("jobs:talker", 400, 0.05, name="look-dont-touch")
+            wait_running(client, job_id)
+            page = browser.new_context(viewport={"width": 1700, "height": 1100}).new_page()
+            page.goto(server.endpoint.dashboard)
+            page.fill("input[name=username]", "vera")
+            page.fill("input[name=password]", "look-only")
+            page.locator("button[type=submit], input[type=submit]").first.click()
+            page.wait_for_selector(".jobobs-status", timeout=30_000)
+            expect(page.get_by_text("signed in as")).to_contain_text("vera (viewer)")
+            select(page, "look-dont-touch")
+            expect(page.get_by_role("button", name="Pause")).to_be_disabled()
+            expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+            shot(page, "viewer")
+            assert client.commands(job_id)["command"].tolist() == ["submit"]
+            assert client.info(job_id).status.value == "running"
+            client.cancel(job_id)
+            page.context.close()
+    finally:
+        assert server.stop() == 0, server.output()
