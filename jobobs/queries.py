@@ -50,9 +50,11 @@ def jobs(
     """Jobs newest first, with label, duration and progress (the ``job_runs`` view);
     ``name`` matches part of the name, ignoring case."""
     where, params = _job_filters(status, kind, name, since, until)
+    # the page's ids first, from the table alone; then the view for those rows only
     return con.execute(
-        f"""SELECT {JOB_LIST_COLUMNS} FROM job_runs WHERE {where}
-            ORDER BY id DESC LIMIT ? OFFSET ?""",
+        f"""SELECT {JOB_LIST_COLUMNS} FROM job_runs
+            WHERE id IN (SELECT id FROM jobs WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?)
+            ORDER BY id DESC""",
         [*params, limit, offset],
     ).df()
 

@@ -38,7 +38,7 @@ class Dashboard(pn.viewable.Viewer):
         self.error = pn.pane.Alert("", alert_type="danger", visible=False,
                                    sizing_mode="stretch_width")
         self.jobs = JobList(client)
-        self.detail = JobDetail(client, can_act=self.can_act, user=self.user)
+        self._detail: JobDetail | None = None  # built when a job is first selected
         self.analytics: Analytics | None = None
         self.jobs.param.watch(self._select, "selected")
         # the detail is rendered once a job is selected: a lighter first page
@@ -53,7 +53,8 @@ class Dashboard(pn.viewable.Viewer):
         try:
             if self.pages.active == 0:
                 self.jobs.refresh()
-                self.detail.refresh()
+                if self._detail is not None:
+                    self._detail.refresh()
             elif self.analytics is not None:
                 self.analytics.refresh()
         except Exception as error:  # shown in the page; the next tick tries again
@@ -64,6 +65,12 @@ class Dashboard(pn.viewable.Viewer):
         else:
             if self.error.visible:
                 self.error.visible = False
+
+    @property
+    def detail(self) -> JobDetail:
+        if self._detail is None:
+            self._detail = JobDetail(self.client, can_act=self.can_act, user=self.user)
+        return self._detail
 
     def _select(self, event: param.parameterized.Event) -> None:
         if self.side.objects[0] is not self.detail:

@@ -59,7 +59,7 @@ class JobList(pn.viewable.Viewer):
     search = param.String(default="", doc="Part of the job name.")
     window = param.Selector(default="any time", objects=list(WINDOWS))
     page = param.Integer(default=0, bounds=(0, None))
-    page_size = param.Integer(default=50, bounds=(5, 500))
+    page_size = param.Integer(default=25, bounds=(5, 500))
     selected = param.Integer(default=None, allow_None=True, doc="The selected job's id.")
     total = param.Integer(default=0, doc="Jobs that match the filters.")
     empty = param.Boolean(default=False, doc="No job at all in the database.")

@@ -1,0 +1,163 @@
+"""Dashboard benchmarks on a generated history (by default 1,000,000 jobs, 20,000,000
+journal lines and 2,000,000 rejects):
+
+    python benchmarks/bench_dashboard.py [--jobs 1000000] [--samples 30]
+
+Prints p50/p95 of the queries the dashboard runs (the list page with and without filters,
+the page count and change check, status counts, reject breakdowns, a job's journal tail),
+then the page's time to first render in headless Chromium against ``jobobs serve`` on that
+history. Targets: list page and breakdowns p95 <= 150 ms, journal tail <= 50 ms, first
+render <= 2.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+
+import duckdb
+from serving import Server
+
+from jobobs import analytics, queries
+from jobobs.store import Store
+
+NAMES = 50
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def generate(db: str, jobs: int, lines_per_job: int, rejecting: int) -> None:
+    """A history in jobobs' own schema, written with SQL in job order (as it accrues)."""
+    Store(db).close()
+    con = duckdb.connect(db)
+    con.execute(f"""
+        INSERT INTO jobs (id, name, kind, spec, status, created_at, queued_at, started_at,
+                          finished_at, updated_at, run_count, active_seconds, total, processed,
+                          succeeded, rejected, progress_current, progress_total, error,
+                          created_by, host, has_warning)
+        SELECT i + 1, 'job-' || (i % {NAMES}),
+               ['import', 'export', 'python'][i % 3 + 1], '{{}}',
+               CASE WHEN i % 97 = 0 THEN 'failed' WHEN i % 89 = 0 THEN 'canceled'
+                    ELSE 'finished' END,
+               start - INTERVAL 1 SECOND, start - INTERVAL 1 SECOND, start,
+               start + to_seconds(5 + (i % 60)), start + to_seconds(5 + (i % 60)), 1,
+               5 + (i % 60), 1000, 1000, 1000 - (i % 7), i % 7, 1000, 1000,
+               CASE WHEN i % 97 = 0 THEN 'ValueError: bad input ' || (i % 5) END,
+               'bench', 'bench-host', i % 13 = 0
+        FROM (SELECT range AS i,
+                     TIMESTAMP '2026-01-01' + to_seconds(range * 7) AS start
+              FROM range({jobs}))""")
+    con.execute(f"""
+        INSERT INTO journal (job_id, seq, logged_at, level, code, message)
+        SELECT i // {lines_per_job} + 1, i % {lines_per_job} + 1,
+               TIMESTAMP '2026-01-01' + to_microseconds(i * 350),
+               CASE WHEN i % 50 = 49 THEN 'WARNING' ELSE 'INFO' END, NULL,
+               'processed batch ' || (i % {lines_per_job}) || ' of the input'
+        FROM range({jobs * lines_per_job}) t(i)""")
+    con.execute(f"""
+        INSERT INTO rejects (job_id, seq, rejected_at, kind, source, line_no, column_name,
+                             raw, reason, message)
+        SELECT (i // 20) * ({jobs} // {rejecting}) + 1, i % 20 + 1,
+               TIMESTAMP '2026-01-01' + to_microseconds(i * 3500), 'error',
+               'input-' || (i % 17) || '.csv', i % 20 + 2,
+               ['amount', 'email', 'date', 'id'][i % 4 + 1], 'raw,line,' || i,
+               ['cast error', 'missing columns', 'too many columns'][i % 3 + 1],
+               'could not convert the value'
+        FROM range({rejecting * 20}) t(i)""")
+    con.execute("CHECKPOINT")
+    con.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def measure(con: duckdb.DuckDBPyConnection, jobs: int, samples: int) -> list[tuple]:
+    ids = [random.randint(1, jobs) for _ in range(samples)]
+    cases = {
+        "list page (50 newest)": lambda i: queries.jobs(con, limit=50),
+        "list page, status filter": lambda i: queries.jobs(con, status=["failed"], limit=50),
+        "list page, name search": lambda i: queries.jobs(con, name="job-4", limit=50),
+        "list page 100 (offset 5,000)": lambda i: queries.jobs(con, limit=50, offset=5000),
+        "page count (filters)": lambda i: queries.count_jobs(con, status=["failed"]),
+        "change check": lambda i: queries.version(con),
+        "status counts": lambda i: queries.status_counts(con),
+        "rejects by reason (all)": lambda i: analytics.rejects_by(con, by="reason"),
+        "rejects by column (all)": lambda i: analytics.rejects_by(con, by="column_name"),
+        "rejects by reason (a job)": lambda i: queries.reject_counts(con, 1, by="reason"),
+        "failures by error": lambda i: analytics.failures(con),
+        "journal tail (a job)": lambda i: queries.journal(con, i, limit=500, tail=True),
+        "journal after seq (a job)": lambda i: queries.journal(con, i, after=10),
+    }
+    targets = {"journal": 50}
+    rows = []
+    for name, case in cases.items():
+        times = []
+        for job_id in ids:
+            started = time.perf_counter()
+            case(job_id)
+            times.append((time.perf_counter() - started) * 1000)
+        target = next((t for key, t in targets.items() if name.startswith(key)), 150)
+        rows.append((name, percentile(times, .5), percentile(times, .95), target))
+    return rows
+
+
+def first_render(url: str, samples: int) -> list[float]:
+    from playwright.sync_api import sync_playwright
+
+    times = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                             args=CHROMIUM_FLAGS)
+        for _ in range(samples):
+            context = browser.new_context()
+            page = context.new_page()
+            started = time.perf_counter()
+            page.goto(url)
+            page.wait_for_selector(".jobobs-status", timeout=60_000)
+            times.append(time.perf_counter() - started)
+            context.close()
+        browser.close()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--lines-per-job", type=int, default=20)
+    parser.add_argument("--rejects", type=int, default=2_000_000)
+    parser.add_argument("--samples", type=int, default=30)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="jobobs-bench-dashboard-"))
+    db = str(folder / "history.duckdb")
+    started = time.perf_counter()
+    generate(db, args.jobs, args.lines_per_job, args.rejects // 20)
+    print(f"generated {args.jobs:,} jobs, {args.jobs * args.lines_per_job:,} journal lines, "
+          f"{args.rejects:,} rejects in {time.perf_counter() - started:.0f} s")
+    con = duckdb.connect(db, read_only=True)
+    rows = measure(con, args.jobs, args.samples)
+    con.close()
+    print(f"{'query':<32}{'p50 ms':>8}{'p95 ms':>8}{'target':>9}  ok")
+    for name, p50, p95, target in rows:
+        print(f"{name:<32}{p50:>8.1f}{p95:>8.1f}{'<= ' + str(target):>9}  "
+              f"{'yes' if p95 <= target else 'NO'}")
+    server = Server(db, workers=2).wait_ready(timeout=120)
+    try:
+        renders = first_render(server.endpoint.dashboard, 5)
+    finally:
+        server.stop()
+    print(f"first render in headless Chromium, 5 fresh sessions: median "
+          f"{statistics.median(renders):.2f} s, worst {max(renders):.2f} s (target <= 2.5 s)")
+
+
+if __name__ == "__main__":
+    main()
