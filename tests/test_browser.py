@@ -3,13 +3,16 @@
 ``screenshots/``."""
 
 import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
-from serving import Server
+from serving import Server, env, free_port
 
 import jobobs
 
@@ -187,3 +190,43 @@ def test_a_viewer_cannot_pause(browser, tmp_path):
             page.context.close()
     finally:
         assert server.stop() == 0, server.output()
+
+
+def test_panel_serve_shows_the_same_jobs_through_the_server(browser, served, client):
+    job_id = client.submit("jobs:steps", 3, 0.0, name="seen-through-quack")
+    client.wait(job_id, progress=False, timeout=20)
+    port = free_port()
+    app = Path(__file__).parents[1] / "dashboards" / "jobs.py"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "panel"), "serve", str(app), "--port", str(port),
+         "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
+         "--args", "--db", served.db],
+        env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page = browser.new_context(viewport={"width": 1700, "height": 1100}).new_page()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page.goto(f"http://127.0.0.1:{port}/jobs")
+                break
+            except PlaywrightError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.5)
+        expect(page.get_by_text("seen-through-quack")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text(served.uri)).to_be_visible()  # it says where it reads
+        page.context.close()
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_analytics_page(browser, served, client):
+    job_id = client.submit("jobs:steps", 3, 0.0, 2, name="analysed")
+    client.wait(job_id, progress=False, timeout=20)
+    page = open_page(browser, served.endpoint.dashboard)
+    page.get_by_text("Analytics", exact=True).click()
+    expect(page.get_by_text("Per job name")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("analysed").first).to_be_visible()
+    expect(page.locator("canvas").first).to_be_visible()  # the figures
+    shot(page, "analytics")
+    page.context.close()

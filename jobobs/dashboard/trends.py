@@ -6,6 +6,7 @@ the pipes whose data changed, and the figures update in place.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ WINDOWS = {"last hour": (timedelta(hours=1), "minute"),
            "last 30 days": (timedelta(days=30), "day"),
            "all time": (None, "week")}
 ALL = "all job names"
+EVERY = 10.0
 COLORS = {LABELS[status]: color for status, (_, color) in LOOK.items()}
 FIGURE = {"height": 260, "responsive": True, "tools": ["hover"], "toolbar": "above"}
 
@@ -79,6 +81,7 @@ class Analytics(pn.viewable.Viewer):
         super().__init__(**params)
         self.client = client
         self._version: tuple | None = None
+        self._read_at = 0.0
         self._data: dict[str, pd.DataFrame] = {}
         self.pipes = {key: hv.streams.Pipe(data=frame) for key, frame in self._read().items()
                       if key in ("durations", "trend", "throughput", "statuses", "reasons",
@@ -138,11 +141,14 @@ class Analytics(pn.viewable.Viewer):
         return self._data
 
     def refresh(self, force: bool = False) -> None:
-        """Read again when the history changed; send only the data that differs."""
+        """Read again when the history changed (at most every ``EVERY`` seconds: these
+        questions span many runs); send only the data that differs."""
+        if not force and time.monotonic() - self._read_at < EVERY:
+            return
         version = queries.version(self.client.connection())
         if version == self._version and not force:
             return
-        self._version = version
+        self._version, self._read_at = version, time.monotonic()
         before = dict(self._data)
         data = self._read()
         for key, pipe in self.pipes.items():
