@@ -1,12 +1,17 @@
-"""Demo jobs: a small mix that shows every outcome (finished, warnings, rejects, failure,
-pause and resume, cancel). They live in a module so a restarted runtime can resume them."""
+"""The demo: Python jobs that show every outcome (finished, warnings, rejects, failure),
+imports and exports of generated files, and the steering that leaves a job paused, one
+canceled, one being edited and one shut down. The jobs live in a module so a restarted
+runtime can resume them."""
 
 from __future__ import annotations
 
 import logging
+import os
 import random
+import threading
 import time
 
+from jobobs.errors import RuntimeClosed
 from jobobs.job import job
 from jobobs.runtime import Runtime
 
@@ -65,27 +70,78 @@ def refresh_aggregates(ctx):
             raise RuntimeError("Catalog Error: table daily_totals does not exist")
 
 
-def run(rt: Runtime, *, scale: float = 1.0) -> list[int]:
-    """Submit the demo mix, pause and resume one job, cancel another; return the job ids."""
-    count = max(200, int(2000 * scale))
-    jobs = [
-        rt.submit(score_customers, count),
-        rt.submit(sync_crm),
-        rt.submit(load_events),
-        rt.submit(refresh_aggregates),
-        rt.submit(score_customers, count, name="score-prospects"),
-    ]
-    paused, canceled = jobs[0], jobs[4]
-    _when_running(rt, paused.id)
-    rt.pause(paused.id)
-    rt.wait(paused.id)
-    _when_running(rt, canceled.id)
-    rt.cancel(canceled.id)
-    rt.resume(paused.id)
-    return [j.id for j in jobs]
+def interrupted(db: str) -> int:
+    """A job that was running when its runtime stopped: it is left ``shutdown``, as after
+    a restart, for Start to resume from its checkpoint."""
+    with Runtime(db, workers=1, handle_signals=False) as rt:
+        handle = rt.submit(score_customers, 6000, 0.005, name="nightly-rescore")
+        _when_running(rt, handle.id)
+        time.sleep(0.3)
+    return handle.id
 
 
-def _when_running(rt: Runtime, job_id: int, timeout: float = 30.0) -> None:
+def mix(rt: Runtime, data: str, *, scale: float = 1.0, wait: bool = False) -> dict[str, int]:
+    """The whole demo: realistic files under ``data``, imports and exports (some at once),
+    and Python jobs; one job is paused, one canceled and one left being edited, so every
+    status shows within a minute. Exports follow their imports, on a thread of their own
+    (or here, with ``wait``, which also waits for every job to stop). Returns the job ids
+    by name."""
+    from jobobs import demodata
+    from jobobs.jobs import exporting, importing
+
+    paths = demodata.generate(data, scale=scale)
+    count = max(200, int(4000 * scale))
+    ids = {}
+    ids["import customers"] = importing.submit(
+        rt, paths["customers.csv"], "customers", name="import customers", key=["id"],
+        mode="upsert", max_rejects="5%",
+        columns={"id": "BIGINT", "name": "VARCHAR", "email": "VARCHAR", "country": "VARCHAR",
+                 "signup_date": "DATE", "credit_limit": "INTEGER"}).id
+    ids["import orders"] = importing.submit(
+        rt, paths["orders.csv"], "orders", name="import orders", mode="replace",
+        on_failure="keep", chunk_rows=max(1000, int(250_000 * scale))).id
+    ids["import november orders"] = importing.submit(
+        rt, paths["orders_2026-11-bad.csv"], "orders_november", name="import november orders",
+        columns={"order_id": "BIGINT", "customer_id": "BIGINT", "ordered_at": "TIMESTAMP",
+                 "amount": "DECIMAL(10,2)", "payment": "VARCHAR"}, max_rejects="5%").id
+    ids["import events"] = importing.submit(rt, paths["events.json"], "events",
+                                            name="import events", mode="replace").id
+    ids["score-customers"] = rt.submit(score_customers, count, name="score-customers").id
+    ids["sync-crm"] = rt.submit(sync_crm).id
+    ids["load-events"] = rt.submit(load_events).id
+    ids["score-prospects"] = rt.submit(score_customers, count, name="score-prospects").id
+    ids["refresh-aggregates"] = rt.submit(refresh_aggregates, start=False).id
+
+    def later() -> None:
+        try:
+            steer()
+        except RuntimeClosed:  # the demo was stopped first
+            pass
+
+    def steer() -> None:
+        _when_running(rt, ids["score-customers"])
+        rt.pause(ids["score-customers"])
+        _when_running(rt, ids["score-prospects"])
+        rt.cancel(ids["score-prospects"])
+        if rt.wait(ids["import customers"]).status.value == "finished":
+            exporting.submit(rt, os.path.join(data, "out", "customers_by_country.parquet"),
+                             name="export customers by country",
+                             query="SELECT country, count(*) AS customers, "
+                                   "avg(credit_limit) AS credit FROM customers GROUP BY ALL")
+        if rt.wait(ids["import orders"]).status.value == "finished":
+            exporting.submit(rt, os.path.join(data, "out", "orders_2026.csv.gz"),
+                             name="export orders", table="orders", watermark="order_id")
+
+    os.makedirs(os.path.join(data, "out"), exist_ok=True)
+    if wait:
+        steer()
+        rt.run_until_idle()
+    else:
+        threading.Thread(target=later, name="jobobs-demo", daemon=True).start()
+    return ids
+
+
+def _when_running(rt: Runtime, job_id: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while rt.job(job_id).status.value != "running" and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -45,10 +45,12 @@ def read_users(path: str) -> dict[str, dict[str, str]]:
 
 
 def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int = 9494,
-          workers: int = 4, demo: bool = False, echo: Callable[[str], None] = print,
+          workers: int = 4, on_ready: Callable[[Any], None] | None = None,
+          echo: Callable[[str], None] = print,
           users: dict[str, dict[str, str]] | None = None) -> None:
     """Serve ``db`` until SIGTERM or SIGINT; with ``users``, the dashboard asks people to
-    sign in, and only operators may act."""
+    sign in, and only operators may act. ``on_ready(runtime)`` runs once all is served
+    (the demo submits its jobs there)."""
     from jobobs.runtime import Runtime
 
     running = endpoints.read(db)
@@ -66,15 +68,16 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             dashboard=f"http://{host}:{port}/", token=token, db=os.path.abspath(db),
         )
         path = endpoints.write(endpoint)
-        if demo:
-            from jobobs import demo as demo_jobs
-
-            demo_jobs.run(rt)
         echo(f"jobobs is serving {endpoint.db}\n"
              f"  dashboard  {endpoint.dashboard}\n"
              f"  Quack      {address} (its token is in {path}, readable by you only)\n"
-             f"  clients    jobobs list --db {db}   or   jobobs.connect({db!r})\n"
+             f"  terminal   jobobs list --db {db}    jobobs sql 'FROM job_runs' --db {db}\n"
+             f"  notebook   client = jobobs.connect({db!r}); client.jobs()\n"
+             f"  DuckDB     ATTACH '{address}' AS jobs_server (TOKEN '<token>');  "
+             f"see README, \"One server, many clients\"\n"
              "Stop it with Ctrl-C.")
+        if on_ready is not None:
+            on_ready(rt)
         _run_until_signal(server)
     finally:
         if server is not None:

@@ -13,3 +13,19 @@ def rt(db):
     runtime = jobobs.Runtime(db, workers=2, handle_signals=False)
     yield runtime
     runtime.close()
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory):
+    """A database the demo generator built (small), with its data folder: for the
+    notebooks, the SQL examples and the demo's own tests."""
+    from click.testing import CliRunner
+
+    from jobobs.cli import main
+
+    folder = tmp_path_factory.mktemp("demo")
+    db = str(folder / "demo.duckdb")
+    result = CliRunner().invoke(main, ["demo", "--no-serve", "--db", db, "--data",
+                                       str(folder / "data"), "--scale", "0.02"])
+    assert result.exit_code == 0, result.output
+    return db

@@ -35,14 +35,15 @@ class Server:
     """``jobobs serve`` for one database; ``stop()`` sends SIGTERM and returns the exit code."""
 
     def __init__(self, db: str, *extra: str, port: int | None = None,
-                 quack_port: int | None = None, workers: int = 3):
+                 quack_port: int | None = None, workers: int = 3, command: str = "serve",
+                 extra_args: list[str] | None = None):
         self.db = db
         self.port = port or free_port()
         self.quack_port = quack_port or free_port()
         self.log = open(f"{db}.serve.log", "ab")  # noqa: SIM115  (closed in stop)
         self.process = subprocess.Popen(
-            [JOBOBS, "serve", "--db", db, "--port", str(self.port), "--quack-port",
-             str(self.quack_port), "--workers", str(workers), *extra],
+            [JOBOBS, command, "--db", db, "--port", str(self.port), "--quack-port",
+             str(self.quack_port), "--workers", str(workers), *extra, *(extra_args or [])],
             stdout=self.log, stderr=subprocess.STDOUT, env=env(),
         )
 

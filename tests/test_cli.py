@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import jobs
 import pytest
 from click.testing import CliRunner
@@ -120,20 +119,6 @@ def test_the_console_script_is_installed():
                          env={**os.environ, "PATH": os.pathsep.join(
                              [str(Path(sys.executable).parent), os.environ["PATH"]])})
     assert out.returncode == 0 and "list" in out.stdout
-
-
-def test_demo_shows_every_outcome(db):
-    code, out = run("demo", "--db", db, "--scale", "0.1")
-    assert code == 0 and f"jobobs list --db {db}" in out
-    con = duckdb.connect(db, read_only=True)
-    statuses = dict(con.execute("SELECT name, status FROM jobs").fetchall())
-    assert statuses == {"score-customers": "finished", "sync-crm": "finished",
-                        "load-events": "failed", "refresh-aggregates": "failed",
-                        "score-prospects": "canceled"}
-    paused = con.execute("SELECT count(*) FROM job_transitions t JOIN jobs j ON j.id = t.job_id "
-                         "WHERE j.name = 'score-customers' AND to_status = 'paused'").fetchone()
-    assert paused == (1,)
-    assert con.execute("SELECT bool_or(has_warning) FROM jobs").fetchone() == (True,)
 
 
 def test_import_export_rejects_and_replay_from_the_command_line(db, tmp_path):

@@ -201,55 +201,85 @@ def _age(text: str) -> timedelta:
     return timedelta(**{unit[match.group(2)]: float(match.group(1))})
 
 
+HOST_OPTION = click.option("--host", default="127.0.0.1", show_default=True,
+                           help="The address the dashboard and Quack listen on.")
+PORT_OPTION = click.option("--port", type=click.IntRange(1, 65535), envvar="JOBOBS_PORT",
+                           default=5006, show_default=True,
+                           help="The dashboard's port (or set JOBOBS_PORT).")
+QUACK_OPTION = click.option("--quack-port", type=click.IntRange(1, 65535), default=9494,
+                            show_default=True, help="The Quack endpoint's port.")
+
+
+def _path(db: str | None) -> str:
+    from jobobs.client import DEFAULT_DB
+
+    return database(db) or os.environ.get("JOBOBS_DB") or DEFAULT_DB
+
+
 @main.command()
 @DB_OPTION
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="The address the dashboard and Quack listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), envvar="JOBOBS_PORT", default=5006,
-              show_default=True, help="The dashboard's port (or set JOBOBS_PORT).")
-@click.option("--quack-port", type=click.IntRange(1, 65535), default=9494, show_default=True,
-              help="The Quack endpoint's port.")
+@HOST_OPTION
+@PORT_OPTION
+@QUACK_OPTION
 @click.option("--workers", type=click.IntRange(1), default=4, show_default=True,
               help="Jobs that run at once.")
 @click.option("--users", type=click.Path(dir_okay=False),
               help='Ask people to sign in: a JSON file {"ann": {"password": "...", "role": '
               '"operator"}, ...}; viewers may look, operators may also act.')
-@click.option("--demo", is_flag=True, help="Also submit the demo jobs.")
+@click.option("--demo", is_flag=True, help="Also generate data/ and submit the demo jobs.")
 def serve(db, host, port, quack_port, workers, users, demo):
     """Own the database and serve it: runtime, dashboard and Quack endpoint.
 
     Example: jobobs serve --db jobs.duckdb --port 5006 --workers 8
     """
-    from jobobs.client import DEFAULT_DB
     from jobobs.server import read_users
     from jobobs.server import serve as run_server
 
-    path = database(db) or os.environ.get("JOBOBS_DB") or DEFAULT_DB
-    run_server(path, host=host, port=port, quack_port=quack_port, workers=workers, demo=demo,
-               echo=click.echo, users=read_users(users) if users else None)
+    on_ready = None
+    if demo:
+        from jobobs import demo as demo_jobs
+
+        def on_ready(rt):
+            demo_jobs.mix(rt, "data")
+
+    run_server(_path(db), host=host, port=port, quack_port=quack_port, workers=workers,
+               on_ready=on_ready, echo=click.echo,
+               users=read_users(users) if users else None)
 
 
 @main.command()
-@DB_OPTION
+@click.option("--db", default="demo.duckdb", show_default=True, help="The demo's database.")
+@click.option("--data", default="data", show_default=True, type=click.Path(file_okay=False),
+              help="Where the input files are generated.")
+@HOST_OPTION
+@PORT_OPTION
+@QUACK_OPTION
 @click.option("--workers", default=3, show_default=True, type=click.IntRange(1))
-@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.01, 100),
-              help="Make the demo jobs longer or shorter.")
-def demo(db, workers, scale):
-    """Run a mix of demo jobs with live progress, then show where their history is.
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 10),
+              help="Make the data and the jobs bigger or smaller.")
+@click.option("--no-serve", is_flag=True, help="Run the jobs until they stop, then exit "
+              "(for notebooks and tests), instead of serving the dashboard.")
+def demo(db, data, host, port, quack_port, workers, scale, no_serve):
+    """Generate realistic files, submit a mix of imports, exports and Python jobs, and serve
+    the dashboard: every status shows within a minute. Ctrl-C stops it.
 
-    Example: jobobs demo --db demo.duckdb
+    Example: jobobs demo --port 5006
     """
     from jobobs import demo as demo_jobs
-    from jobobs.client import DEFAULT_DB
-    from jobobs.progress import watch
+    from jobobs.endpoint import read
     from jobobs.runtime import Runtime
+    from jobobs.server import serve as run_server
 
-    path = database(db) or os.environ.get("JOBOBS_DB") or DEFAULT_DB
-    with Runtime(path, workers=workers) as rt:
-        ids = demo_jobs.run(rt, scale=scale)
-        watch(rt, ids)
-    click.echo(f"\nThe history is in {path}. Try:\n"
-               f"  jobobs list --db {path}\n"
-               f"  jobobs journal {ids[0]} --db {path}\n"
-               f"  jobobs sql \"SELECT name, label, duration_s, rejected FROM job_runs\" "
-               f"--db {path}")
+    if read(db) is not None:  # one clear line, before touching anything
+        from jobobs.endpoint import already_running
+
+        raise click.ClickException(already_running(read(db)))
+    click.echo(f"Generating the demo's files under {data}/ ...")
+    demo_jobs.interrupted(db)
+    if no_serve:
+        with Runtime(db, workers=workers, handle_signals=False) as rt:
+            ids = demo_jobs.mix(rt, data, scale=scale, wait=True)
+        click.echo(f"{len(ids) + 3} demo jobs are in {db}. Try: jobobs list --db {db}")
+        return
+    run_server(db, host=host, port=port, quack_port=quack_port, workers=workers,
+               echo=click.echo, on_ready=lambda rt: demo_jobs.mix(rt, data, scale=scale))
