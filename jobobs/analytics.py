@@ -163,6 +163,18 @@ def timeline(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
     ).df()
 
 
+def slowest(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
+            until: datetime | None = None, limit: int = 10) -> pd.DataFrame:
+    """The longest runs that ended, longest first."""
+    where, params = _window(since, until)
+    return con.execute(
+        f"""SELECT id, name, kind, status, started_at, duration_s, processed, rejected
+            FROM job_runs WHERE {where} AND finished_at IS NOT NULL
+            ORDER BY duration_s DESC LIMIT ?""",
+        [*params, limit],
+    ).df()
+
+
 def slow_runs(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
               until: datetime | None = None, factor: float = SLOW_FACTOR,
               history: int = SLOW_HISTORY, limit: int = 200) -> pd.DataFrame:

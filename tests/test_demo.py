@@ -12,7 +12,11 @@ from jobobs.states import Status
 
 
 def test_the_demo_database_shows_every_outcome(demo_db):
-    con = duckdb.connect(demo_db, read_only=True)
+    with duckdb.connect(demo_db, read_only=True) as con:
+        check_outcomes(con, demo_db)
+
+
+def check_outcomes(con, demo_db):
     statuses = dict(con.execute("SELECT name, status FROM jobs").fetchall())
     assert statuses == {
         "nightly-rescore": "shutdown", "import customers": "finished",
