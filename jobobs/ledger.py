@@ -65,6 +65,7 @@ class Ledger:
         self._handled: list[tuple[int, str, float, int | None]] = []
         self._rewinds: list[tuple[int, int]] = []
         self._line_seq: dict[int, int] = {}
+        self.last_line_at: dict[int, float] = {}  # for the runtime's stall watch
         self._reject_seq: dict[int, int] = {}
 
     # -- rows and transitions -----------------------------------------------------
@@ -147,6 +148,7 @@ class Ledger:
                 seq = self.store.max_seq("journal", job_id)
             seq += 1
             self._line_seq[job_id] = seq
+            self.last_line_at[job_id] = at
             # A plain tuple in JournalLine's order: a NamedTuple costs more than the append.
             self._lines.append((job_id, seq, at, level, code, message))
         return seq

@@ -58,6 +58,8 @@ class _Execution:
 
     def __init__(self, job_id: int):
         self.job_id = job_id
+        self.started = time.monotonic()
+        self.abandoned = False  # hung past the stall timeout: failed, its thread let go
         self.control = Control()
         self.ctx: JobContext | None = None
 
@@ -77,6 +79,7 @@ class Runtime:
         shutdown_timeout: float = 4.0,
         retention: timedelta | None = None, handle_signals: bool | None = None,
         log_level: int | None = logging.INFO, clock: Callable[[], float] = time.time,
+        export_dirs: list[str] | None = None, stall_timeout: float | None = None,
     ):
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -87,6 +90,13 @@ class Runtime:
         self.flush_interval, self.poll_interval = flush_interval, poll_interval
         self.heartbeat_interval = heartbeat
         self.shutdown_timeout = shutdown_timeout
+        # a job with no progress, journal line or checkpoint for this long is failed and
+        # its worker thread abandoned (a thread cannot be stopped); another takes its place
+        self.stall_timeout = stall_timeout
+        # exports may write only under these folders (None: anywhere, for a script's own
+        # runtime; a server sets them, since its clients name the paths)
+        self.export_dirs = None if export_dirs is None else [os.path.abspath(d)
+                                                             for d in export_dirs]
         process.claim(path)
         self.store = Store(path)
         self.ledger = Ledger(self.store, clock)
@@ -107,10 +117,9 @@ class Runtime:
             threading.Thread(target=self._work, name=f"jobobs-worker-{n}", daemon=True)
             for n in range(workers)
         ]
-        self._threads.append(
-            threading.Thread(target=self._control_loop, name="jobobs-control", daemon=True)
-        )
-        for thread in self._threads:
+        self._control = threading.Thread(target=self._control_loop, name="jobobs-control",
+                                         daemon=True)
+        for thread in [*self._threads, self._control]:
             thread.start()
         process.register(self, handle_signals)
 
@@ -220,7 +229,7 @@ class Runtime:
         try:
             self._control_stop.set()  # no request is carried out from here on
             self._wake.set()
-            self._threads[-1].join(timeout)
+            self._control.join(timeout)
             for job_id in self._drain_queue():
                 self._set_status(job_id, Status.SHUTDOWN, "runtime", "the runtime stopped",
                                  expect=Status.QUEUED)
@@ -228,9 +237,9 @@ class Runtime:
                 executions = list(self._executions.values())
             for execution in executions:
                 execution.control.ask("shutdown")
-            for _ in self._threads[:-1]:
+            for _ in self._threads:
                 self._queue.put(None)
-            for thread in self._threads[:-1]:
+            for thread in self._threads:
                 thread.join(max(0.0, deadline - time.monotonic()))
             with self.ledger.lock:
                 stuck = list(self._executions)
@@ -262,7 +271,8 @@ class Runtime:
                                  expect=Status.QUEUED)
                 continue
             try:
-                self._execute(job_id)
+                if self._execute(job_id):
+                    return  # abandoned as hung, and replaced: this thread is one too many
             except RuntimeClosed:  # a job that outlived close(); it was recorded as shutdown
                 log.debug("jobobs: job %s ended after the runtime closed", job_id)
             except Exception:  # the runtime must outlive any single job
@@ -270,7 +280,8 @@ class Runtime:
             finally:
                 self._notify()
 
-    def _execute(self, job_id: int) -> None:
+    def _execute(self, job_id: int) -> bool:
+        """Run one job; True if it was abandoned as hung while it ran."""
         execution = _Execution(job_id)
         with self.ledger.lock:
             try:
@@ -281,7 +292,7 @@ class Runtime:
                     run_count=self.ledger.row(job_id).run_count + 1,
                 )
             except IllegalTransition:  # paused or canceled while it waited in the queue
-                return
+                return False
             self._executions[job_id] = execution
             if self._closed.is_set():  # close() took its list of executions before this one
                 execution.control.ask("shutdown")
@@ -294,7 +305,7 @@ class Runtime:
             ctx = execution.ctx = self._context(row, spec, execution.control)
         except Exception as error:
             self._end(execution, Status.FAILED, started, error=error)
-            return
+            return False
         token = current_job.set(ctx)
         try:
             definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
@@ -308,6 +319,7 @@ class Runtime:
             self._end(execution, Status.FINISHED, started)
         finally:
             current_job.reset(token)
+        return execution.abandoned
 
     def _context(self, row: JobRow, spec: dict[str, Any], control: Control) -> JobContext:
         """The job's context, restored to its last checkpoint when it ran before."""
@@ -339,6 +351,9 @@ class Runtime:
     def _end(self, execution: _Execution, status: Status, started: float,
              reason: str | None = None, error: BaseException | None = None) -> None:
         job_id, ctx = execution.job_id, execution.ctx
+        if execution.abandoned:  # it was failed as hung; what it did since is not its end
+            log.warning("jobobs: job %s came back after it was abandoned as hung", job_id)
+            return
         row = self.ledger.row(job_id)
         took = max(0.0, self.clock() - started)
         values: dict[str, Any] = {"active_seconds": (row.active_seconds or 0.0) + took}
@@ -406,6 +421,7 @@ class Runtime:
                         self._apply(*command)
                 if now - last_beat >= self.heartbeat_interval:
                     self._beat()
+                    self._watch()
                     last_beat = now
                 if now - last_flush >= self.flush_interval:
                     self.ledger.flush()
@@ -446,6 +462,34 @@ class Runtime:
             self.ledger.handled(command_id, self.ledger.status(handle.id).value,
                                 job_id=handle.id)
         self._notify()
+
+    def _watch(self) -> None:
+        """Fail the jobs that show no sign of life for ``stall_timeout`` seconds."""
+        if self.stall_timeout is None:
+            return
+        now, moment = self.clock(), time.monotonic()
+        stalled = []
+        with self.ledger.lock:
+            for job_id, execution in list(self._executions.items()):
+                row = self.ledger.rows.get(job_id)
+                last = max(row.updated_at or 0.0 if row else 0.0,
+                           self.ledger.last_line_at.get(job_id, 0.0))
+                if (now - last > self.stall_timeout
+                        and moment - execution.started > self.stall_timeout):
+                    execution.abandoned = True
+                    execution.control.ask("cancel")  # should it ever reach a safe point
+                    self._executions.pop(job_id)
+                    stalled.append(job_id)
+        for job_id in stalled:
+            message = (f"No sign of life for {self.stall_timeout:g} s (no progress, journal "
+                       "line or checkpoint): the job is failed and its worker thread "
+                       "abandoned; another worker takes its place")
+            self.ledger.line(job_id, "ERROR", message)
+            self._set_status(job_id, Status.FAILED, "runtime", "hung", error=message)
+            worker = threading.Thread(target=self._work, daemon=True,
+                                      name=f"jobobs-worker-{len(self._threads)}")
+            self._threads.append(worker)
+            worker.start()
 
     def _beat(self) -> None:
         now = self.clock()

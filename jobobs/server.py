@@ -47,16 +47,20 @@ def read_users(path: str) -> dict[str, dict[str, str]]:
 def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int = 9494,
           workers: int = 4, on_ready: Callable[[Any], None] | None = None,
           echo: Callable[[str], None] = print,
-          users: dict[str, dict[str, str]] | None = None) -> None:
+          users: dict[str, dict[str, str]] | None = None,
+          export_dirs: list[str] | None = None, stall_timeout: float | None = 600.0) -> None:
     """Serve ``db`` until SIGTERM or SIGINT; with ``users``, the dashboard asks people to
     sign in, and only operators may act. ``on_ready(runtime)`` runs once all is served
-    (the demo submits its jobs there)."""
+    (the demo submits its jobs there). Exports may write under ``export_dirs`` only
+    (default: the current folder). A job with no sign of life for ``stall_timeout``
+    seconds is failed and its worker replaced."""
     from jobobs.runtime import Runtime
 
     running = endpoints.read(db)
     if running is not None:
         raise JobobsError(endpoints.already_running(running))
-    rt = Runtime(db, workers=workers, handle_signals=False)
+    rt = Runtime(db, workers=workers, handle_signals=False,
+                 export_dirs=export_dirs or [os.getcwd()], stall_timeout=stall_timeout)
     token = secrets.token_urlsafe(32)
     address = server = endpoint = None
     try:

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +44,9 @@ class Server:
         self.log = open(f"{db}.serve.log", "ab")  # noqa: SIM115  (closed in stop)
         self.process = subprocess.Popen(
             [JOBOBS, command, "--db", db, "--port", str(self.port), "--quack-port",
-             str(self.quack_port), "--workers", str(workers), *extra, *(extra_args or [])],
+             str(self.quack_port), "--workers", str(workers), *extra, *(extra_args or []),
+             *(["--export-dir", tempfile.gettempdir()]
+               if command == "serve" and "--export-dir" not in extra else [])],
             stdout=self.log, stderr=subprocess.STDOUT, env=env(),
         )
 

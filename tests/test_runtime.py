@@ -3,6 +3,7 @@ warnings, rejects, the journal and its logging handler, counters, retention."""
 
 import json
 import logging
+import threading
 import time
 from datetime import timedelta
 
@@ -363,3 +364,20 @@ def test_purge_keeps_the_rejects_of_a_job_that_can_still_resume(db):
         assert kept == rejected
         rt.cancel(job.id)
         rt.wait(job.id, timeout=10)
+
+
+def test_a_hung_job_is_failed_and_its_worker_replaced(db):
+    gate = jobs.gate("hung")
+    before = {t for t in threading.enumerate() if t.name.startswith("jobobs-worker")}
+    with jobobs.Runtime(db, workers=1, handle_signals=False, stall_timeout=0.5,
+                        heartbeat=0.1) as rt:
+        hung = rt.submit(jobs.hold_then_run, "hung").id
+        info = rt.wait(hung, timeout=10)
+        assert info.status.value == "failed" and "No sign of life for 0.5 s" in info.error
+        assert rt.wait(rt.submit(jobs.steps, 3, 0.0).id, timeout=10).status.value == "finished"
+        gate.set()  # the abandoned thread comes back: its job stays failed
+        time.sleep(0.3)
+        assert rt.job(hung).status.value == "failed"
+        assert rt.wait(rt.submit(jobs.steps, 3, 0.0).id, timeout=10).status.value == "finished"
+        alive = {t for t in threading.enumerate() if t.name.startswith("jobobs-worker")}
+        assert len(alive - before) == 1  # the abandoned thread left when it came back

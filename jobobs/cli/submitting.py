@@ -226,8 +226,13 @@ def _path(db: str | None) -> str:
 @click.option("--users", type=click.Path(dir_okay=False),
               help='Ask people to sign in: a JSON file {"ann": {"password": "...", "role": '
               '"operator"}, ...}; viewers may look, operators may also act.')
+@click.option("--export-dir", "export_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="A folder exports may write to (repeatable; default: the current one).")
+@click.option("--stall-timeout", type=click.FloatRange(1), default=600.0, show_default=True,
+              help="Fail a job with no progress, journal line or checkpoint for this many "
+              "seconds, and replace its worker.")
 @click.option("--demo", is_flag=True, help="Also generate data/ and submit the demo jobs.")
-def serve(db, host, port, quack_port, workers, users, demo):
+def serve(db, host, port, quack_port, workers, users, export_dirs, stall_timeout, demo):
     """Own the database and serve it: runtime, dashboard and Quack endpoint.
 
     Example: jobobs serve --db jobs.duckdb --port 5006 --workers 8
@@ -244,7 +249,8 @@ def serve(db, host, port, quack_port, workers, users, demo):
 
     run_server(_path(db), host=host, port=port, quack_port=quack_port, workers=workers,
                on_ready=on_ready, echo=click.echo,
-               users=read_users(users) if users else None)
+               users=read_users(users) if users else None,
+               export_dirs=list(export_dirs) or None, stall_timeout=stall_timeout)
 
 
 @main.command()
@@ -282,4 +288,5 @@ def demo(db, data, host, port, quack_port, workers, scale, no_serve):
         click.echo(f"{len(ids) + 3} demo jobs are in {db}. Try: jobobs list --db {db}")
         return
     run_server(db, host=host, port=port, quack_port=quack_port, workers=workers,
-               echo=click.echo, on_ready=lambda rt: demo_jobs.mix(rt, data, scale=scale))
+               echo=click.echo, on_ready=lambda rt: demo_jobs.mix(rt, data, scale=scale),
+               export_dirs=[os.getcwd(), data])

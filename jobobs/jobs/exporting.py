@@ -173,9 +173,25 @@ def export_job(ctx: JobContext, options: dict[str, Any]) -> None:
         run.cursor.close()
 
 
+def confine(path: str, folders: list[str] | None) -> None:
+    """Refuse a target outside ``folders`` (None: anywhere), symbolic links and ``..``
+    resolved first."""
+    if folders is None:
+        return
+    real = os.path.realpath(path)
+    for folder in folders:
+        allowed = os.path.realpath(folder)
+        if os.path.commonpath([real, allowed]) == allowed:
+            return
+    raise JobobsError(f"{path} is outside the folders exports may write to "
+                      f"({', '.join(folders) or 'none'})")
+
+
 def submit(rt: Any, to: str, *, name: str | None = None, actor: str | None = None,
            **options: Any) -> Any:
-    """Submit an export to ``to``; options are ExportOptions' fields (``query`` or ``table``)."""
+    """Submit an export to ``to``; options are ExportOptions' fields (``query`` or ``table``).
+    A runtime with ``export_dirs`` refuses targets outside them."""
     checked = ExportOptions(to=to, **options)
+    confine(checked.to, getattr(rt, "export_dirs", None))
     return rt.submit(export_job, asdict(checked),
                      name=name or f"export {os.path.basename(to)}", actor=actor)
