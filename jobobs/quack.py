@@ -78,6 +78,9 @@ def stop(con: duckdb.DuckDBPyConnection, address: str) -> None:
 
 
 def quote(text: str) -> str:
+    """A string literal; a NUL, which SQL text cannot hold, is spliced in with chr(0)."""
+    if "\x00" in text:
+        return "(" + " || chr(0) || ".join(quote(part) for part in text.split("\x00")) + ")"
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -93,7 +96,7 @@ def literal(value: Any) -> str:
         return f"{value}::DECIMAL" if value.is_finite() else quote(str(value)) + "::DOUBLE"
     if isinstance(value, Real):
         number = float(value)
-        return repr(number) if math.isfinite(number) else f"{quote(str(number))}::DOUBLE"
+        return f"{repr(number) if math.isfinite(number) else quote(str(number))}::DOUBLE"
     if isinstance(value, str):
         return quote(value)
     if isinstance(value, dt.datetime):
