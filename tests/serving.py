@@ -72,7 +72,8 @@ class Server:
         return self.endpoint.quack
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return Path(f"{self.db}.serve.log").read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
