@@ -122,8 +122,22 @@ def _dashboard(rt: Any, host: str, port: int, users: dict[str, dict[str, str]] |
     return server
 
 
+def _quiet_disconnects(loop: Any) -> None:
+    """A browser tab closed while the server wrote to it is not an error worth a traceback."""
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    def handler(asyncio_loop: Any, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), (StreamClosedError, WebSocketClosedError)):
+            return
+        asyncio_loop.default_exception_handler(context)
+
+    loop.asyncio_loop.set_exception_handler(handler)
+
+
 def _run_until_signal(server: Any) -> None:
     loop = server.io_loop
+    _quiet_disconnects(loop)
 
     def stop(number: int, frame: object) -> None:
         loop.add_callback_from_signal(loop.stop)

@@ -105,5 +105,5 @@ def app(client: Any, *, roles: dict[str, str] | None = None) -> pn.viewable.View
         log.exception("jobobs dashboard: cannot start a session")
         return pn.pane.Alert(f"The dashboard cannot read the job history: "
                              f"{str(error).splitlines()[0]}", alert_type="danger")
-    dashboard.start()
+    pn.state.onload(dashboard.start)  # patches only once the page has built its tables
     return dashboard
