@@ -277,7 +277,8 @@ class Import:
         if self.options.mode == "replace" and start == 0:
             con.execute(f"CREATE OR REPLACE TABLE {self.target} AS {rows}")
             return
-        con.execute(f"CREATE TABLE IF NOT EXISTS {self.target} AS {rows} LIMIT 0")
+        if start == 0:  # later chunks need the table the first one found or made
+            con.execute(f"CREATE TABLE IF NOT EXISTS {self.target} AS {rows} LIMIT 0")
         if self.options.key and self.duplicates_policy() == "update":
             key = ", ".join(ident(k) for k in self.options.key)
             con.execute(f"DELETE FROM {self.target} WHERE ({key}) IN (SELECT {key} FROM "
