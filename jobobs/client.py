@@ -15,6 +15,7 @@ requests.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from jobobs.store import purge_statements, ts
 
 DEFAULT_DB = "jobobs.duckdb"
 READING = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+EXPLAIN_ANALYZE = re.compile(r"\s*EXPLAIN\s+ANALY[SZ]E\b", re.IGNORECASE)  # it runs the query
 
 
 class _Local:
@@ -196,9 +198,9 @@ class Client:
             raise JobobsError(str(error).splitlines()[0]) from None
         if len(statements) != 1:
             raise JobobsError(f"give one query, not {len(statements)}")
-        if statements[0].type not in READING:
-            raise JobobsError(f"sql answers queries that read; this is a "
-                              f"{statements[0].type.name} statement")
+        if statements[0].type not in READING or EXPLAIN_ANALYZE.match(query):
+            kind = "EXPLAIN ANALYZE" if EXPLAIN_ANALYZE.match(query) else statements[0].type.name
+            raise JobobsError(f"sql answers queries that read; this is a {kind} statement")
         return self.connection().execute(query, params or []).df()
 
     # -- submissions ---------------------------------------------------------------------
@@ -230,10 +232,13 @@ class Client:
         return self.submit_import(options.pop("source"), options.pop("table"), **options)
 
     def export_rejects(self, job_id: int, path: str) -> int:
-        """Write a job's rejects to a CSV file to fix and replay; return how many."""
-        from jobobs.jobs.rejects import export_rejects
+        """Write a job's rejects to a CSV file to fix and replay; return how many. Through
+        a server the rows come over and the file is written here, by this process."""
+        from jobobs.jobs.rejects import export_rejects, write_frame
 
         self.job(job_id)
+        if self.served:
+            return write_frame(queries.rejects(self.connection(), job_id), path)
         return export_rejects(self.connection(), job_id, os.path.abspath(path))
 
     # -- control ---------------------------------------------------------------------------

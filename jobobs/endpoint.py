@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import tempfile
 from dataclasses import asdict, dataclass
 
 from jobobs.errors import JobobsError
@@ -54,9 +55,20 @@ def read(db: str) -> Endpoint | None:
         return None
     except (OSError, ValueError, TypeError) as error:
         raise JobobsError(f"the server file {path} cannot be read ({error})") from None
-    if endpoint.host == socket.gethostname() and not alive(endpoint.pid):
-        return None
+    if endpoint.host == socket.gethostname() and not (alive(endpoint.pid)
+                                                      and listening(endpoint.quack)):
+        return None  # the process is gone, or its pid now belongs to another program
     return endpoint
+
+
+def listening(address: str) -> bool:
+    """Something accepts connections at ``quack:HOST:PORT``."""
+    host, _, port = address.removeprefix("quack:").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=0.5):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def write(endpoint: Endpoint) -> str:
@@ -65,8 +77,8 @@ def write(endpoint: Endpoint) -> str:
     running = read(endpoint.db)
     if running is not None and running.pid != os.getpid():
         raise JobobsError(already_running(running))
-    temporary = f"{path}.{os.getpid()}.tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    folder, name = os.path.split(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=folder)  # mode 0600
     with os.fdopen(descriptor, "w") as file:
         json.dump(asdict(endpoint), file)
     os.replace(temporary, path)

@@ -216,7 +216,11 @@ class Ledger:
     def _take(self) -> tuple[dict[str, list], dict[int, tuple[bool, set[str]]]]:
         with self.lock:
             new, updates = [], []
+            now = self.clock()
             for row in self.rows.values():
+                if row._changed - {"heartbeat_at", "updated_at"}:  # a change, not a beat
+                    object.__setattr__(row, "updated_at", now)
+                    row._changed.add("updated_at")
                 if row._new:
                     new.append([getattr(row, c) for c in JOB_COLUMNS])
                 elif row._changed:

@@ -90,13 +90,14 @@ def literal(value: Any) -> str:
         return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
+    # numbers in parentheses: "10-?" with -5 must not become the comment "10--5"
     if isinstance(value, Integral):
-        return str(int(value))
+        return f"({int(value)})"
     if isinstance(value, Decimal):
-        return f"{value}::DECIMAL" if value.is_finite() else quote(str(value)) + "::DOUBLE"
+        return f"({value}::DECIMAL)" if value.is_finite() else f"({quote(str(value))}::DOUBLE)"
     if isinstance(value, Real):
         number = float(value)
-        return f"{repr(number) if math.isfinite(number) else quote(str(number))}::DOUBLE"
+        return f"({repr(number) if math.isfinite(number) else quote(str(number))}::DOUBLE)"
     if isinstance(value, str):
         return quote(value)
     if isinstance(value, dt.datetime):
@@ -193,8 +194,13 @@ class Remote:
         self.address, self._token, self._find = address, token, find
         self._lock = threading.Lock()
         self._con = duckdb.connect()
-        load(self._con)
-        self._attach()
+        self._attached = False
+        try:
+            load(self._con)
+            self._attach()
+        except BaseException:
+            self._con.close()
+            raise
 
     def _attach(self) -> None:
         try:
@@ -202,6 +208,7 @@ class Remote:
                               f"(TYPE quack, TOKEN {quote(self._token)})")
         except duckdb.Error as error:
             raise _unavailable(self.address, error) from None
+        self._attached = True
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
         return Result(self, bind(sql, params))
@@ -209,6 +216,8 @@ class Remote:
     def run(self, sql: str, fetch: str) -> Any:
         query = f"FROM quack_query_by_name({quote(CATALOG)}, ?)"
         with self._lock:
+            if not self._attached:  # a reattach failed earlier (the server was restarting)
+                self._reattach()
             for attempt in (1, 2):
                 try:
                     return getattr(self._con.execute(query, [sql]), fetch)()
@@ -217,12 +226,13 @@ class Remote:
                     if attempt == 1 and _lost(text):
                         self._reattach()
                         continue
-                    if _lost(text) or "connect" in text.lower():
+                    if _lost(text):
                         raise _unavailable(self.address, error) from None
                     raise _server_error(error) from None
         raise AssertionError("unreachable")
 
     def _reattach(self) -> None:
+        self._attached = False
         try:
             self._con.execute(f"DETACH {CATALOG}")
         except duckdb.Error:
@@ -238,7 +248,11 @@ class Remote:
 
 
 def _lost(text: str) -> bool:
-    return "connection id" in text.lower() or "could not connect" in text.lower()
+    """The transport's errors: the server restarted, or is not there."""
+    lowered = text.lower()
+    return any(words in lowered for words in (
+        "invalid connection id", "could not connect", "failed to send message",
+        "connection refused"))
 
 
 def _unavailable(address: str, error: duckdb.Error) -> ServerUnavailable:

@@ -112,7 +112,10 @@ def _dashboard(rt: Any, host: str, port: int, users: dict[str, dict[str, str]] |
     if users is not None:
         options = {"basic_auth": {name: user["password"] for name, user in users.items()},
                    "cookie_secret": secrets.token_urlsafe(32)}
-    origins = [f"{name}:{port}" for name in {host, "localhost", "127.0.0.1"}]
+    names = {host, "localhost", "127.0.0.1"}
+    if host in ("0.0.0.0", "::", ""):  # every interface: the names others reach it by
+        names |= {socket.gethostname(), socket.getfqdn()}
+    origins = [f"{name}:{port}" for name in names]
     try:
         server = pn.serve({"/": session}, port=port, address=host, show=False, start=False,
                           title="jobobs", websocket_origin=origins, verbose=False, **options)

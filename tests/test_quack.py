@@ -30,7 +30,8 @@ def test_values_round_trip(value):
 def test_placeholders_in_quotes_and_comments_are_not_parameters():
     sql = "SELECT '?' AS a, \"?\" AS b, ? AS c -- ?\n /* ? */"
     assert CON.execute(bind(sql.replace('"?"', "1"), [5])).fetchone() == ("?", 1, 5)
-    assert bind("SELECT 'it''s ?', ?", [1]) == "SELECT 'it''s ?', 1"
+    assert bind("SELECT 'it''s ?', ?", [1]) == "SELECT 'it''s ?', (1)"
+    assert CON.execute(bind("SELECT 10-?", [-5])).fetchone()[0] == 15  # not "10--5"
 
 
 def test_other_values():

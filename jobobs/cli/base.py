@@ -34,6 +34,9 @@ class Group(click.Group):
             raise click.ClickException(str(error)) from None
         except TimeoutError as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:  # a file that cannot be read or written
+            raise click.ClickException(f"{error.filename or ''}: {error.strerror or error}"
+                                       .lstrip(": ")) from None
         except duckdb.IOException as error:
             raise click.ClickException(_lock_message(str(error))) from None
         except duckdb.Error as error:

@@ -35,6 +35,13 @@ FIELDS = ["id", "name", "kind", "label", "has_warning", "parent_id", "created_at
           "heartbeat_at"]
 
 
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def _value(value: Any) -> str:
     if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
         return ""
@@ -148,8 +155,9 @@ class JobDetail(pn.viewable.Viewer):
             return
         row = frame.iloc[0].to_dict()
         status = Status(row["status"])
-        seen = (row["status"], row["processed"], row["rejected"], row["progress"],
-                row.get("updated_at"))
+        seen = tuple(None if _missing(v) else v for v in (
+            row["status"], row["processed"], row["rejected"], row["progress"],
+            row.get("updated_at")))
         if seen != self._seen or status in ACTIVE:
             self._general(con, row, status, changed=seen[0] != (self._seen or (None,))[0])
             self._seen = seen

@@ -124,7 +124,6 @@ class JobList(pn.viewable.Viewer):
             [s.value for s in ACTIVE]).any()
         if not (force or active or version != self._version):
             return
-        self._version = version
         self.empty = version[2] == 0
         filters = self.filters()
         self.total = queries.count_jobs(con, **filters)
@@ -142,6 +141,7 @@ class JobList(pn.viewable.Viewer):
         self.next.disabled = self.page >= pages - 1
         self.empty_state.visible = self.empty
         self.table.visible = not self.empty
+        self._version = version  # only once all was read: a failed read is read again
 
     def _show(self, frame: pd.DataFrame) -> None:
         new = rows(frame)

@@ -148,9 +148,9 @@ class Analytics(pn.viewable.Viewer):
         version = queries.version(self.client.connection())
         if version == self._version and not force:
             return
-        self._version, self._read_at = version, time.monotonic()
         before = dict(self._data)
         data = self._read()
+        self._version, self._read_at = version, time.monotonic()
         for key, pipe in self.pipes.items():
             if force or not data[key].equals(before.get(key)):
                 pipe.send(data[key])

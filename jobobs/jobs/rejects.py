@@ -33,6 +33,21 @@ def export_rejects(con: duckdb.DuckDBPyConnection, job_id: int, path: str) -> in
     return con.execute("SELECT count(*) FROM rejects WHERE job_id = ?", [job_id]).fetchone()[0]
 
 
+def write_frame(frame: Any, path: str) -> int:
+    """Write rejects read as a DataFrame to a CSV file (written aside, then renamed)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise JobobsError(f"the folder {folder} does not exist")
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.jobobs.tmp")
+    try:
+        frame[[c.strip() for c in COLUMNS.split(",")]].to_csv(temporary, index=False)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return len(frame)
+
+
 def replay_options(original: dict[str, Any], corrected: str, *,
                    name: str | None = None) -> dict[str, Any]:
     """The import of the ``raw`` lines of a corrected rejects file with the options of the

@@ -172,6 +172,7 @@ def test_api_calls(client):
         (lambda: client.resume(done), "cannot resume a job that is 'finished'"),
         (lambda: client.request(done, "explode"), "unknown command"),
         (lambda: client.sql("DROP TABLE jobs"), "DROP statement"),
+        (lambda: client.sql("EXPLAIN ANALYZE DELETE FROM jobs"), "EXPLAIN ANALYZE statement"),
         (lambda: client.sql("SELECT 1; SELECT 2"), "one query, not 2"),
         (lambda: client.sql("SELEC 1"), "syntax error"),
         (lambda: client.sql("SELECT ?", [1, 2]), "parameters"),
