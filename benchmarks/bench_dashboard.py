@@ -23,15 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 import duckdb
-from serving import Server
+from serving import Server, chromium
 
 from jobobs import analytics, queries
 from jobobs.store import Store
 
 NAMES = 50
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
 
 
 def generate(db: str, jobs: int, lines_per_job: int, rejecting: int) -> None:
@@ -116,8 +113,7 @@ def first_render(url: str, samples: int) -> list[float]:
 
     times = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                             args=CHROMIUM_FLAGS)
+        browser = chromium(playwright)
         for _ in range(samples):
             context = browser.new_context()
             page = context.new_page()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
-from serving import Server
+from serving import Server, wait_status
 
 import jobobs
 from jobobs import queries
@@ -53,14 +53,6 @@ def _noop(ctx):
     ctx.log.info("done")
 
 
-def running(client, job_id: int) -> None:
-    deadline = time.monotonic() + 30
-    while client.info(job_id).status.value != "running":
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} did not start")
-        time.sleep(0.02)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=5000)
@@ -80,11 +72,11 @@ def main() -> None:
             pauses, cancels = [], []
             for _ in range(max(5, args.samples // 4)):
                 job_id = client.submit("jobobs.demo:score_customers", 100_000, 0.002)
-                running(client, job_id)
+                wait_status(client, job_id, "running")
                 pauses += timed(lambda: client.pause(job_id), 1)  # noqa: B023
                 client.wait(job_id, timeout=30, progress=False)
                 client.resume(job_id)
-                running(client, job_id)
+                wait_status(client, job_id, "running")
                 cancels += timed(lambda: client.cancel(job_id), 1)  # noqa: B023
                 client.wait(job_id, timeout=30, progress=False)
     finally:

@@ -28,7 +28,7 @@ from jobobs import endpoint as endpoints
 from jobobs import queries, submissions
 from jobobs.commands import check_request, current_user
 from jobobs.errors import IllegalRequest, JobDefinitionError, JobNotFound, JobobsError
-from jobobs.handle import JobInfo
+from jobobs.handle import JobInfo, missing
 from jobobs.job import JobFunction
 from jobobs.states import ACTIVE, Status
 from jobobs.store import purge_statements, ts
@@ -306,15 +306,8 @@ class Client:
 
 
 def _info(frame: pd.DataFrame) -> JobInfo:
-    row = {k: (None if _missing(v) else v) for k, v in frame.iloc[0].to_dict().items()}
+    row = {k: (None if missing(v) else v) for k, v in frame.iloc[0].to_dict().items()}
     return JobInfo(row)
-
-
-def _missing(value: Any) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _snapshot(con: Any, job_id: int) -> tuple[dict[str, Any], int]:

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from jobobs.states import Status
 
 if TYPE_CHECKING:
     from jobobs.runtime import Runtime
+
+
+def missing(value: Any) -> bool:
+    """None, NaN or NaT: a value a DataFrame cell holds for SQL NULL."""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or dict cell
+        return False
 
 
 class JobInfo(dict):

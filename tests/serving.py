@@ -93,6 +93,30 @@ class Server:
         self.log.close()
 
 
+def wait_status(client, job_id: int, *statuses: str, timeout: float = 30.0) -> str:
+    """Wait until the job is in one of ``statuses`` (as a client sees it); return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.info(job_id).status.value
+        if status in statuses:
+            return status
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"job {job_id} is {status}, not {statuses}")
+        time.sleep(0.02)
+
+
+# Debian's Chromium, headless; without the networking flags it keeps calling out, and the
+# closed network refuses it.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+
+
 def cli(*args: object, timeout: float = 60) -> subprocess.CompletedProcess:
     """The ``jobobs`` command in its own process."""
     return subprocess.run([JOBOBS, *map(str, args)], capture_output=True, text=True,

@@ -12,20 +12,17 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
-from serving import Server, env, free_port
+from serving import Server, chromium, env, free_port, wait_status
 
 import jobobs
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).parents[1] / "screenshots"
 
 
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        launched = chromium(playwright)
         yield launched
         launched.close()
 
@@ -64,13 +61,6 @@ def title_status(page):
 def select(page, name):
     page.get_by_text(name, exact=True).first.click()
     expect(page.locator("h3", has_text=name)).to_be_visible(timeout=10_000)
-
-
-def wait_running(client, job_id):
-    deadline = time.monotonic() + 20
-    while client.info(job_id).status.value != "running":
-        assert time.monotonic() < deadline, client.info(job_id).status
-        time.sleep(0.05)
 
 
 def test_the_list_shows_jobs_with_their_labels(browser, served, client):
@@ -117,7 +107,7 @@ def _seen_after_transition(page, client, job_id, status, label):
 
 def test_pause_resume_and_cancel_from_the_page(browser, served, client):
     job_id = client.submit("jobs:talker", 80, 0.05, name="pause-me")
-    wait_running(client, job_id)
+    wait_status(client, job_id, "running")
     page = open_page(browser, served.endpoint.dashboard)
     select(page, "pause-me")
     page.get_by_role("button", name="Pause").click()
@@ -130,7 +120,7 @@ def test_pause_resume_and_cancel_from_the_page(browser, served, client):
     assert asked[1:] == [asked[1], asked[1]]  # the page's user paused and resumed
 
     other = client.submit("jobs:talker", 400, 0.05, name="cancel-me")
-    wait_running(client, other)
+    wait_status(client, other, "running")
     select(page, "cancel-me")
     page.get_by_role("button", name="Cancel").click()
     expect(page.get_by_text(f"Cancel job {other}?")).to_be_visible()
@@ -142,7 +132,7 @@ def test_pause_resume_and_cancel_from_the_page(browser, served, client):
 
 def test_the_journal_follows_new_lines(browser, served, client):
     job_id = client.submit("jobs:talker", 200, 0.05, name="follow-me")
-    wait_running(client, job_id)
+    wait_status(client, job_id, "running")
     page = open_page(browser, served.endpoint.dashboard)
     select(page, "follow-me")
     page.get_by_text("Journal", exact=True).click()
@@ -172,7 +162,7 @@ def test_a_viewer_cannot_pause(browser, tmp_path):
     try:
         with jobobs.connect(db) as client:
             job_id = client.submit("jobs:talker", 400, 0.05, name="look-dont-touch")
-            wait_running(client, job_id)
+            wait_status(client, job_id, "running")
             page = browser.new_context(viewport={"width": 1700, "height": 1100}).new_page()
             page.goto(server.endpoint.dashboard)
             page.fill("input[name=username]", "vera")

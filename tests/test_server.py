@@ -12,7 +12,7 @@ import urllib.request
 
 import duckdb
 import pytest
-from serving import Server, cli, env, listening, plain_duckdb
+from serving import Server, cli, env, listening, plain_duckdb, wait_status
 
 import jobobs
 from jobobs import endpoint
@@ -32,16 +32,6 @@ def server(tmp_path_factory):
 def client(server):
     with jobobs.connect(server.db) as connected:
         yield connected
-
-
-def wait_status(client, job_id, *statuses, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.info(job_id).status.value
-        if status in statuses:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} is {status}, not {statuses}")
 
 
 def test_connect_finds_the_server_and_answers_as_dataframes(server, client):

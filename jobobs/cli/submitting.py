@@ -276,10 +276,11 @@ def demo(db, data, host, port, quack_port, workers, scale, no_serve):
     from jobobs.runtime import Runtime
     from jobobs.server import serve as run_server
 
-    if read(db) is not None:  # one clear line, before touching anything
+    running = read(db)
+    if running is not None:  # one clear line, before touching anything
         from jobobs.endpoint import already_running
 
-        raise click.ClickException(already_running(read(db)))
+        raise click.ClickException(already_running(running))
     click.echo(f"Generating the demo's files under {data}/ ...")
     demo_jobs.interrupted(db)
     if no_serve:

@@ -15,6 +15,7 @@ from jobobs import analytics, queries
 from jobobs.commands import ACCEPTS
 from jobobs.dashboard import style
 from jobobs.errors import JobobsError
+from jobobs.handle import missing
 from jobobs.states import ACTIVE, Status
 
 JOURNAL_TAIL = 500
@@ -33,13 +34,6 @@ FIELDS = ["id", "name", "kind", "label", "has_warning", "parent_id", "created_at
           "total", "processed", "succeeded", "rejected", "warnings", "doubles", "duplicates",
           "progress", "eta_at", "error", "created_by", "host", "pid", "worker", "checkpoint_at",
           "heartbeat_at"]
-
-
-def _missing(value: Any) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _value(value: Any) -> str:
@@ -155,7 +149,7 @@ class JobDetail(pn.viewable.Viewer):
             return
         row = frame.iloc[0].to_dict()
         status = Status(row["status"])
-        seen = tuple(None if _missing(v) else v for v in (
+        seen = tuple(None if missing(v) else v for v in (
             row["status"], row["processed"], row["rejected"], row["progress"],
             row.get("updated_at")))
         if seen != self._seen or status in ACTIVE:

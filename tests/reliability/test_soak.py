@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
-from serving import Server
+from serving import Server, chromium
 
 import jobobs
 
 SECONDS = float(os.environ.get("JOBOBS_SOAK_SECONDS", "20"))
 JOBS, SESSIONS, CLIENTS = 50, 10, 2
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def rss_mb(pid: int) -> float:
@@ -77,8 +75,7 @@ def test_soak(tmp_path):
             steps = int(SECONDS / 0.1) + 50
             for n in range(JOBS):
                 client.submit("jobs:talker", steps, 0.1, name=f"soak-{n}")
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                 args=FLAGS)
+            browser = chromium(playwright)
             opened = time.monotonic()
             pages = []
             for _ in range(SESSIONS):
