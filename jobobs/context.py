@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import numbers
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -206,7 +206,8 @@ class JobContext:
         return self._control.pending
 
     def checkpoint(self, state: Any = None,
-                   atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> None:
+                   atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+                   steps: Sequence[dict[str, Any]] = ()) -> None:
         """Save ``state`` (JSON) with everything reported so far; honour a pending request.
 
         A checkpoint with no state keeps the last one. With ``checkpoint_interval`` set,
@@ -214,22 +215,25 @@ class JobContext:
         ``atomic`` is given. ``atomic(con)`` runs in the checkpoint's own transaction on
         the job database, so what it writes (rows into a table) commits with the state
         that records it, or not at all; a pause or cancel interrupts it and rolls it back,
-        and the job stops at its previous checkpoint.
+        and the job stops at its previous checkpoint. ``steps`` are such writes described
+        as data (see ``jobobs.steps``): the way a job on a Dask worker commits them.
         """
-        if atomic is not None:
-            self._save_with(state, atomic)
+        if atomic is not None or steps:
+            self._save_with(state, atomic, steps)
         elif state is not None:
             self._state = state
         request = self._control.take() if self._control.pending else None
         now = self._clock()
-        if atomic is None and (request or now - self._last_checkpoint >= self.checkpoint_interval):
+        if (atomic is None and not steps
+                and (request or now - self._last_checkpoint >= self.checkpoint_interval)):
             self.save(now)
         if request:
             raise INTERRUPTS[request]()
 
     def _save_with(self, state: Any,
-                   atomic: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
-        con = self._ledger.store.con
+                   atomic: Callable[[duckdb.DuckDBPyConnection], None] | None,
+                   steps: Sequence[dict[str, Any]]) -> None:
+        con = self._ledger.connection()
         running = threading.Lock()
         active = [False]
 
@@ -242,14 +246,16 @@ class JobContext:
             with running:
                 active[0] = True
             try:
-                atomic(writer)
+                if atomic is not None:
+                    atomic(writer)
                 self.check_interrupt()  # a request that came between two statements
             finally:
                 with running:
                     active[0] = False
 
         with self.interruptible(interrupt):
-            self.save(atomic=guarded, state=self._state if state is None else state)
+            self.save(atomic=guarded, state=self._state if state is None else state,
+                      steps=steps)
 
     def check_interrupt(self) -> None:
         """Raise DuckDB's InterruptException if a request is pending: call it after each
@@ -280,8 +286,24 @@ class JobContext:
             self._control.listeners.remove(interrupt)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A connection of the job's own to the job database, for reads and staging tables."""
-        return self._ledger.store.con.cursor()
+        """A connection of the job's own to the job database (on a Dask worker, the
+        server's database through Quack: queries on its tables work as in the server)."""
+        return self._ledger.cursor()
+
+    @property
+    def remote(self) -> bool:
+        """True when the job runs on a Dask worker and reports to the server through Quack."""
+        return self._ledger.remote
+
+    def on_server(self, query: str) -> str:
+        """``query`` as a table expression that runs whole where the job database is (on
+        a Dask worker, on the server: a filter or count does not pull the rows)."""
+        return self._ledger.on_server(query)
+
+    def staging(self, name: str) -> str:
+        """The qualified name of a job's staging table: in the job database, or on a Dask
+        worker in the job's scratch database (in the folder workers share)."""
+        return self._ledger.staging(name)
 
     def reserve_rejects(self, count: int) -> int:
         """Number ``count`` rejects the job writes itself in SQL (in a checkpoint's atomic
@@ -290,7 +312,7 @@ class JobContext:
 
     def save(self, now: float | None = None,
              atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
-             state: Any = None) -> None:
+             state: Any = None, steps: Sequence[dict[str, Any]] = ()) -> None:
         """Write the checkpoint now, with every line, reject and counter reported before it
         (and ``state`` instead of the last one, once written)."""
         now = self._clock() if now is None else now
@@ -308,10 +330,10 @@ class JobContext:
         try:
             # Set under the flush lock, so no other flush writes this checkpoint without
             # the rows of its atomic step.
-            self._ledger.flush(atomic=atomic, prepare=lambda: row.set(checkpoint=saved,
-                                                                       checkpoint_at=now))
+            self._ledger.flush(atomic=atomic, steps=steps,
+                               prepare=lambda: row.set(checkpoint=saved, checkpoint_at=now))
         except BaseException:
-            if atomic is not None:  # the rows it wrote are rolled back: so is the state
+            if atomic is not None or steps:  # its rows are rolled back: so is the state
                 row.set(checkpoint=previous[0], checkpoint_at=previous[1])
             raise
         self._state = state

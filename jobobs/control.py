@@ -115,9 +115,9 @@ class ControlLoop:
     def _beat(self) -> None:
         now = self.clock()
         with self.ledger.lock:
-            for job_id in list(self._executions):
+            for job_id, execution in list(self._executions.items()):
                 row = self.ledger.rows.get(job_id)
-                if row is not None:
+                if row is not None and not execution.remote:  # a worker's reports beat
                     row.set(heartbeat_at=now)
 
     def _carry_out(self, job_id: int, command: str, by: str) -> str | None:
@@ -130,8 +130,8 @@ class ControlLoop:
         step = plan(command, status, execution is not None)
         if step is not None and step.to is Status.RUNNING and execution is not None:
             with execution.control.lock:  # withdraw a pause the job has not taken yet
-                if execution.control.taken:
-                    return None  # it is stopping: resume once it is paused
+                if execution.control.taken or execution.remote:
+                    return None  # it is stopping (on a worker, it may be): resume once paused
                 if self._set_status(job_id, step.to, by, step.reason, expect=status):
                     execution.control.request = None  # the pause; a shutdown stays
                     self.ledger.line(job_id, "INFO", step.journal.format(by=by))

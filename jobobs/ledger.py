@@ -11,10 +11,11 @@ always written together. Rows of settled jobs are dropped from memory once writt
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobobs.errors import IllegalTransition
+from jobobs.jobs.sql import ident
 from jobobs.records import Reject, process
 from jobobs.schema import JOB_COLUMNS
 from jobobs.states import ACTIVE, TERMINAL, Status, check_transition
@@ -139,9 +140,10 @@ class Ledger:
 
     # -- journal, rejects, commands --------------------------------------------------
 
-    def line(self, job_id: int, level: str, message: str, code: str | None = None) -> int:
+    def line(self, job_id: int, level: str, message: str, code: str | None = None,
+             at: float | None = None) -> int:
         code, message = process(code, message)
-        at = self.clock()
+        at = self.clock() if at is None else at
         with self.lock:
             seq = self._line_seq.get(job_id)
             if seq is None:
@@ -176,6 +178,12 @@ class Ledger:
                 seq = self._reject_seq[job_id] = self.store.max_seq("rejects", job_id)
             return seq
 
+    def set_reject_seq(self, job_id: int, seq: int) -> None:
+        """The job's last reject number, when a job elsewhere (a Dask worker) wrote its
+        rejects itself."""
+        with self.lock:
+            self._reject_seq[job_id] = seq
+
     def rewind(self, job_id: int, keep: int) -> int:
         """Drop the rejects after number ``keep`` (recorded after the last checkpoint);
         return how many there were."""
@@ -192,14 +200,36 @@ class Ledger:
         with self.lock:
             self._handled.append((command_id, outcome, self.clock(), job_id))
 
+    # -- what a running job's context uses ------------------------------------------------
+
+    remote = False  # the job runs in this process, on the job database
+
+    def cursor(self) -> Any:
+        """A connection of the job's own to the job database."""
+        return self.store.con.cursor()
+
+    def connection(self) -> Any:
+        """The connection a checkpoint's atomic step runs on."""
+        return self.store.con
+
+    def on_server(self, query: str) -> str:
+        return f"({query})"
+
+    def staging(self, name: str) -> str:
+        """Where a job keeps a staging table: the job database itself."""
+        return ident(name)
+
     # -- writing -----------------------------------------------------------------------
 
     def flush(self, atomic: Callable[[Any], None] | None = None,
-              prepare: Callable[[], None] | None = None) -> None:
+              prepare: Callable[[], None] | None = None,
+              steps: Sequence[dict[str, Any]] = ()) -> None:
         """Write everything pending in one transaction (with ``atomic``, see Store.write);
         on failure keep it for the next try. ``prepare`` runs first under the flush lock:
         what it changes is written by this flush and no other (a checkpoint that must
-        commit with its atomic step)."""
+        commit with its atomic step). ``steps`` run after ``atomic``, in its transaction."""
+        if steps:
+            atomic = _with_steps(atomic, steps)
         with self._flush_lock:
             if prepare is not None:
                 prepare()
@@ -258,3 +288,15 @@ class Ledger:
                 if job_id not in pending:
                     self._line_seq.pop(job_id, None)
                     self._reject_seq.pop(job_id, None)
+
+
+def _with_steps(atomic: Callable[[Any], None] | None,
+                steps: Sequence[dict[str, Any]]) -> Callable[[Any], None]:
+    from jobobs import steps as server_steps
+
+    def run(con: Any) -> None:
+        if atomic is not None:
+            atomic(con)
+        for step in steps:
+            server_steps.run(con, step)
+    return run

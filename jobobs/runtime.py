@@ -60,6 +60,7 @@ class _Execution:
         self.job_id = job_id
         self.started = time.monotonic()
         self.abandoned = False  # hung past the stall timeout: failed, its thread let go
+        self.remote = False  # on a Dask worker: the thread follows it
         self.control = Control()
         self.ctx: JobContext | None = None
 
@@ -80,6 +81,7 @@ class Runtime(ControlLoop):
         retention: timedelta | None = None, handle_signals: bool | None = None,
         log_level: int | None = logging.INFO, clock: Callable[[], float] = time.time,
         export_dirs: list[str] | None = None, stall_timeout: float | None = None,
+        executor: Any = None,
     ):
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -97,6 +99,9 @@ class Runtime(ControlLoop):
         # runtime; a server sets them, since its clients name the paths)
         self.export_dirs = None if export_dirs is None else [os.path.abspath(d)
                                                              for d in export_dirs]
+        # None: jobs run on this process's threads; a DaskExecutor: on a Dask cluster, each
+        # thread following one job there (see jobobs.dispatch)
+        self.executor = executor
         process.claim(path)
         self.store = Store(path)
         self.ledger = Ledger(self.store, clock)
@@ -108,6 +113,10 @@ class Runtime(ControlLoop):
         self._control_stop = threading.Event()
         self._close_lock = threading.Lock()
         self._handled: set[int] = set()
+        if self.store.has_reports():
+            from jobobs import dispatch
+
+            dispatch.recover(self.ledger)
         self.recovered = recovery.recover(self.ledger)
         self.retention = retention
         if retention is not None:
@@ -213,18 +222,22 @@ class Runtime(ControlLoop):
         self.ledger.flush()
         return self.store.purge(before=self.clock() - older_than.total_seconds())
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self, timeout: float | None = None,
+              before_store_closes: Callable[[], None] | None = None) -> None:
         """Stop: queued and running jobs go to ``shutdown`` at their next safe point.
 
         Jobs that do not reach one within ``timeout`` (default ``shutdown_timeout``) are
         recorded as ``shutdown`` anyway; their last checkpoint is where Start resumes.
+        ``before_store_closes`` runs once the jobs have stopped (a server stops serving
+        the database there, after its Dask workers reported their last batches).
         """
         with self._close_lock:
             if not self._closed.is_set():
                 self._closed.set()
-                self._close(self.shutdown_timeout if timeout is None else timeout)
+                self._close(self.shutdown_timeout if timeout is None else timeout,
+                            before_store_closes)
 
-    def _close(self, timeout: float) -> None:
+    def _close(self, timeout: float, before_store_closes: Callable[[], None] | None) -> None:
         deadline = time.monotonic() + timeout
         try:
             self._control_stop.set()  # no request is carried out from here on
@@ -252,6 +265,13 @@ class Runtime(ControlLoop):
                     self._set_status(job_id, Status.SHUTDOWN, "runtime", late)
             self.ledger.flush()
         finally:
+            try:
+                if self.executor is not None:
+                    self.executor.close()
+                if before_store_closes is not None:
+                    before_store_closes()
+            except Exception:
+                log.exception("jobobs: stopping the executor or the endpoint failed")
             process.unregister(self)
             release_logging()
             self.store.close()
@@ -299,6 +319,8 @@ class Runtime(ControlLoop):
         self._notify()
         started = self.clock()
         row = self.ledger.row(job_id)
+        if self.executor is not None:
+            return self._execute_remote(execution, row)
         try:
             spec = json.loads(row.spec or "{}")
             definition = resolve(spec.get("function", ""))
@@ -321,8 +343,33 @@ class Runtime(ControlLoop):
             current_job.reset(token)
         return execution.abandoned
 
+    def _execute_remote(self, execution: _Execution, row: JobRow) -> bool:
+        from jobobs.dispatch import RemoteRun
+
+        execution.remote = True
+        try:
+            checkpoint = self._restore(row)
+        except Exception as error:
+            self._end(execution, Status.FAILED, self.clock(), error=error)
+            return False
+        RemoteRun(self, self.executor, execution).run(row, checkpoint)
+        return execution.abandoned
+
     def _context(self, row: JobRow, spec: dict[str, Any], control: Control) -> JobContext:
         """The job's context, restored to its last checkpoint when it ran before."""
+        checkpoint = self._restore(row)
+        self.ledger.line(row.id, "INFO", f"Job started (run {row.run_count}) on {HOST} "
+                         f"pid {os.getpid()} {threading.current_thread().name}")
+        return JobContext(
+            row, ledger=self.ledger, control=control, clock=self.clock,
+            resume_state=checkpoint["state"] if checkpoint else None,
+            max_rejects=spec.get("max_rejects"),
+            checkpoint_interval=spec.get("checkpoint_interval", 0.0),
+        )
+
+    def _restore(self, row: JobRow) -> dict[str, Any] | None:
+        """On a run after the first: the counters of the last checkpoint back on the row,
+        and the rejects recorded after it discarded; return the checkpoint."""
         checkpoint = json.loads(row.checkpoint) if row.checkpoint else None
         if row.run_count > 1:
             keep = checkpoint["reject_seq"] if checkpoint else 0
@@ -339,17 +386,11 @@ class Runtime(ControlLoop):
                      else "the beginning (no checkpoint was saved)")
             note = f"; {dropped} rejects recorded after it were discarded" if dropped else ""
             self.ledger.line(row.id, "INFO", f"Resuming from {where}{note}")
-        self.ledger.line(row.id, "INFO", f"Job started (run {row.run_count}) on {HOST} "
-                         f"pid {os.getpid()} {threading.current_thread().name}")
-        return JobContext(
-            row, ledger=self.ledger, control=control, clock=self.clock,
-            resume_state=checkpoint["state"] if checkpoint else None,
-            max_rejects=spec.get("max_rejects"),
-            checkpoint_interval=spec.get("checkpoint_interval", 0.0),
-        )
+        return checkpoint
 
     def _end(self, execution: _Execution, status: Status, started: float,
-             reason: str | None = None, error: BaseException | None = None) -> None:
+             reason: str | None = None, error: BaseException | None = None,
+             level: str = "INFO") -> None:
         job_id, ctx = execution.job_id, execution.ctx
         if execution.abandoned:  # it was failed as hung; what it did since is not its end
             log.warning("jobobs: job %s came back after it was abandoned as hung", job_id)
@@ -358,7 +399,7 @@ class Runtime(ControlLoop):
         took = max(0.0, self.clock() - started)
         values: dict[str, Any] = {"active_seconds": (row.active_seconds or 0.0) + took}
         if error is not None:
-            message = f"{type(error).__name__}: {error}"
+            message = getattr(error, "summary", None) or f"{type(error).__name__}: {error}"
             values["error"] = reason = message
             if isinstance(error, TooManyRejects):
                 self.ledger.line(job_id, "ERROR", f"Too many rejects: {error.rejected} "
@@ -368,13 +409,13 @@ class Runtime(ControlLoop):
             else:
                 self.ledger.line(job_id, "ERROR", "".join(
                     traceback.format_exception(type(error), error, error.__traceback__)).rstrip())
-        elif status is Status.FINISHED and ctx is not None:
+        elif status is Status.FINISHED and (ctx is not None or execution.remote):
             self.ledger.line(job_id, "INFO", f"End of job ({row.processed} processed in "
                              f"{took:.1f}s)")
             if row.has_warning:
                 self.ledger.line(job_id, "WARNING", "End of job with warning(s)")
         elif reason:
-            self.ledger.line(job_id, "INFO", reason[0].upper() + reason[1:])
+            self.ledger.line(job_id, level, reason[0].upper() + reason[1:])
         with self.ledger.lock:
             self._executions.pop(job_id, None)
             self._set_status(job_id, status, "runtime", reason, **values)

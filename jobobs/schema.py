@@ -190,6 +190,20 @@ ALTER TABLE schema_version_v4 RENAME TO schema_version;
 """
 
 
+# Jobs on Dask workers report through Quack: each batch is one row here, which the server
+# applies to its ledger and deletes in one transaction (so each is applied once).
+REPORTS_DDL = """
+CREATE TABLE job_reports (
+    job_id  BIGINT NOT NULL,
+    run     INTEGER NOT NULL,
+    batch   INTEGER NOT NULL,
+    sent_at TIMESTAMP NOT NULL,
+    worker  VARCHAR,
+    body    VARCHAR NOT NULL
+);
+"""
+
+
 def _initial(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(JOBS_DDL)
     con.executemany(
@@ -210,12 +224,17 @@ def _submissions(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(SUBMISSIONS_DDL)
 
 
+def _reports(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(REPORTS_DDL)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "jobs, transitions, journal, rejects, commands and statuses", _initial),
     (2, "doubles and parent job on jobs; export watermarks", _import_export),
     (3, "analyst views: job_runs, reject_breakdown, error_breakdown", _views),
     (4, "submissions from other processes ('submit' commands carry a spec); no function "
         "defaults, so Quack clients can attach", _submissions),
+    (5, "job_reports: what jobs on Dask workers report, until the server applies it", _reports),
 ]
 LATEST = MIGRATIONS[-1][0]
 

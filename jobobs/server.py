@@ -48,33 +48,50 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
           workers: int = 4, on_ready: Callable[[Any], None] | None = None,
           echo: Callable[[str], None] = print,
           users: dict[str, dict[str, str]] | None = None,
-          export_dirs: list[str] | None = None, stall_timeout: float | None = 600.0) -> None:
+          export_dirs: list[str] | None = None, stall_timeout: float | None = 600.0,
+          executor: Any = None) -> None:
     """Serve ``db`` until SIGTERM or SIGINT; with ``users``, the dashboard asks people to
     sign in, and only operators may act. ``on_ready(runtime)`` runs once all is served
     (the demo submits its jobs there). Exports may write under ``export_dirs`` only
     (default: the current folder). A job with no sign of life for ``stall_timeout``
-    seconds is failed and its worker replaced."""
+    seconds is failed and its worker replaced. With ``executor`` (a
+    ``jobobs.dispatch.DaskExecutor``) jobs run on its Dask cluster, ``workers`` at once
+    (None: as many as the cluster has threads), and report back through Quack."""
     from jobobs.runtime import Runtime
 
-    running = endpoints.read(db)
-    if running is not None:
-        raise JobobsError(endpoints.already_running(running))
-    rt = Runtime(db, workers=workers, handle_signals=False,
-                 export_dirs=export_dirs or [os.getcwd()], stall_timeout=stall_timeout)
+    try:
+        running = endpoints.read(db)
+        if running is not None:
+            raise JobobsError(endpoints.already_running(running))
+        if workers is None:
+            workers = executor.slots() if executor is not None else 4
+        rt = Runtime(db, workers=workers, handle_signals=False,
+                     export_dirs=export_dirs or [os.getcwd()], stall_timeout=stall_timeout,
+                     executor=executor)
+    except BaseException:
+        if executor is not None:
+            executor.close()
+        raise
     token = secrets.token_urlsafe(32)
     address = server = endpoint = None
     try:
         with rt.store.lock:
             address = quack.serve(rt.store.con, host, quack_port, token)
+        if executor is not None:
+            executor.bind(address, token, scratch=os.path.abspath(db) + ".scratch")
         server = _dashboard(rt, host, port, users)
         endpoint = endpoints.Endpoint(
             pid=os.getpid(), host=socket.gethostname(), quack=address,
             dashboard=f"http://{host}:{port}/", token=token, db=os.path.abspath(db),
         )
         path = endpoints.write(endpoint)
+        runs_on = "" if executor is None else (
+            f"  Dask       jobs run on {executor.scheduler}, {workers} at once; imports stage "
+            f"in {executor.scratch}\n")
         echo(f"jobobs is serving {endpoint.db}\n"
              f"  dashboard  {endpoint.dashboard}\n"
              f"  Quack      {address} (its token is in {path}, readable by you only)\n"
+             f"{runs_on}"
              f"  terminal   jobobs list --db {db}    jobobs sql 'FROM job_runs' --db {db}\n"
              f"  notebook   client = jobobs.connect({db!r}); client.jobs()\n"
              f"  DuckDB     ATTACH '{address}' AS jobs_server (TOKEN '<token>');  "
@@ -86,13 +103,13 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
     finally:
         if server is not None:
             server.stop()
-        if address is not None:
-            try:
+
+        def stop_quack() -> None:  # after the jobs, so Dask workers report their last batch
+            if address is not None:
                 with rt.store.lock:
                     quack.stop(rt.store.con, address)
-            except Exception:  # closing anyway
-                log.exception("jobobs: stopping the Quack endpoint failed")
-        rt.close()
+
+        rt.close(before_store_closes=stop_quack)
         if endpoint is not None:
             endpoints.remove(endpoint)
 

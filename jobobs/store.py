@@ -228,6 +228,22 @@ class Store:
             ).fetchone()
         return command_id
 
+    def signal(self, job_id: int, command: str, *, by: str, now: float, outcome: str) -> None:
+        """Record a request the runtime makes of a job on a worker (``shutdown``), handled
+        when made: the worker reads it."""
+        with self.lock:
+            self.con.execute(
+                """INSERT INTO job_commands (id, job_id, command, requested_at, requested_by,
+                   handled_at, outcome) VALUES (nextval('command_id_seq'), ?, ?, ?, ?, ?, ?)""",
+                [job_id, command, ts(now), by, ts(now), outcome])
+
+    def last_command_id(self) -> int:
+        return self.reader().execute("SELECT coalesce(max(id), 0) FROM job_commands"
+                                     ).fetchone()[0]
+
+    def has_reports(self) -> bool:
+        return bool(self.reader().execute("SELECT count(*) FROM job_reports").fetchone()[0])
+
     def purge(self, *, before: float) -> dict[str, int]:
         """Delete journal lines and rejects older than ``before`` of jobs that have ended,
         and ended jobs that finished before it with all their rows (in one transaction).

@@ -221,8 +221,19 @@ def _path(db: str | None) -> str:
 @HOST_OPTION
 @PORT_OPTION
 @QUACK_OPTION
-@click.option("--workers", type=click.IntRange(1), default=4, show_default=True,
-              help="Jobs that run at once.")
+@click.option("--workers", type=click.IntRange(1),
+              help="Jobs that run at once [default: 4; with Dask, the cluster's threads].")
+@click.option("--executor", type=click.Choice(["threads", "dask"]), default="threads",
+              show_default=True, help="Run jobs on this process's threads, or on a Dask "
+              "cluster (pip install 'jobobs[dask]').")
+@click.option("--scheduler", metavar="TCP://HOST:PORT",
+              help="The Dask scheduler of an existing cluster (with --executor dask).")
+@click.option("--dask-workers", type=click.IntRange(1),
+              help="Start a local Dask cluster of this many worker processes (with "
+              "--executor dask, without --scheduler; default 2).")
+@click.option("--scratch", type=click.Path(file_okay=False),
+              help="A folder all Dask workers share, for imports' staging tables "
+              "[default: DB.scratch beside the database].")
 @click.option("--users", type=click.Path(dir_okay=False),
               help='Ask people to sign in: a JSON file {"ann": {"password": "...", "role": '
               '"operator"}, ...}; viewers may look, operators may also act.')
@@ -232,13 +243,30 @@ def _path(db: str | None) -> str:
               help="Fail a job with no progress, journal line or checkpoint for this many "
               "seconds, and replace its worker.")
 @click.option("--demo", is_flag=True, help="Also generate data/ and submit the demo jobs.")
-def serve(db, host, port, quack_port, workers, users, export_dirs, stall_timeout, demo):
+def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers, scratch,
+          users, export_dirs, stall_timeout, demo):
     """Own the database and serve it: runtime, dashboard and Quack endpoint.
 
     Example: jobobs serve --db jobs.duckdb --port 5006 --workers 8
+
+    On a Dask cluster: jobobs serve --executor dask --scheduler tcp://sched:8786
+    --host 0.0.0.0 --scratch /shared/jobobs
     """
     from jobobs.server import read_users
     from jobobs.server import serve as run_server
+
+    if executor == "threads" and (scheduler or dask_workers or scratch):
+        raise click.UsageError("--scheduler, --dask-workers and --scratch go with "
+                               "--executor dask")
+    if scheduler and dask_workers:
+        raise click.UsageError("give --scheduler (an existing cluster) or --dask-workers "
+                               "(a local one), not both")
+    users = read_users(users) if users else None  # a bad file fails before a cluster starts
+    cluster = None
+    if executor == "dask":
+        from jobobs.dispatch import DaskExecutor
+
+        cluster = DaskExecutor(scheduler=scheduler, workers=dask_workers, scratch=scratch)
 
     on_ready = None
     if demo:
@@ -248,9 +276,9 @@ def serve(db, host, port, quack_port, workers, users, export_dirs, stall_timeout
             demo_jobs.mix(rt, "data")
 
     run_server(_path(db), host=host, port=port, quack_port=quack_port, workers=workers,
-               on_ready=on_ready, echo=click.echo,
-               users=read_users(users) if users else None,
-               export_dirs=list(export_dirs) or None, stall_timeout=stall_timeout)
+               on_ready=on_ready, echo=click.echo, users=users,
+               export_dirs=list(export_dirs) or None, stall_timeout=stall_timeout,
+               executor=cluster)
 
 
 @main.command()

@@ -102,20 +102,25 @@ class Export:
         if options.limit is not None:  # by the watermark, so the rows left out come next time
             order = f" ORDER BY {ident(options.watermark)}" if options.watermark else ""
             query = f"SELECT * FROM ({query}){order} LIMIT {int(options.limit)}"
+        on_server = ctx.on_server  # the query runs where the data is (see JobContext)
         with ctx.interruptible(cur.interrupt):
             cur.execute("BEGIN TRANSACTION")  # one snapshot for the count, the max and the file
             try:
-                count = cur.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]
-                ctx.progress(0, count)
-                ctx.log.info("Starting export of %d records", count)
                 mark = None
                 if options.watermark:
-                    mark = cur.execute(f"SELECT max({ident(options.watermark)})::VARCHAR "
-                                       f"FROM ({query})").fetchone()[0]
+                    mark = cur.execute(f"""SELECT * FROM {on_server(
+                        f'SELECT max({ident(options.watermark)})::VARCHAR FROM ({query})')}"""
+                    ).fetchone()[0]
+                    if mark is not None:  # rows that come in meanwhile are for next time
+                        query = self.bounded(query, mark)
+                count = cur.execute(f"SELECT * FROM {on_server(f'SELECT count(*) FROM ({query})')}"
+                                    ).fetchone()[0]
+                ctx.progress(0, count)
+                ctx.log.info("Starting export of %d records", count)
                 with StatementProgress(cur, lambda percent: ctx.progress(
                         int(count * percent / 100), count), lambda: ctx.stop_requested):
-                    cur.execute(f"COPY ({query}) TO {literal(self.temporary)} "
-                                f"({options.copy_options()})")
+                    cur.execute(f"COPY (SELECT * FROM {on_server(query)}) TO "
+                                f"{literal(self.temporary)} ({options.copy_options()})")
                 ctx.check_interrupt()
                 cur.execute("COMMIT")
             except BaseException:
@@ -125,7 +130,11 @@ class Export:
         ctx.progress(count, count)
         ctx.count(succeeded=count)
         # The file is in place: a pause or cancel now is too late, and the mark must move.
-        ctx.save(atomic=lambda con: self.save_mark(con, mark, previous), state={"done": True})
+        steps = []
+        if options.watermark:
+            steps.append({"kind": "watermark", "name": ctx.name, "column": options.watermark,
+                          "value": mark or previous, "job_id": ctx.job_id})
+        ctx.save(steps=steps, state={"done": True})
         ctx.log.info("End of export (%d records to %s in %.1fs)", count, options.to,
                      time.monotonic() - started)
 
@@ -139,19 +148,21 @@ class Export:
         if row is None or row[0] is None:
             self.ctx.log.info("Differential export on %s: first run, every row", column)
             return query, None
-        kind = self.cursor.execute(f"SELECT typeof({ident(column)}) FROM ({query}) LIMIT 1"
-                                   ).fetchone()
-        cast = f"CAST({literal(row[0])} AS {kind[0]})" if kind else literal(row[0])
+        cast = self.typed(query, row[0])
         self.ctx.log.info("Differential export: rows with %s above %s", column, row[0])
         return f"SELECT * FROM ({query}) WHERE {ident(column)} > {cast}", row[0]
 
-    def save_mark(self, con: duckdb.DuckDBPyConnection, mark: str | None,
-                  previous: str | None) -> None:
-        if not self.options.watermark:
-            return
-        con.execute("INSERT OR REPLACE INTO export_watermarks VALUES (?, ?, ?, ?, "
-                    "now()::TIMESTAMP)",
-                    [self.ctx.name, self.options.watermark, mark or previous, self.ctx.job_id])
+    def bounded(self, query: str, mark: str) -> str:
+        """The query up to the watermark's value ``mark``."""
+        column = ident(self.options.watermark)
+        return f"SELECT * FROM ({query}) WHERE {column} <= {self.typed(query, mark)}"
+
+    def typed(self, query: str, value: str) -> str:
+        """``value`` (text) as a literal of the watermark column's type."""
+        column = ident(self.options.watermark)
+        kind = self.cursor.execute(f"""SELECT * FROM {self.ctx.on_server(
+            f'SELECT typeof({column}) FROM ({query}) LIMIT 1')}""").fetchone()
+        return f"CAST({literal(value)} AS {kind[0]})" if kind else literal(value)
 
     def discard(self) -> None:
         if os.path.exists(self.temporary):

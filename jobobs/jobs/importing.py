@@ -38,6 +38,7 @@ from jobobs.jobs.sources import (
     threshold,
 )
 from jobobs.jobs.sql import StatementProgress, clear, ident, literal, table_name
+from jobobs.steps import INBOX_PREFIX, write_rows
 
 
 class Import:
@@ -46,9 +47,11 @@ class Import:
     def __init__(self, ctx: JobContext, options: ImportOptions):
         self.ctx, self.options = ctx, options
         self.target = table_name(options.table)
-        self.stage = ident(f"_jobobs_stage_{ctx.job_id}")
-        self.stage_rejects = ident(f"_jobobs_stage_rejects_{ctx.job_id}")
-        self.load = ident(f"_jobobs_load_{ctx.job_id}")
+        # staging tables: in the job database, or on a Dask worker in its scratch database
+        self.stage = ctx.staging(f"_jobobs_stage_{ctx.job_id}")
+        self.stage_rejects = ctx.staging(f"_jobobs_stage_rejects_{ctx.job_id}")
+        self.load = ctx.staging(f"_jobobs_load_{ctx.job_id}")
+        self.inbox = f"{INBOX_PREFIX}{ctx.job_id}"  # a worker's rows, on the server
         self.cursor = ctx.cursor()
         self.columns: dict[str, str] = {}
         self.started = time.monotonic()
@@ -61,19 +64,22 @@ class Import:
         files = expand(self.options.source)
         if state.get("files", files) != files:
             raise JobobsError("the input files changed since the job started; start a new job")
-        self.in_one_pass = self.one_pass(files)
+        self.in_one_pass = not self.ctx.remote and self.one_pass(files)
         if state["phase"] == "failed":  # past the threshold; rejects already recorded
             self.drop_staging()
             raise TooManyRejects(self.ctx.counters["rejected"] or 0, state.get("limit") or 0)
         if self.in_one_pass:
             if state["phase"] != "done":
                 self.one_pass_import(files, state)
-        elif self.target_database():
+        elif not self.ctx.remote and self.target_database():
             raise JobobsError(f"{self.options.table} is in another attached database: an "
                               "import there must be all or nothing (on_failure='rollback') "
                               "without a key, since a DuckDB transaction writes to one "
                               "database only")
         else:
+            if state["phase"] in ("check", "load") and not self.staged():
+                raise JobobsError(f"the staging tables of job {self.ctx.job_id} are gone: Dask "
+                                  "workers must share the scratch folder (serve --scratch)")
             if state["phase"] == "read":
                 state = self.read(files, state)
             self.columns = state["columns"]
@@ -261,9 +267,12 @@ class Import:
 
             ctx.count(succeeded=end)
             ctx.progress(end, total or 1, counts=False)
+            next_state = {**state, "phase": "done" if final else "load", "row": end}
             try:
-                ctx.checkpoint({**state, "phase": "done" if final else "load", "row": end},
-                               atomic=write)
+                if ctx.remote:  # the rows go to the server, which loads them with the state
+                    ctx.checkpoint(next_state, steps=[self.send_rows(done, end, final)])
+                else:
+                    ctx.checkpoint(next_state, atomic=write)
             except BaseException:
                 ctx.count(succeeded=done)  # the chunk was rolled back
                 raise
@@ -274,16 +283,28 @@ class Import:
     def write_rows(self, con: duckdb.DuckDBPyConnection, start: int, end: int) -> None:
         cols = ", ".join(ident(c) for c in self.columns)
         rows = f"SELECT {cols} FROM {self.load} WHERE _n > {start} AND _n <= {end} ORDER BY _n"
-        if self.options.mode == "replace" and start == 0:
-            con.execute(f"CREATE OR REPLACE TABLE {self.target} AS {rows}")
-            return
-        if start == 0:  # later chunks need the table the first one found or made
-            con.execute(f"CREATE TABLE IF NOT EXISTS {self.target} AS {rows} LIMIT 0")
-        if self.options.key and self.duplicates_policy() == "update":
-            key = ", ".join(ident(k) for k in self.options.key)
-            con.execute(f"DELETE FROM {self.target} WHERE ({key}) IN (SELECT {key} FROM "
-                        f"{self.load} WHERE _n > {start} AND _n <= {end})")
-        con.execute(f"INSERT INTO {self.target} BY NAME {rows}")
+        write_rows(con, self.target, rows, first=start == 0,
+                   replace=self.options.mode == "replace", key=self.update_key())
+
+    def update_key(self) -> list[str]:
+        """The key of rows that replace the target's rows with the same key, if any."""
+        return list(self.options.key) if self.options.key and \
+            self.duplicates_policy() == "update" else []
+
+    def send_rows(self, start: int, end: int, final: bool) -> dict[str, Any]:
+        """On a Dask worker: send rows ``start`` < _n <= ``end`` to the job's inbox table on
+        the server (replacing what an earlier try sent), and return the checkpoint step
+        that moves them into the target."""
+        cur, inbox = self.cursor, ident(self.inbox)
+        cols = ", ".join(ident(c) for c in self.columns)
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {inbox} AS SELECT _n, {cols} FROM {self.load} "
+                    "LIMIT 0")
+        cur.execute(f"FROM {self.ctx.on_server(f'DELETE FROM {inbox} WHERE _n > {start}')}")
+        cur.execute(f"INSERT INTO {inbox} SELECT _n, {cols} FROM {self.load} "
+                    f"WHERE _n > {start} AND _n <= {end}")
+        return {"kind": "load", "table": self.options.table, "inbox": self.inbox,
+                "columns": list(self.columns), "start": start, "end": end, "final": final,
+                "replace": self.options.mode == "replace", "key": self.update_key()}
 
     def one_pass_import(self, files: list[str], state: dict[str, Any]) -> None:
         """No key and all or nothing: read straight into the target (see onepass.py)."""
@@ -349,10 +370,20 @@ class Import:
             self.ctx.log.info("Nothing was written to %s (on_failure=%s)", self.options.table,
                               self.options.on_failure)
 
+    def staged(self) -> bool:
+        try:
+            self.cursor.execute(f"SELECT 1 FROM {self.stage} LIMIT 0")
+        except duckdb.CatalogException:
+            return False
+        return True
+
     def drop_staging(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         con = con or self.cursor
         for table in (self.stage, self.stage_rejects, self.load):
             con.execute(f"DROP TABLE IF EXISTS {table}")
+        if self.ctx.remote:
+            drop = f"DROP TABLE IF EXISTS {ident(self.inbox)}"
+            con.execute(f"FROM {self.ctx.on_server(drop)}")
         if self.in_one_pass:
             from jobobs.jobs.onepass import OnePass
 

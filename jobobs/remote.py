@@ -1,0 +1,378 @@
+"""A job on a Dask worker: it runs there and reports to the server through Quack.
+
+``run(assignment)`` is the Dask task. It attaches the server's database, claims the run
+(a Dask retry after a worker died finds the run claimed, and does nothing), and runs the
+job function with the usual ``JobContext`` on a ``Reporter`` instead of the runtime's
+ledger. The reporter sends what the job reports in batches, one ``job_reports`` row per
+batch: journal lines, counters and progress, the checkpoint, and the steps to commit
+with it; rejects go straight into ``rejects`` (numbered from the server's last one, so a
+resume discards those sent after its checkpoint). A thread sends a batch every
+``flush_interval`` and reads the job's status: ``pausing`` and ``canceling`` become the
+job's pause and cancel, a ``shutdown`` command (the server is stopping) its shutdown,
+each honoured at the next checkpoint as on the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import traceback
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from jobobs import quack
+from jobobs.context import Control, JobContext
+from jobobs.errors import JobInterrupt, JobobsError, ShutdownInterrupt, TooManyRejects
+from jobobs.job import resolve
+from jobobs.jobs.sql import ident
+from jobobs.journal import current_job
+from jobobs.ledger import JobRow
+from jobobs.records import REJECT_COLUMNS, Reject, process
+from jobobs.states import EXECUTING, Status
+from jobobs.store import ts
+
+SERVER = quack.CATALOG
+SCRATCH = "jobobs_scratch"
+# what a report may set on the job's row (the server ignores anything else)
+REPORTED = ("total", "processed", "succeeded", "rejected", "warnings", "doubles",
+            "duplicates", "progress_current", "progress_total", "eta_at", "has_warning",
+            "checkpoint", "checkpoint_at")
+HEARTBEAT = 1.0  # seconds between reports when the job has nothing to say
+GIVE_UP = 10.0  # seconds without the server before the job stops
+
+
+def worker_address() -> str | None:
+    try:
+        from distributed import get_worker
+        return get_worker().address
+    except (ImportError, ValueError):
+        return None
+
+
+class Link:
+    """The worker's DuckDB connection, with the server's database attached through Quack
+    (the default catalog, so a job's queries name tables as on the server) and, for
+    staging tables, the job's scratch database."""
+
+    def __init__(self, address: str, token: str, scratch: str | None, job_id: int):
+        self.address = address
+        self.scratch_path = (None if scratch is None
+                             else os.path.join(scratch, f"job-{job_id}.duckdb"))
+        self.con = duckdb.connect()
+        self.lock = threading.Lock()
+        self._scratch = False
+        try:
+            quack.load(self.con)
+            self.con.execute(f"ATTACH {quack.quote(address)} AS {SERVER} "
+                             f"(TYPE quack, TOKEN {quack.quote(token)})")
+            self.con.execute(f"USE {SERVER}")
+        except duckdb.Error as error:
+            self.con.close()
+            raise quack.ServerUnavailable(f"the worker cannot reach the jobobs server at "
+                                          f"{address}: {str(error).splitlines()[0]}") from None
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self.con.cursor()
+        cursor.execute(f"USE {SERVER}")
+        return cursor
+
+    def query(self, sql: str) -> list[tuple]:
+        """Rows of ``sql`` run whole on the server."""
+        cursor = self.con.cursor()
+        try:
+            return cursor.execute(f"FROM quack_query_by_name({quack.quote(SERVER)}, "
+                                  f"{quack.quote(sql)})").fetchall()
+        finally:
+            cursor.close()
+
+    def staging(self, name: str) -> str:
+        with self.lock:
+            if not self._scratch:
+                if self.scratch_path is None:
+                    raise JobobsError("this job needs a scratch folder the Dask workers share "
+                                      "(serve --scratch)")
+                os.makedirs(os.path.dirname(self.scratch_path), exist_ok=True)
+                self.con.execute(f"ATTACH {quack.quote(self.scratch_path)} AS {SCRATCH}")
+                self._scratch = True
+        return f"{SCRATCH}.main.{ident(name)}"
+
+    def close(self, discard_scratch: bool) -> None:
+        self.con.close()
+        if discard_scratch and self.scratch_path is not None:
+            for path in (self.scratch_path, self.scratch_path + ".wal"):
+                if os.path.exists(path):
+                    os.remove(path)
+
+
+class Reporter:
+    """What a ``JobContext`` writes to, on a Dask worker: the Ledger's methods, sending
+    batches to the server's ``job_reports`` instead of writing the job database."""
+
+    remote = True
+
+    def __init__(self, link: Link, assignment: dict[str, Any], worker: str | None):
+        self.link = link
+        self.job_id, self.run = assignment["job_id"], assignment["run"]
+        self.worker = worker
+        self.lock = threading.RLock()
+        self._flush_lock = threading.Lock()
+        self._lines: list[tuple] = []
+        self._rejects: list[Reject] = []
+        self._reject_seq = assignment["reject_seq"]
+        self._count = 0
+        self._batch = 0
+        self._sent_at = 0.0
+        self.row: JobRow | None = None
+        self.last_contact = time.monotonic()
+
+    # -- the Ledger's methods a JobContext calls ---------------------------------------
+
+    def line(self, job_id: int, level: str, message: str, code: str | None = None) -> int:
+        code, message = process(code, message)
+        with self.lock:
+            self._lines.append((time.time(), level, code, message))
+            self._count += 1
+            return self._count
+
+    def reject(self, job_id: int, **fields: Any) -> int:
+        with self.lock:
+            self._reject_seq += 1
+            self._rejects.append(Reject(job_id=job_id, seq=self._reject_seq,
+                                        rejected_at=time.time(), **fields))
+            return self._reject_seq
+
+    def reserve_rejects(self, job_id: int, count: int) -> int:
+        with self.lock:
+            first = self._reject_seq
+            self._reject_seq += count
+            return first
+
+    def reject_seq(self, job_id: int) -> int:
+        with self.lock:
+            return self._reject_seq
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.link.cursor()
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        return self.link.con
+
+    def staging(self, name: str) -> str:
+        return self.link.staging(name)
+
+    def on_server(self, query: str) -> str:
+        return f"quack_query_by_name({quack.quote(SERVER)}, {quack.quote(query)})"
+
+    def flush(self, atomic: Any = None, prepare: Any = None, steps: Any = ()) -> None:
+        """Send what is pending (with ``atomic``'s statements run on the server first and
+        ``steps`` for the server to commit with the checkpoint); with steps, wait until
+        the server has applied them."""
+        with self._flush_lock:
+            if prepare is not None:
+                prepare()
+            if atomic is not None:
+                cursor = self.link.cursor()
+                try:
+                    atomic(cursor)
+                finally:
+                    cursor.close()
+            batch = self.send(steps=list(steps))
+            if steps and batch is not None:
+                self.await_applied(batch)
+
+    # -- sending ------------------------------------------------------------------------
+
+    def send(self, steps: list[dict[str, Any]] | None = None,
+             end: dict[str, Any] | None = None, claim: dict[str, Any] | None = None,
+             beat: bool = False) -> int | None:
+        """Send one batch; return its number (None when there was nothing to send)."""
+        with self.lock:
+            row = self.row
+            changed = sorted(row._changed & set(REPORTED)) if row is not None else []
+            lines, rejects = self._lines, self._rejects
+            if not (lines or rejects or changed or steps or end or claim or beat):
+                return None
+            self._lines, self._rejects = [], []
+            values = {c: getattr(row, c) for c in changed}
+            if row is not None:
+                row._changed = set()
+            self._batch += 1
+            batch = self._batch
+        body: dict[str, Any] = {"lines": lines, "row": values, "reject_seq": self._reject_seq}
+        for key, value in (("steps", steps), ("end", end), ("claim", claim)):
+            if value:
+                body[key] = value
+        try:
+            self._retry(lambda: self._write(rejects, batch, body))
+        except BaseException:
+            with self.lock:  # kept for the next try
+                self._lines[:0], self._rejects[:0] = lines, rejects
+                if row is not None:
+                    row._changed |= set(changed)
+            raise
+        self._sent_at = time.monotonic()
+        return batch
+
+    def _write(self, rejects: list[Reject], batch: int, body: dict[str, Any]) -> None:
+        cursor = self.link.con.cursor()
+        try:
+            if rejects:  # before the report that counts them, so none is counted unwritten
+                table = pa.table({name: pa.array(values) for name, values in
+                                  zip(REJECT_COLUMNS, zip(*rejects))})
+                table = table.set_column(REJECT_COLUMNS.index("rejected_at"), "rejected_at",
+                                         pa.array([ts(r.rejected_at) for r in rejects],
+                                                  pa.timestamp("us")))
+                cursor.register("jobobs_batch", table)
+                cursor.execute(f"INSERT INTO {SERVER}.main.rejects "
+                               f"({', '.join(REJECT_COLUMNS)}) SELECT * FROM jobobs_batch")
+            cursor.execute(
+                f"INSERT INTO {SERVER}.main.job_reports VALUES ({self.job_id}, {self.run}, "
+                f"{batch}, {quack.literal(ts(time.time()))}, "
+                f"{quack.literal(self.worker)}, {quack.quote(json.dumps(body))})")
+        finally:
+            cursor.close()
+
+    def _retry(self, send: Any) -> None:
+        """Try for ``GIVE_UP`` seconds while the server is unreachable (a restart, a
+        network blip); then the job cannot report and must stop."""
+        deadline = time.monotonic() + GIVE_UP
+        while True:
+            try:
+                send()
+                self.last_contact = time.monotonic()
+                return
+            except duckdb.Error as error:
+                if time.monotonic() >= deadline or not quack._lost(str(error)):
+                    raise
+                time.sleep(0.5)
+
+    def await_applied(self, batch: int) -> None:
+        """Wait until the server has applied the batch (its steps committed)."""
+        while True:
+            left, status = self.link.query(
+                f"SELECT (SELECT count(*) FROM job_reports WHERE job_id = {self.job_id} AND "
+                f"run = {self.run} AND batch = {batch}), (SELECT status FROM jobs WHERE "
+                f"id = {self.job_id})")[0]
+            if not left:
+                return
+            if Status(status) not in EXECUTING:
+                raise ShutdownInterrupt()  # the server ended the run meanwhile
+            time.sleep(0.02)
+
+
+class Pump(threading.Thread):
+    """Sends the reporter's batches every ``interval`` and turns the server's requests
+    into the job's control."""
+
+    def __init__(self, reporter: Reporter, control: Control, interval: float,
+                 since_command: int):
+        super().__init__(name=f"jobobs-report-{reporter.job_id}", daemon=True)
+        self.reporter, self.control, self.interval = reporter, control, interval
+        self.since_command = since_command
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        reporter = self.reporter
+        while not self.stopping.wait(self.interval):
+            try:
+                beat = time.monotonic() - reporter._sent_at >= HEARTBEAT
+                reporter.send(beat=beat)
+                self.poll()
+            except Exception:  # the server is gone for good: stop at the next checkpoint
+                if time.monotonic() - reporter.last_contact > GIVE_UP:
+                    self.control.ask("shutdown")
+
+    def poll(self) -> None:
+        job_id = self.reporter.job_id
+        status, stop = self.reporter.link.query(
+            f"SELECT status, (SELECT count(*) FROM job_commands WHERE job_id = {job_id} AND "
+            f"command = 'shutdown' AND id > {self.since_command}) FROM jobs WHERE id = {job_id}"
+        )[0]
+        self.reporter.last_contact = time.monotonic()
+        if status == Status.PAUSING:
+            self.control.ask("pause")
+        elif status == Status.CANCELING:
+            self.control.ask("cancel")
+        elif stop or Status(status) not in EXECUTING:
+            self.control.ask("shutdown")
+
+
+def run(assignment: dict[str, Any]) -> str:
+    """The Dask task: run one run of a job; return how it ended."""
+    worker = worker_address()
+    link = Link(assignment["address"], assignment["token"], assignment.get("scratch"),
+                assignment["job_id"])
+    ended = "superseded"
+    try:
+        if not _claimable(link, assignment):
+            return ended
+        ended = _run(link, assignment, worker)
+        return ended
+    finally:
+        link.close(discard_scratch=ended in ("finished", "failed", "canceled"))
+
+
+def _claimable(link: Link, assignment: dict[str, Any]) -> bool:
+    """True if this run is still the job's and no worker has claimed it (a Dask retry
+    after the first worker died finds the dead worker's claim)."""
+    rows = link.query(f"SELECT status, run_count, worker FROM jobs WHERE id = "
+                      f"{assignment['job_id']}")
+    if not rows:
+        return False
+    status, run_count, claimed = rows[0]
+    return (Status(status) in EXECUTING and run_count == assignment["run"]
+            and claimed == assignment["unclaimed"])
+
+
+def _run(link: Link, assignment: dict[str, Any], worker: str | None) -> str:
+    reporter = Reporter(link, assignment, worker)
+    reporter.send(claim={"host": socket.gethostname(), "pid": os.getpid(), "worker": worker})
+    spec = json.loads(assignment["spec"] or "{}")
+    control = Control()
+    row = JobRow(assignment["row"], reporter.lock)
+    reporter.row = row
+    pump = Pump(reporter, control, assignment["flush_interval"], assignment["since_command"])
+    end: dict[str, Any]
+    try:
+        definition = resolve(spec.get("function", ""))
+        ctx = JobContext(row, ledger=reporter, control=control, clock=time.time,
+                         resume_state=assignment["resume_state"],
+                         max_rejects=spec.get("max_rejects"),
+                         checkpoint_interval=spec.get("checkpoint_interval", 0.0))
+    except Exception as error:
+        end = _failure(error)
+    else:
+        pump.start()
+        token = current_job.set(ctx)
+        try:
+            definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
+        except JobInterrupt:
+            end = {"status": "interrupted", "request": control.taken or control.pending}
+        except BaseException as error:
+            end = _failure(error)
+        else:
+            end = {"status": "finished"}
+        finally:
+            current_job.reset(token)
+            pump.stopping.set()
+            pump.join()
+    reporter.send(end=end)
+    if end["status"] == "interrupted":
+        return "canceled" if end.get("request") == "cancel" else "stopped"
+    return end["status"]
+
+
+def _failure(error: BaseException) -> dict[str, Any]:
+    """How a job's exception travels to the server, which words it as for a local job."""
+    end: dict[str, Any] = {"status": "failed", "type": type(error).__name__, "text": str(error)}
+    if isinstance(error, TooManyRejects):
+        end["rejects"] = [error.rejected, error.limit]
+    elif not isinstance(error, JobobsError):
+        end["traceback"] = "".join(traceback.format_exception(
+            type(error), error, error.__traceback__)).rstrip()
+    return end

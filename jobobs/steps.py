@@ -1,0 +1,63 @@
+"""Writes that commit with a checkpoint, described as data.
+
+A job in the server's process runs them in its checkpoint's own transaction. A job on a
+Dask worker cannot (Quack commits each statement by itself), so it sends them with its
+checkpoint report and the server runs them in the transaction that applies the report:
+a chunk of imported rows, or an export's watermark, is written with the checkpoint that
+counts it, or not at all, and exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from jobobs.errors import JobobsError
+from jobobs.jobs.sql import ident, table_name
+
+INBOX_PREFIX = "_jobobs_inbox_"
+
+
+def run(con: duckdb.DuckDBPyConnection, step: dict[str, Any]) -> None:
+    kind = step.get("kind")
+    if kind == "load":
+        load(con, step)
+    elif kind == "watermark":
+        con.execute("INSERT OR REPLACE INTO export_watermarks VALUES (?, ?, ?, ?, "
+                    "now()::TIMESTAMP)",
+                    [step["name"], step["column"], step["value"], step["job_id"]])
+    else:
+        raise JobobsError(f"unknown checkpoint step {kind!r}")
+
+
+def write_rows(con: duckdb.DuckDBPyConnection, target: str, rows: str, *, first: bool,
+               replace: bool, key: list[str]) -> None:
+    """Write ``rows`` (a query) into ``target``: replacing it (the first chunk of a
+    replace), or appending, after deleting the rows whose ``key`` comes again."""
+    if replace and first:
+        con.execute(f"CREATE OR REPLACE TABLE {target} AS {rows}")
+        return
+    if first:  # later chunks need the table the first one found or made
+        con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS {rows} LIMIT 0")
+    if key:
+        names = ", ".join(ident(k) for k in key)
+        con.execute(f"DELETE FROM {target} WHERE ({names}) IN (SELECT {names} FROM ({rows}))")
+    con.execute(f"INSERT INTO {target} BY NAME {rows}")
+
+
+def load(con: duckdb.DuckDBPyConnection, step: dict[str, Any]) -> None:
+    """Move rows ``start`` < _n <= ``end`` that a worker sent to its inbox table on the
+    server into the import's target."""
+    if not str(step["inbox"]).startswith(INBOX_PREFIX):
+        raise JobobsError(f"{step['inbox']!r} is not an import's inbox table")
+    inbox = ident(step["inbox"])
+    start, end = int(step["start"]), int(step["end"])
+    columns = ", ".join(ident(c) for c in step["columns"])
+    rows = f"SELECT {columns} FROM {inbox} WHERE _n > {start} AND _n <= {end} ORDER BY _n"
+    write_rows(con, table_name(step["table"]), rows, first=start == 0,
+               replace=bool(step["replace"]), key=list(step["key"]))
+    if step["final"]:
+        con.execute(f"DROP TABLE IF EXISTS {inbox}")
+    else:
+        con.execute(f"DELETE FROM {inbox} WHERE _n <= {end}")

@@ -1,0 +1,221 @@
+"""Jobs on a real Dask cluster: ``jobobs serve --executor dask --dask-workers 2`` starts a
+``distributed.LocalCluster`` of two worker processes on loopback; the workers report to
+the server through Quack. One server serves the module's tests."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import jobobs
+from jobobs.testing import wait_until
+from serving import JOBOBS, Server, env, wait_status
+
+pytestmark = pytest.mark.timeout(240)
+ORDER_COLUMNS = {"id": "BIGINT", "customer": "VARCHAR", "amount": "DOUBLE"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dask")
+    server = Server(str(folder / "jobs.duckdb"), "--executor", "dask", "--dask-workers", "2",
+                    "--export-dir", str(folder), workers=2).wait_ready(120)
+    client = jobobs.connect(server.db)
+    yield server, client, folder
+    client.close()
+    assert server.stop(timeout=30) == 0, server.output()
+    assert "Traceback" not in server.output(), server.output()
+
+
+def journal(client, job_id) -> list[str]:
+    return client.journal(job_id)["message"].tolist()
+
+
+def running_on_worker(client, job_id) -> dict:
+    """The job's row once a worker has claimed its run."""
+    return wait_until(lambda: (row := client.info(job_id)).get("worker", "").startswith("tcp://")
+                      and row.status == "running" and row, timeout=60,
+                      message=f"job {job_id} running on a worker")
+
+
+def write_orders(path, count: int, bad_every: int = 0) -> int:
+    """A CSV of ``count`` orders; every ``bad_every``-th has a text amount. Returns the
+    number of good rows."""
+    good = 0
+    with open(path, "w", newline="") as file:
+        out = csv.writer(file)
+        out.writerow(["id", "customer", "amount"])
+        for i in range(1, count + 1):
+            bad = bad_every and i % bad_every == 0
+            out.writerow([i, f"c{i % 97}", "n/a" if bad else f"{i % 1000}.25"])
+            good += not bad
+    return good
+
+
+def test_a_python_job_runs_on_a_worker_and_reports_everything(cluster):
+    server, client, _ = cluster
+    job_id = client.submit("jobs:steps", count=60, delay=0.01, reject_every=10)
+    assert wait_status(client, job_id, "finished", "failed", timeout=60) == "finished"
+    row = client.info(job_id)
+    assert row.worker.startswith("tcp://127.0.0.1:")
+    assert row.pid not in (None, server.process.pid)
+    assert (row.processed, row.rejected, row.succeeded) == (60, 6, 54)
+    lines = journal(client, job_id)
+    assert any(f"Dask worker {row.worker}" in line for line in lines)
+    assert "starting at 0" in lines and lines[-1].startswith("End of job (60 processed")
+    seqs = client.journal(job_id)["seq"].tolist()
+    assert seqs == list(range(1, len(seqs) + 1))  # one numbering, server's and worker's
+    rejects = client.rejects(job_id)
+    assert rejects["seq"].tolist() == list(range(1, 7))
+    assert set(rejects["reason"]) == {"bad item"}
+    statuses = client.transitions(job_id)["to_status"].tolist()
+    assert statuses == ["editing", "queued", "running", "finished"]
+
+
+def test_a_failing_job_fails_with_its_traceback(cluster):
+    _, client, _ = cluster
+    job_id = client.submit("jobs:boom")
+    assert wait_status(client, job_id, "finished", "failed", timeout=60) == "failed"
+    row = client.info(job_id)
+    assert row.error.startswith("ValueError")
+    assert any("Traceback" in line and "ValueError" in line for line in journal(client, job_id))
+
+
+def test_import_and_export_on_workers(cluster):
+    server, client, folder = cluster
+    source = folder / "orders.csv"
+    good = write_orders(source, 30_000, bad_every=1000)
+    job_id = client.submit_import(str(source), "orders", key=["id"], on_failure="keep",
+                                  chunk_rows=4_000, max_rejects=None,
+                                  columns=ORDER_COLUMNS)
+    assert wait_status(client, job_id, "finished", "failed", timeout=90) == "finished", \
+        journal(client, job_id)
+    count, distinct, low, high = client.sql(
+        "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM orders").iloc[0]
+    assert (count, distinct, low, high) == (good, good, 1, 30_000 - 1)
+    rejects = client.rejects(job_id)
+    assert len(rejects) == 30 and rejects["raw"].str.contains("n/a").all()
+    assert client.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE "
+                      "'_jobobs_inbox_%'").iloc[0, 0] == 0
+    assert not os.path.exists(f"{server.db}.scratch/job-{job_id}.duckdb")
+
+    target = folder / "big-orders.csv"
+    export = client.submit_export(str(target), query="SELECT * FROM orders WHERE amount > 500",
+                                  watermark="id")
+    assert wait_status(client, export, "finished", "failed", timeout=60) == "finished", \
+        journal(client, export)
+    expected = client.sql("SELECT count(*) FROM orders WHERE amount > 500").iloc[0, 0]
+    with open(target) as file:
+        assert sum(1 for _ in file) == expected + 1
+    mark = client.sql("SELECT value FROM export_watermarks WHERE job_id = ?", [export])
+    assert mark.iloc[0, 0] == str(client.sql(
+        "SELECT max(id) FROM orders WHERE amount > 500").iloc[0, 0])
+
+
+def test_pause_resume_and_cancel_within_a_second(cluster):
+    _, client, _ = cluster
+    job_id = client.submit("jobs:steps", count=400, delay=0.02, reject_every=50)
+    running_on_worker(client, job_id)
+    wait_until(lambda: client.info(job_id).processed >= 20, timeout=30, message="progress")
+    asked = time.monotonic()
+    client.pause(job_id)
+    wait_status(client, job_id, "paused", timeout=10)
+    assert time.monotonic() - asked < 1.0
+    paused_at = client.info(job_id).processed
+    time.sleep(0.5)
+    assert client.info(job_id).processed == paused_at  # nothing runs while paused
+    client.resume(job_id)
+    assert wait_status(client, job_id, "finished", "failed", timeout=60) == "finished"
+    row = client.info(job_id)
+    assert (row.processed, row.rejected, row.run_count) == (400, 8, 2)
+    assert client.rejects(job_id)["line_no"].tolist() == list(range(1, 401, 50))
+
+    other = client.submit("jobs:steps", count=1000, delay=0.02)
+    running_on_worker(client, other)
+    asked = time.monotonic()
+    client.cancel(other)
+    wait_status(client, other, "canceled", timeout=10)
+    assert time.monotonic() - asked < 1.0
+    commands = client.commands(other)
+    assert commands["requested_by"].iloc[-1] == client.actor
+
+
+def kill_worker(client, job_id) -> dict:
+    row = running_on_worker(client, job_id)
+    os.kill(int(row.pid), signal.SIGKILL)
+    assert wait_status(client, job_id, "shutdown", timeout=30) == "shutdown"
+    return row
+
+
+def test_a_killed_worker_leaves_the_job_shutdown_and_start_resumes_it_elsewhere(cluster):
+    _, client, _ = cluster
+    job_id = client.submit("jobs:steps", count=300, delay=0.02, reject_every=25)
+    wait_until(lambda: client.info(job_id).processed >= 60, timeout=60, message="progress")
+    killed = kill_worker(client, job_id)
+    lost = [line for line in journal(client, job_id) if "died" in line]
+    assert lost and killed.worker in lost[0] and str(killed.pid) in lost[0], journal(client, job_id)
+    assert 60 <= client.info(job_id).processed < 300
+    client.start(job_id)
+    assert wait_status(client, job_id, "finished", "failed", timeout=90) == "finished"
+    row = client.info(job_id)
+    assert row.worker != killed.worker and row.pid != killed.pid
+    assert (row.processed, row.rejected) == (300, 12)
+    rejects = client.rejects(job_id)
+    assert rejects["line_no"].tolist() == list(range(1, 301, 25))  # each once
+    assert any(line.startswith("Resuming from the checkpoint") for line in journal(client, job_id))
+
+
+def test_an_import_resumes_after_its_worker_dies_without_loss_or_duplicates(cluster):
+    _, client, folder = cluster
+    source = folder / "many.csv"
+    good = write_orders(source, 400_000, bad_every=5_000)
+    job_id = client.submit_import(str(source), "many", on_failure="keep", chunk_rows=10_000,
+                                  key=["id"], max_rejects=None, columns=ORDER_COLUMNS)
+    wait_until(lambda: client.info(job_id).succeeded > 0 or client.info(job_id).status != "running",
+               timeout=60, interval=0.02, message="rows loading")
+    kill_worker(client, job_id)
+    loaded = client.sql("SELECT count(*) FROM many").iloc[0, 0]
+    assert loaded < good  # it died part way
+    client.start(job_id)
+    assert wait_status(client, job_id, "finished", "failed", timeout=120) == "finished", \
+        journal(client, job_id)
+    count, distinct = client.sql("SELECT count(*), count(DISTINCT id) FROM many").iloc[0]
+    assert count == distinct == good
+    assert len(client.rejects(job_id)) == 400_000 // 5_000
+
+
+def test_without_dask_everything_else_works_and_the_executor_says_what_to_install(tmp_path):
+    script = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "import jobobs\n"
+        "from jobobs.jobs import importing\n"
+        "with jobobs.Runtime(sys.argv[1], workers=1) as rt:\n"
+        "    assert rt.wait(rt.submit(lambda ctx: None).id).status == 'finished'\n"
+        "assert 'dask' not in sys.modules\n"
+        "from jobobs.cli import main\n"
+        "main(['serve', '--db', sys.argv[1], '--executor', 'dask'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "j.duckdb")],
+                            capture_output=True, text=True, env=env(), timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == ("Error: the Dask executor needs dask and distributed: "
+                                     "pip install 'jobobs[dask]'")
+
+
+def test_the_dask_options_are_checked_before_anything_starts(tmp_path):
+    result = subprocess.run([JOBOBS, "serve", "--db", str(tmp_path / "j.duckdb"),
+                             "--scheduler", "tcp://127.0.0.1:1"], capture_output=True,
+                            text=True, env=env(), timeout=60)
+    assert result.returncode == 2 and "go with --executor dask" in result.stderr
+    result = subprocess.run([JOBOBS, "serve", "--db", str(tmp_path / "j.duckdb"), "--executor",
+                             "dask", "--scheduler", "tcp://127.0.0.1:1", "--quack-port", "1"],
+                            capture_output=True, text=True, env=env(), timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: cannot reach the Dask scheduler at "
+                                    "tcp://127.0.0.1:1"), result.stderr
