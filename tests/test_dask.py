@@ -12,10 +12,10 @@ import sys
 import time
 
 import pytest
+from serving import JOBOBS, Server, env, wait_status
 
 import jobobs
 from jobobs.testing import wait_until
-from serving import JOBOBS, Server, env, wait_status
 
 pytestmark = pytest.mark.timeout(240)
 ORDER_COLUMNS = {"id": "BIGINT", "customer": "VARCHAR", "amount": "DOUBLE"}
