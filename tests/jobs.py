@@ -124,3 +124,16 @@ def talker(ctx, count=100, delay=0.05):
         time.sleep(delay)
         ctx.progress(i + 1, count)
         ctx.checkpoint({"i": i + 1})
+
+
+@jobobs.job(name="reporter", max_rejects=None)
+def reporter(ctx, lines=20_000, every=100):
+    """Reports as a busy job does: a journal line per item, and every ``every`` items
+    progress, a reject and a checkpoint (the reporting cost of local against Dask runs)."""
+    start = (ctx.resume_state or {"i": 0})["i"]
+    for i in range(start, lines):
+        ctx.log.info("item %d of %d", i + 1, lines)
+        if (i + 1) % every == 0:
+            ctx.reject({"i": i}, reason="sampled", line=i + 1, raw=f"{i},x")
+            ctx.progress(i + 1, lines)
+            ctx.checkpoint({"i": i + 1})

@@ -5,6 +5,7 @@ the server through Quack. One server serves the module's tests."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -219,3 +220,24 @@ def test_the_dask_options_are_checked_before_anything_starts(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("Error: cannot reach the Dask scheduler at "
                                     "tcp://127.0.0.1:1"), result.stderr
+
+
+def test_stopping_the_server_stops_jobs_on_workers_at_a_checkpoint(tmp_path):
+    server = Server(str(tmp_path / "jobs.duckdb"), "--executor", "dask", "--dask-workers", "1",
+                    workers=1).wait_ready(120)
+    with jobobs.connect(server.db) as client:
+        job_id = client.submit("jobs:steps", count=1000, delay=0.02)
+        wait_until(lambda: client.info(job_id).processed >= 10, timeout=60, message="progress")
+    asked = time.monotonic()
+    assert server.stop(timeout=30) == 0, server.output()
+    assert time.monotonic() - asked < 10
+    with jobobs.Runtime(server.db, workers=1, handle_signals=False) as rt:
+        info = rt.job(job_id)
+        assert info.status == "shutdown"
+        state = json.loads(info.checkpoint)["state"]["i"]
+        assert 10 <= state == info.processed < 1000  # the worker's last checkpoint, applied
+        commands = rt.store.reader().execute(
+            "SELECT command, requested_by FROM job_commands WHERE job_id = ?", [job_id]).fetchall()
+        assert ("shutdown", "runtime") in commands
+        rt.start(job_id)  # and it finishes on this process's threads, from there
+        assert rt.wait(job_id, timeout=60).processed == 1000

@@ -1,0 +1,128 @@
+"""Scale-out benchmark: jobs on a Dask cluster (``jobobs serve --executor dask``).
+
+    python benchmarks/bench_dask.py [--files 8] [--rows 500000] [--lines 20000] [--runs 3]
+
+Prints medians of ``--runs`` runs of:
+- eight imports (one CSV each, 0.1% bad lines, into eight tables) on a local cluster of one
+  worker process, then of two, in rows per second from the first submission to the last
+  job finished, with their ratio; and DuckDB's raw reader over the same files in one
+  process (read_csv with its rejects capture into one table) as the reference;
+- the cost of reporting through Quack: a job that writes ``--lines`` journal lines, with
+  progress, a reject and a checkpoint every 100, run on the server's own threads and then
+  on a Dask worker (the job's own run time, from its row), and the ratio.
+Each configuration is a real ``jobobs serve`` on a fresh database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+
+import duckdb
+from serving import Server, wait_status
+
+import jobobs
+
+COLUMNS = {"id": "BIGINT", "customer": "VARCHAR", "amount": "DOUBLE"}
+
+
+def make_files(folder: Path, files: int, rows: int) -> list[str]:
+    paths = []
+    for n in range(files):
+        path = folder / f"orders-{n}.csv"
+        duckdb.sql(f"""COPY (SELECT range AS id, 'c' || (range % 997) AS customer,
+            CASE WHEN range % 1000 = 7 THEN 'n/a' ELSE (range % 5000 / 4)::VARCHAR END AS amount
+            FROM range({rows})) TO '{path}' (HEADER)""")
+        paths.append(str(path))
+    return paths
+
+
+def raw_reader(folder: Path, paths: list[str]) -> float:
+    con = duckdb.connect(str(folder / f"raw-{time.monotonic_ns()}.duckdb"))
+    struct = "{" + ", ".join(f"'{n}': '{t}'" for n, t in COLUMNS.items()) + "}"
+    started = time.perf_counter()
+    for i, path in enumerate(paths):
+        con.execute(f"CREATE TABLE t{i} AS SELECT * FROM read_csv('{path}', header=true, "
+                    f"columns={struct}, auto_detect=false, store_rejects=true)")
+    con.execute("CHECKPOINT")
+    seconds = time.perf_counter() - started
+    con.close()
+    return seconds
+
+
+def serve(folder: Path, *extra: str, workers: int) -> Server:
+    db = folder / f"jobs-{time.monotonic_ns()}.duckdb"
+    return Server(str(db), *extra, "--export-dir", str(folder), workers=workers).wait_ready(120)
+
+
+def imports(folder: Path, paths: list[str], dask_workers: int) -> float:
+    server = serve(folder, "--executor", "dask", "--dask-workers", str(dask_workers),
+                   workers=dask_workers)
+    try:
+        with jobobs.connect(server.db) as client:
+            started = time.perf_counter()
+            ids = [client.submit_import(path, f"orders_{i}", columns=COLUMNS,
+                                        max_rejects=None, on_failure="keep")
+                   for i, path in enumerate(paths)]
+            for job_id in ids:
+                status = wait_status(client, job_id, "finished", "failed", timeout=1800)
+                assert status == "finished", client.journal(job_id)["message"].tolist()
+            return time.perf_counter() - started
+    finally:
+        server.stop(timeout=60)
+
+
+def reporting(folder: Path, lines: int, dask: bool) -> float:
+    extra = ("--executor", "dask", "--dask-workers", "1") if dask else ()
+    server = serve(folder, *extra, workers=1)
+    try:
+        with jobobs.connect(server.db) as client:
+            job_id = client.submit("jobs:reporter", lines=lines)
+            assert wait_status(client, job_id, "finished", "failed", timeout=600) == "finished"
+            info = client.info(job_id)
+            assert info.rejected == lines // 100
+            return float(info.active_seconds)
+    finally:
+        server.stop(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--lines", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="jobobs-bench-dask-"))
+    paths = make_files(folder, args.files, args.rows)
+    total = args.files * args.rows
+    raw, one, two, local, remote = [], [], [], [], []
+    for _ in range(args.runs):
+        raw.append(raw_reader(folder, paths))
+        one.append(imports(folder, paths, 1))
+        two.append(imports(folder, paths, 2))
+        local.append(reporting(folder, args.lines, dask=False))
+        remote.append(reporting(folder, args.lines, dask=True))
+    median = statistics.median
+    print(f"{args.files} imports of {args.rows:,} rows each ({total:,} rows), "
+          f"median of {args.runs} runs:")
+    for name, seconds in (("DuckDB's raw reader, one process", raw),
+                          ("jobobs on 1 Dask worker", one), ("jobobs on 2 Dask workers", two)):
+        print(f"  {name:34} {median(seconds):7.2f} s  {total / median(seconds):>12,.0f} rows/s"
+              f"  ({median(seconds) / median(raw):.2f}x the raw reader's time)")
+    print(f"  2 workers against 1: {median(one) / median(two):.2f}x the throughput")
+    print(f"reporting {args.lines:,} journal lines with {args.lines // 100} checkpoints, "
+          "progress updates and rejects (the job's run time):")
+    print(f"  on the server's threads  {median(local):6.2f} s")
+    print(f"  on a Dask worker         {median(remote):6.2f} s  "
+          f"({median(remote) / median(local):.2f}x, through Quack)")
+
+
+if __name__ == "__main__":
+    main()
