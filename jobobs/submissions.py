@@ -38,6 +38,8 @@ def import_spec(source: str | list[str], table: str, *, name: str | None = None,
     if local:
         expand(local)  # a missing file is reported now, in the caller's words
     sources = [_absolute(s) for s in ([source] if isinstance(source, str) else source)]
+    if isinstance(options.get("dataset"), str):
+        options["dataset"] = _absolute(options["dataset"])
     checked = ImportOptions(source=sources[0] if isinstance(source, str) else sources,
                             table=table, **options)
     return {"kind": "import", "name": name, "parent": parent, "options": asdict(checked)}

@@ -172,21 +172,28 @@ def test_a_killed_worker_leaves_the_job_shutdown_and_start_resumes_it_elsewhere(
     assert any(line.startswith("Resuming from the checkpoint") for line in journal(client, job_id))
 
 
-def test_an_import_resumes_after_its_worker_dies_without_loss_or_duplicates(cluster):
+@pytest.mark.parametrize("into", ["table", "dataset"])
+def test_an_import_resumes_after_its_worker_dies_without_loss_or_duplicates(cluster, into):
     _, client, folder = cluster
-    source = folder / "many.csv"
+    source = folder / f"many-{into}.csv"
     good = write_orders(source, 400_000, bad_every=5_000)
-    job_id = client.submit_import(str(source), "many", on_failure="keep", chunk_rows=10_000,
-                                  key=["id"], max_rejects=None, columns=ORDER_COLUMNS)
+    options = {}
+    if into == "dataset":  # Parquet files on storage the workers share, not the server's table
+        (folder / "many").mkdir()
+        options["dataset"] = str(folder / "many")
+    job_id = client.submit_import(str(source), f"many_{into}", on_failure="keep",
+                                  chunk_rows=10_000, key=["id"], max_rejects=None,
+                                  columns=ORDER_COLUMNS, **options)
     wait_until(lambda: client.info(job_id).succeeded > 0 or client.info(job_id).status != "running",
                timeout=60, interval=0.02, message="rows loading")
     kill_worker(client, job_id)
-    loaded = client.sql("SELECT count(*) FROM many").iloc[0, 0]
-    assert loaded < good  # it died part way
+    target = (f"many_{into}" if into == "table"
+              else f"read_parquet('{folder / 'many' / '*.parquet'}')")
+    assert client.sql(f"SELECT count(*) FROM {target}").iloc[0, 0] < good  # it died part way
     client.start(job_id)
     assert wait_status(client, job_id, "finished", "failed", timeout=120) == "finished", \
         journal(client, job_id)
-    count, distinct = client.sql("SELECT count(*), count(DISTINCT id) FROM many").iloc[0]
+    count, distinct = client.sql(f"SELECT count(*), count(DISTINCT id) FROM {target}").iloc[0]
     assert count == distinct == good
     assert len(client.rejects(job_id)) == 400_000 // 5_000
 

@@ -274,3 +274,26 @@ def test_replay_after_an_import_with_sniffed_columns(rt, tmp_path):
     (tmp_path / "f.csv").write_text((tmp_path / "r.csv").read_text().replace(",extra", ""))
     again = rt.wait(replay(rt, first.id, str(tmp_path / "f.csv")).id, timeout=30)
     assert again.status is Status.FINISHED and again.succeeded == 1
+
+
+def test_a_parquet_dataset_gets_one_file_per_chunk_and_no_row_twice(rt, tmp_path):
+    dataset = tmp_path / "orders"
+    dataset.mkdir()
+    source = write(tmp_path / "o.csv", "id,amount\n" + "".join(
+        f"{i},{'x' if i % 50 == 0 else i}\n" for i in range(1, 1001)))
+    info = run(rt, source, "orders", dataset=str(dataset), chunk_rows=300, on_failure="keep",
+               key=["id"], columns={"id": "BIGINT", "amount": "INTEGER"}, max_rejects=None)
+    assert info.status is Status.FINISHED and (info.succeeded, info.rejected) == (980, 20)
+    parts = sorted(p.name for p in dataset.iterdir())
+    assert parts == [f"part-{info.id:08d}-{start:012d}.parquet" for start in (0, 300, 600, 900)]
+    glob_ = str(dataset / "*.parquet")
+    assert duckdb.sql(f"SELECT count(*), count(DISTINCT id) FROM '{glob_}'").fetchone() == (
+        980, 980)
+    again = run(rt, source, "orders", dataset=str(dataset), key=["id"], max_rejects=None,
+                columns={"id": "BIGINT", "amount": "INTEGER"})  # every key is there already
+    assert (again.succeeded, again.rejected, again.duplicates) == (0, 1000, 980)
+    assert duckdb.sql(f"SELECT count(*) FROM '{glob_}'").fetchone() == (980,)
+    for wrong in ({"mode": "replace"}, {"key": ["id"], "duplicates": "update"},
+                  {"dataset": str(tmp_path / "missing")}):
+        with pytest.raises(JobobsError, match="dataset"):
+            importing.submit(rt, source, "orders", **{"dataset": str(dataset), **wrong})

@@ -88,11 +88,15 @@ def _columns(text: str | None) -> dict[str, str] | None:
 @click.option("--keep-chunks", is_flag=True, help="On failure keep the chunks already loaded "
               "(default: all or nothing).")
 @click.option("--dry-run", is_flag=True, help="Check and record rejects; write nothing.")
+@click.option("--dataset", type=click.Path(file_okay=False),
+              help="Write the rows as Parquet files into this folder (storage the Dask "
+              "workers share) instead of into the table.")
 @click.option("--name", help="The job's name.")
 @WAIT_OPTION
 @JSON_OPTION
 def import_(db, source, table, columns, fmt, delimiter, quote, no_header, encoding, mode, key,
-            doubles, duplicates, max_rejects, keep_chunks, dry_run, name, wait, as_json):
+            doubles, duplicates, max_rejects, keep_chunks, dry_run, dataset, name, wait,
+            as_json):
     """Import files (CSV, Parquet, JSON; globs allowed) into a table.
 
     Example: jobobs import 'data/customers_*.csv' --table customers --key id --max-rejects 5%
@@ -101,7 +105,8 @@ def import_(db, source, table, columns, fmt, delimiter, quote, no_header, encodi
                    escape=quote, header=not no_header, encoding=encoding, mode=mode,
                    key=list(key), doubles=doubles, duplicates=duplicates,
                    max_rejects=_max_rejects(max_rejects),
-                   on_failure="keep" if keep_chunks else "rollback", dry_run=dry_run)
+                   on_failure="keep" if keep_chunks else "rollback", dry_run=dry_run,
+                   dataset=dataset)
     sources = list(source) if len(source) > 1 else source[0]
     _submit(db, lambda jobs: jobs.submit_import(sources, table, name=name, **options), wait,
             as_json)

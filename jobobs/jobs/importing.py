@@ -17,6 +17,7 @@ The staging tables are dropped when the job ends, and kept while it is paused or
 
 from __future__ import annotations
 
+import glob
 import gzip
 import os
 import time
@@ -46,7 +47,8 @@ class Import:
 
     def __init__(self, ctx: JobContext, options: ImportOptions):
         self.ctx, self.options = ctx, options
-        self.target = table_name(options.table)
+        self.target = (table_name(options.table) if options.dataset is None else
+                       f"read_parquet({literal(os.path.join(options.dataset, '*.parquet'))})")
         # staging tables: in the job database, or on a Dask worker in its scratch database
         self.stage = ctx.staging(f"_jobobs_stage_{ctx.job_id}")
         self.stage_rejects = ctx.staging(f"_jobobs_stage_rejects_{ctx.job_id}")
@@ -64,14 +66,15 @@ class Import:
         files = expand(self.options.source)
         if state.get("files", files) != files:
             raise JobobsError("the input files changed since the job started; start a new job")
-        self.in_one_pass = not self.ctx.remote and self.one_pass(files)
+        self.in_one_pass = (not self.ctx.remote and not self.options.dataset
+                            and self.one_pass(files))
         if state["phase"] == "failed":  # past the threshold; rejects already recorded
             self.drop_staging()
             raise TooManyRejects(self.ctx.counters["rejected"] or 0, state.get("limit") or 0)
         if self.in_one_pass:
             if state["phase"] != "done":
                 self.one_pass_import(files, state)
-        elif not self.ctx.remote and self.target_database():
+        elif not self.ctx.remote and not self.options.dataset and self.target_database():
             raise JobobsError(f"{self.options.table} is in another attached database: an "
                               "import there must be all or nothing (on_failure='rollback') "
                               "without a key, since a DuckDB transaction writes to one "
@@ -250,7 +253,7 @@ class Import:
     def load_rows(self, state: dict[str, Any]) -> None:
         ctx, options = self.ctx, self.options
         total = self.count_writes()
-        ctx.log.info("--- Import data into %s (%s) ---", options.table,
+        ctx.log.info("--- Import data into %s (%s) ---", options.dataset or options.table,
                      "all or nothing" if options.on_failure == "rollback"
                      else f"chunks of {options.chunk_rows:,} rows that stay if the job fails")
         chunk = total if options.on_failure == "rollback" else options.chunk_rows
@@ -269,7 +272,12 @@ class Import:
             ctx.progress(end, total or 1, counts=False)
             next_state = {**state, "phase": "done" if final else "load", "row": end}
             try:
-                if ctx.remote:  # the rows go to the server, which loads them with the state
+                if options.dataset:  # a file in place, then the state that counts it
+                    self.write_part(done, end)
+                    ctx.save(state=next_state)
+                    if not final:
+                        ctx.checkpoint()  # where a request is honoured
+                elif ctx.remote:  # the rows go to the server, which loads them with the state
                     ctx.checkpoint(next_state, steps=[self.send_rows(done, end, final)])
                 else:
                     ctx.checkpoint(next_state, atomic=write)
@@ -285,6 +293,18 @@ class Import:
         rows = f"SELECT {cols} FROM {self.load} WHERE _n > {start} AND _n <= {end} ORDER BY _n"
         write_rows(con, self.target, rows, first=start == 0,
                    replace=self.options.mode == "replace", key=self.update_key())
+
+    def write_part(self, start: int, end: int) -> None:
+        """Rows ``start`` < _n <= ``end`` as one Parquet file of the dataset, named by the job
+        and its first row: written again under the same name if the job resumes before
+        the checkpoint that counts it, so no row is there twice."""
+        cols = ", ".join(ident(c) for c in self.columns)
+        name = f"part-{self.ctx.job_id:08d}-{start:012d}.parquet"
+        final = os.path.join(self.options.dataset, name)
+        temporary = os.path.join(self.options.dataset, f".{name}.tmp")
+        self.cursor.execute(f"COPY (SELECT {cols} FROM {self.load} WHERE _n > {start} AND "
+                            f"_n <= {end} ORDER BY _n) TO {literal(temporary)} (FORMAT parquet)")
+        os.replace(temporary, final)
 
     def update_key(self) -> list[str]:
         """The key of rows that replace the target's rows with the same key, if any."""
@@ -354,6 +374,8 @@ class Import:
             f"SELECT count(*) FROM {self.load} WHERE _n IS NOT NULL").fetchone()[0]
 
     def exists(self) -> bool:
+        if self.options.dataset:
+            return bool(glob.glob(os.path.join(self.options.dataset, "*.parquet")))
         try:
             self.cursor.execute(f"SELECT 1 FROM {self.target} LIMIT 0")
         except duckdb.CatalogException:
@@ -415,5 +437,9 @@ def submit(rt: Any, source: str | list[str], table: str, *, name: str | None = N
            parent: int | None = None, actor: str | None = None, **options: Any) -> Any:
     """Submit an import of ``source`` into ``table``; options are ImportOptions' fields."""
     checked = ImportOptions(source=source, table=table, **options)
+    if checked.dataset is not None:  # written like an export's file
+        from jobobs.jobs.exporting import confine
+
+        confine(checked.dataset, getattr(rt, "export_dirs", None))
     return rt.submit(import_job, asdict(checked), name=name or f"import {table}", parent=parent,
                      actor=actor)

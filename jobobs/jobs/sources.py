@@ -48,6 +48,7 @@ class ImportOptions:
     on_failure: str = "rollback"         # or "keep": chunks already loaded stay
     dry_run: bool = False
     chunk_rows: int = 500_000
+    dataset: str | None = None           # a folder: Parquet files there instead of ``table``
 
     def __post_init__(self) -> None:
         sources = [self.source] if isinstance(self.source, str) else list(self.source)
@@ -77,6 +78,12 @@ class ImportOptions:
         threshold(self.max_rejects, 1)
         if not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
             raise JobobsError("chunk_rows must be a positive whole number")
+        if self.dataset is not None:
+            if not isinstance(self.dataset, str) or not os.path.isdir(self.dataset):
+                raise JobobsError(f"the dataset folder {self.dataset} does not exist")
+            if self.mode != "append" or (self.key and self.duplicates == "update"):
+                raise JobobsError("a Parquet dataset is only added to: mode 'append', and "
+                                  "duplicates 'reject' or 'ignore' with a key")
 
 
 def lines_rejected(path: str, reader_rejects: str) -> str:
