@@ -300,6 +300,11 @@ class JobContext:
         a Dask worker, on the server: a filter or count does not pull the rows)."""
         return self._ledger.on_server(query)
 
+    def handoff(self, start: int) -> str | None:
+        """On a Dask worker whose scratch folder the server reads too: a file there for
+        rows from ``start`` on (faster than sending them through Quack); else None."""
+        return self._ledger.handoff(start)
+
     def staging(self, name: str) -> str:
         """The qualified name of a job's staging table: in the job database, or on a Dask
         worker in the job's scratch database (in the folder workers share)."""

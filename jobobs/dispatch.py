@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from jobobs import steps as server_steps
@@ -79,6 +80,7 @@ class DaskExecutor:
                               ) from None
         self.scheduler = self.client.scheduler.address
         self.scratch = scratch
+        self.marker: str | None = None
         self.address: str | None = None
         self.token: str | None = None
         self._bound = threading.Event()
@@ -86,9 +88,15 @@ class DaskExecutor:
         self._seen = (0.0, frozenset[str]())
 
     def bind(self, address: str, token: str, scratch: str) -> None:
-        """The Quack endpoint workers report to, and the default scratch folder."""
+        """The Quack endpoint workers report to, and the default scratch folder. A marker
+        file there tells a worker that sees it that the server reads the same folder:
+        its import rows then come as Parquet files there rather than through Quack."""
         self.address, self.token = address, token
         self.scratch = os.path.abspath(self.scratch or scratch)
+        os.makedirs(self.scratch, exist_ok=True)
+        self.marker = os.path.join(self.scratch, f".jobobs-server-{uuid.uuid4().hex}")
+        with open(self.marker, "w", encoding="utf-8") as file:
+            file.write(f"{address}\n")
         self._bound.set()
 
     def slots(self) -> int:
@@ -113,10 +121,13 @@ class DaskExecutor:
         if not self._bound.wait(30):
             raise JobobsError("the Dask executor has no Quack endpoint to report to")
         return self.client.submit(run, {**assignment, "address": self.address,
-                                        "token": self.token, "scratch": self.scratch},
+                                        "token": self.token, "scratch": self.scratch,
+                                        "marker": self.marker},
                                   key=key, pure=False, retries=0)
 
     def close(self) -> None:
+        if self.marker is not None and os.path.exists(self.marker):
+            os.remove(self.marker)
         try:
             self.client.close(timeout=5)
         finally:
@@ -164,6 +175,9 @@ class Reports:
             with ledger.store.transaction() as con:
                 con.execute("DELETE FROM job_reports WHERE job_id = ?", [job_id])
             raise
+        for step in steps:  # the rows are in: a file that brought them has done its work
+            if step.get("parquet") and os.path.exists(step["parquet"]):
+                os.remove(step["parquet"])
         return next((body["end"] for body in bodies if "end" in body), None)
 
     def _apply(self, body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -215,6 +215,9 @@ class Ledger:
     def on_server(self, query: str) -> str:
         return f"({query})"
 
+    def handoff(self, start: int) -> str | None:
+        return None  # the job runs where the database is
+
     def staging(self, name: str) -> str:
         """Where a job keeps a staging table: the job database itself."""
         return ident(name)

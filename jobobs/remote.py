@@ -14,6 +14,7 @@ each honoured at the next checkpoint as on the server.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import socket
@@ -59,10 +60,15 @@ class Link:
     (the default catalog, so a job's queries name tables as on the server) and, for
     staging tables, the job's scratch database."""
 
-    def __init__(self, address: str, token: str, scratch: str | None, job_id: int):
+    def __init__(self, address: str, token: str, scratch: str | None, job_id: int,
+                 marker: str | None = None):
         self.address = address
+        self.scratch = scratch
+        self.job_id = job_id
         self.scratch_path = (None if scratch is None
                              else os.path.join(scratch, f"job-{job_id}.duckdb"))
+        # the server reads this scratch folder too: rows can go there as Parquet
+        self.shared = bool(marker) and os.path.exists(marker)
         self.con = duckdb.connect()
         self.lock = threading.Lock()
         self._scratch = False
@@ -101,10 +107,17 @@ class Link:
                 self._scratch = True
         return f"{SCRATCH}.main.{ident(name)}"
 
+    def handoff(self, start: int) -> str | None:
+        """Where to put rows from ``start`` on for the server to read, if it can."""
+        if not self.shared or self.scratch is None:
+            return None
+        return os.path.join(self.scratch, f"job-{self.job_id}-rows-{start:012d}.parquet")
+
     def close(self, discard_scratch: bool) -> None:
         self.con.close()
         if discard_scratch and self.scratch_path is not None:
-            for path in (self.scratch_path, self.scratch_path + ".wal"):
+            leftovers = glob.glob(os.path.join(self.scratch, f"job-{self.job_id}-rows-*"))
+            for path in [self.scratch_path, self.scratch_path + ".wal", *leftovers]:
                 if os.path.exists(path):
                     os.remove(path)
 
@@ -164,6 +177,9 @@ class Reporter:
 
     def staging(self, name: str) -> str:
         return self.link.staging(name)
+
+    def handoff(self, start: int) -> str | None:
+        return self.link.handoff(start)
 
     def on_server(self, query: str) -> str:
         return f"quack_query_by_name({quack.quote(SERVER)}, {quack.quote(query)})"
@@ -306,7 +322,7 @@ def run(assignment: dict[str, Any]) -> str:
     """The Dask task: run one run of a job; return how it ended."""
     worker = worker_address()
     link = Link(assignment["address"], assignment["token"], assignment.get("scratch"),
-                assignment["job_id"])
+                assignment["job_id"], assignment.get("marker"))
     ended = "superseded"
     try:
         if not _claimable(link, assignment):

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from jobobs.errors import JobobsError
-from jobobs.jobs.sql import ident, table_name
+from jobobs.jobs.sql import ident, literal, table_name
 
 INBOX_PREFIX = "_jobobs_inbox_"
 
@@ -47,16 +47,22 @@ def write_rows(con: duckdb.DuckDBPyConnection, target: str, rows: str, *, first:
 
 
 def load(con: duckdb.DuckDBPyConnection, step: dict[str, Any]) -> None:
-    """Move rows ``start`` < _n <= ``end`` that a worker sent to its inbox table on the
-    server into the import's target."""
-    if not str(step["inbox"]).startswith(INBOX_PREFIX):
-        raise JobobsError(f"{step['inbox']!r} is not an import's inbox table")
-    inbox = ident(step["inbox"])
+    """Move rows ``start`` < _n <= ``end`` that a worker sent, to its inbox table on the
+    server or as a Parquet file in the scratch folder both share, into the import's
+    target."""
     start, end = int(step["start"]), int(step["end"])
     columns = ", ".join(ident(c) for c in step["columns"])
-    rows = f"SELECT {columns} FROM {inbox} WHERE _n > {start} AND _n <= {end} ORDER BY _n"
+    if step.get("parquet"):
+        source = f"read_parquet({literal(str(step['parquet']))})"
+    elif str(step["inbox"]).startswith(INBOX_PREFIX):
+        source = inbox = ident(step["inbox"])
+    else:
+        raise JobobsError(f"{step['inbox']!r} is not an import's inbox table")
+    rows = f"SELECT {columns} FROM {source} WHERE _n > {start} AND _n <= {end} ORDER BY _n"
     write_rows(con, table_name(step["table"]), rows, first=start == 0,
                replace=bool(step["replace"]), key=list(step["key"]))
+    if step.get("parquet"):
+        return
     if step["final"]:
         con.execute(f"DROP TABLE IF EXISTS {inbox}")
     else:

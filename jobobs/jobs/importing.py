@@ -312,19 +312,31 @@ class Import:
             self.duplicates_policy() == "update" else []
 
     def send_rows(self, start: int, end: int, final: bool) -> dict[str, Any]:
-        """On a Dask worker: send rows ``start`` < _n <= ``end`` to the job's inbox table on
-        the server (replacing what an earlier try sent), and return the checkpoint step
-        that moves them into the target."""
+        """On a Dask worker: send rows ``start`` < _n <= ``end`` to the server, as a Parquet
+        file in the scratch folder when the server reads it too, else into the job's inbox
+        table through Quack (replacing what an earlier try sent), and return the
+        checkpoint step that moves them into the target."""
         cur, inbox = self.cursor, ident(self.inbox)
         cols = ", ".join(ident(c) for c in self.columns)
+        step = {"kind": "load", "table": self.options.table, "inbox": self.inbox,
+                "columns": list(self.columns), "start": start, "end": end, "final": final,
+                "replace": self.options.mode == "replace", "key": self.update_key()}
+        path = self.ctx.handoff(start)
+        if path is not None:  # a file the server reads, in place before the report
+            temporary = f"{path}.tmp"
+            cur.execute(f"COPY (SELECT _n, {cols} FROM {self.load} WHERE _n > {start} AND "
+                        f"_n <= {end}) TO {literal(temporary)} (FORMAT parquet)")
+            os.replace(temporary, path)
+            self.ctx.log.debug("Rows %d to %d sent as Parquet in the shared scratch folder",
+                               start + 1, end)
+            return {**step, "parquet": path}
         cur.execute(f"CREATE TABLE IF NOT EXISTS {inbox} AS SELECT _n, {cols} FROM {self.load} "
                     "LIMIT 0")
         cur.execute(f"FROM {self.ctx.on_server(f'DELETE FROM {inbox} WHERE _n > {start}')}")
         cur.execute(f"INSERT INTO {inbox} SELECT _n, {cols} FROM {self.load} "
                     f"WHERE _n > {start} AND _n <= {end}")
-        return {"kind": "load", "table": self.options.table, "inbox": self.inbox,
-                "columns": list(self.columns), "start": start, "end": end, "final": final,
-                "replace": self.options.mode == "replace", "key": self.update_key()}
+        self.ctx.log.debug("Rows %d to %d sent through Quack", start + 1, end)
+        return step
 
     def one_pass_import(self, files: list[str], state: dict[str, Any]) -> None:
         """No key and all or nothing: read straight into the target (see onepass.py)."""
