@@ -5,8 +5,9 @@
 Prints medians of ``--runs`` runs of:
 - eight imports (one CSV each, 0.1% bad lines, into eight tables) on a local cluster of one
   worker process, then of two, in rows per second from the first submission to the last
-  job finished, with their ratio; and DuckDB's raw reader over the same files in one
-  process (read_csv with its rejects capture into one table) as the reference;
+  job finished, with their ratio; against DuckDB's raw reader over the same files in one
+  process (read_csv with its rejects capture, into tables) as the reference, and the same
+  imports on the server's own threads, two at once;
 - the cost of reporting through Quack: a job that writes ``--lines`` journal lines, with
   progress, a reject and a checkpoint every 100, run on the server's own threads and then
   on a Dask worker (the job's own run time, from its row), and the ratio.
@@ -62,8 +63,10 @@ def serve(folder: Path, *extra: str, workers: int) -> Server:
 
 
 def imports(folder: Path, paths: list[str], dask_workers: int) -> float:
-    server = serve(folder, "--executor", "dask", "--dask-workers", str(dask_workers),
-                   workers=dask_workers)
+    """Seconds for the imports on a local cluster of ``dask_workers`` (0: on the server's
+    own threads, two at once)."""
+    extra = ("--executor", "dask", "--dask-workers", str(dask_workers)) if dask_workers else ()
+    server = serve(folder, *extra, workers=dask_workers or 2)
     try:
         with jobobs.connect(server.db) as client:
             started = time.perf_counter()
@@ -102,9 +105,10 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="jobobs-bench-dask-"))
     paths = make_files(folder, args.files, args.rows)
     total = args.files * args.rows
-    raw, one, two, local, remote = [], [], [], [], []
+    raw, threads, one, two, local, remote = [], [], [], [], [], []
     for _ in range(args.runs):
         raw.append(raw_reader(folder, paths))
+        threads.append(imports(folder, paths, 0))
         one.append(imports(folder, paths, 1))
         two.append(imports(folder, paths, 2))
         local.append(reporting(folder, args.lines, dask=False))
@@ -113,6 +117,7 @@ def main() -> None:
     print(f"{args.files} imports of {args.rows:,} rows each ({total:,} rows), "
           f"median of {args.runs} runs:")
     for name, seconds in (("DuckDB's raw reader, one process", raw),
+                          ("jobobs on the server's threads (2)", threads),
                           ("jobobs on 1 Dask worker", one), ("jobobs on 2 Dask workers", two)):
         print(f"  {name:34} {median(seconds):7.2f} s  {total / median(seconds):>12,.0f} rows/s"
               f"  ({median(seconds) / median(raw):.2f}x the raw reader's time)")

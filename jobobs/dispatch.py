@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobobs import steps as server_steps
 from jobobs.errors import JobobsError, TooManyRejects
-from jobobs.records import LEVELS
+from jobobs.records import LEVELS, Reject
 from jobobs.remote import REPORTED
 from jobobs.states import Status
 
@@ -136,11 +137,14 @@ class DaskExecutor:
 
 
 class Reports:
-    """A run's batches in ``job_reports``, applied to the ledger."""
+    """A run's batches in ``job_reports``, applied to the ledger, each batch once."""
 
-    def __init__(self, ledger: Ledger, job_id: int, run: int):
+    def __init__(self, ledger: Ledger, job_id: int, run: int, scratch: str | None = None):
         self.ledger, self.job_id, self.run = ledger, job_id, run
+        self.scratch = scratch
         self.claim: dict[str, Any] | None = None
+        self.applied = 0  # the last batch applied
+        self.alive_at = time.monotonic()  # the last batch that said more than "alive"
 
     def apply(self) -> dict[str, Any] | None:
         """Apply the batches sent so far, with their steps, in one transaction; return
@@ -152,8 +156,10 @@ class Reports:
             [job_id]).fetchall()
         if not rows:
             return None
-        bodies = [json.loads(body) for run, _, body in rows if run == self.run]
-        last = max([batch for run, batch, _ in rows if run == self.run], default=0)
+        batches = {batch: body for run, batch, body in rows
+                   if run == self.run and batch > self.applied}  # a retried write: once
+        bodies = [json.loads(batches[batch]) for batch in sorted(batches)]
+        last = max(batches, default=self.applied)
         steps: list[dict[str, Any]] = []
         row = ledger.row(job_id)
         previous = row.checkpoint, row.checkpoint_at
@@ -175,6 +181,7 @@ class Reports:
             with ledger.store.transaction() as con:
                 con.execute("DELETE FROM job_reports WHERE job_id = ?", [job_id])
             raise
+        self.applied = last
         for step in steps:  # the rows are in: a file that brought them has done its work
             if step.get("parquet") and os.path.exists(step["parquet"]):
                 os.remove(step["parquet"])
@@ -183,6 +190,7 @@ class Reports:
     def _apply(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         ledger, job_id = self.ledger, self.job_id
         now = ledger.clock()
+        steps = [self._checked(step) for step in body.get("steps", [])]
         with ledger.lock:
             row = ledger.row(job_id)
             claim = body.get("claim")
@@ -195,10 +203,23 @@ class Reports:
                 ledger.line(job_id, level if level in LEVELS else "INFO", str(message), code,
                             at=float(at))
             values = {k: v for k, v in body.get("row", {}).items() if k in REPORTED}
+            rejects = [Reject(job_id, *fields[1:]) for fields in body.get("rejects", [])]
+            ledger.add_rejects(job_id, rejects, int(body.get("reject_seq", 0)))
             row.set(heartbeat_at=now, **values)
-            ledger.set_reject_seq(job_id, int(body.get("reject_seq", 0)))
-            ledger.last_line_at[job_id] = now  # a sign of life, for the stall watch
-        return list(body.get("steps", []))
+            if body.get("lines") or values or rejects or steps or claim:
+                ledger.last_line_at[job_id] = now  # a sign of life for the stall watch
+                self.alive_at = time.monotonic()
+        return steps
+
+    def _checked(self, step: dict[str, Any]) -> dict[str, Any]:
+        """A step as the server runs it: a Parquet file only from the job's scratch."""
+        path = step.get("parquet")
+        if path is not None:
+            folder, name = os.path.split(str(path))
+            if (not re.fullmatch(rf"job-{self.job_id}-rows-\d+\.parquet", name)
+                    or (self.scratch is not None and folder != self.scratch)):
+                raise JobobsError(f"{path} is not a file of job {self.job_id}'s scratch")
+        return step
 
 
 class RemoteRun:
@@ -212,7 +233,8 @@ class RemoteRun:
     def run(self, row: Any, checkpoint: dict[str, Any] | None) -> None:
         rt, job_id = self.rt, self.job_id
         run = row.run_count
-        self.reports = Reports(rt.ledger, job_id, run)
+        self.reports = Reports(rt.ledger, job_id, run, self.executor.scratch)
+        self.execution.started = float("inf")  # the stall watch starts once a worker has it
         unclaimed = f"dask: waiting for a worker (run {run})"
         row.set(worker=unclaimed, host=None, pid=None)
         rt.ledger.line(job_id, "INFO", f"Job sent to the Dask cluster at "
@@ -232,6 +254,13 @@ class RemoteRun:
             return
         try:
             self.follow(future)
+        except Exception as error:  # the scheduler or the database failed us: stop the run
+            log.exception("jobobs: following job %s on Dask failed", job_id)
+            future.cancel()
+            if self.execution.job_id in rt._executions:
+                rt._end(self.execution, Status.SHUTDOWN, self.started,
+                        f"the server lost track of the job on Dask ({error}); Start resumes "
+                        "it from its last checkpoint", level="WARNING")
         finally:
             future.release()
 
@@ -257,10 +286,12 @@ class RemoteRun:
                                 outcome="sent to the Dask worker")
                 told_to_stop = True
             claim = self.reports.claim
+            if claim and execution.started == float("inf"):
+                execution.started = time.monotonic()
             done = future.done()  # a Dask retry after the worker died ends at once, unclaimed
             if claim and (done or time.monotonic() - checked >= LIVENESS):
                 checked = time.monotonic()
-                if claim["worker"] not in self.executor.workers(fresh=done):
+                if not self.alive(claim["worker"], fresh=done):
                     if (end := self.reports.apply()) is not None:
                         return self.finish(end)
                     future.cancel()  # Dask would run it again elsewhere: Start decides
@@ -270,6 +301,16 @@ class RemoteRun:
                     return self.finish(end)
                 return self.vanished(future)
             time.sleep(rt.poll_interval)
+
+    def alive(self, worker: str, fresh: bool) -> bool:
+        """Whether the worker is in the cluster (asked again before saying no; an
+        unanswered question is not a no)."""
+        try:
+            return (worker in self.executor.workers(fresh=fresh)
+                    or worker in self.executor.workers(fresh=True))
+        except Exception as error:
+            log.warning("jobobs: the Dask scheduler did not answer: %s", error)
+            return True
 
     def finish(self, end: dict[str, Any]) -> None:
         from jobobs.runtime import STOP_REASONS, STOPPED

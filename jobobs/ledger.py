@@ -178,11 +178,12 @@ class Ledger:
                 seq = self._reject_seq[job_id] = self.store.max_seq("rejects", job_id)
             return seq
 
-    def set_reject_seq(self, job_id: int, seq: int) -> None:
-        """The job's last reject number, when a job elsewhere (a Dask worker) wrote its
-        rejects itself."""
+    def add_rejects(self, job_id: int, rejects: list[Reject], last: int) -> None:
+        """Rejects a job elsewhere (on a Dask worker) numbered itself, and its last
+        reject number (past the ones it wrote straight into the table)."""
         with self.lock:
-            self._reject_seq[job_id] = seq
+            self._rejects.extend(rejects)
+            self._reject_seq[job_id] = last
 
     def rewind(self, job_id: int, keep: int) -> int:
         """Drop the rejects after number ``keep`` (recorded after the last checkpoint);

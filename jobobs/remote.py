@@ -4,9 +4,10 @@
 (a Dask retry after a worker died finds the run claimed, and does nothing), and runs the
 job function with the usual ``JobContext`` on a ``Reporter`` instead of the runtime's
 ledger. The reporter sends what the job reports in batches, one ``job_reports`` row per
-batch: journal lines, counters and progress, the checkpoint, and the steps to commit
-with it; rejects go straight into ``rejects`` (numbered from the server's last one, so a
-resume discards those sent after its checkpoint). A thread sends a batch every
+batch: journal lines, rejects, counters and progress, the checkpoint, and the steps to
+commit with it. (An import's rejects, many at once, go straight into ``rejects``,
+numbered from the server's last one, so a resume discards those sent after its
+checkpoint.) A thread sends a batch every
 ``flush_interval`` and reads the job's status: ``pausing`` and ``canceling`` become the
 job's pause and cancel, a ``shutdown`` command (the server is stopping) its shutdown,
 each honoured at the next checkpoint as on the server.
@@ -24,16 +25,15 @@ import traceback
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from jobobs import quack
 from jobobs.context import Control, JobContext
 from jobobs.errors import JobInterrupt, JobobsError, ShutdownInterrupt, TooManyRejects
 from jobobs.job import resolve
 from jobobs.jobs.sql import ident
-from jobobs.journal import current_job
+from jobobs.journal import capture_logging, current_job, release_logging
 from jobobs.ledger import JobRow
-from jobobs.records import REJECT_COLUMNS, Reject, process
+from jobobs.records import Reject, process
 from jobobs.states import EXECUTING, Status
 from jobobs.store import ts
 
@@ -134,6 +134,7 @@ class Reporter:
         self.worker = worker
         self.lock = threading.RLock()
         self._flush_lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._lines: list[tuple] = []
         self._rejects: list[Reject] = []
         self._reject_seq = assignment["reject_seq"]
@@ -206,46 +207,43 @@ class Reporter:
     def send(self, steps: list[dict[str, Any]] | None = None,
              end: dict[str, Any] | None = None, claim: dict[str, Any] | None = None,
              beat: bool = False) -> int | None:
-        """Send one batch; return its number (None when there was nothing to send)."""
-        with self.lock:
-            row = self.row
-            changed = sorted(row._changed & set(REPORTED)) if row is not None else []
-            lines, rejects = self._lines, self._rejects
-            if not (lines or rejects or changed or steps or end or claim or beat):
-                return None
-            self._lines, self._rejects = [], []
-            values = {c: getattr(row, c) for c in changed}
-            if row is not None:
-                row._changed = set()
-            self._batch += 1
-            batch = self._batch
-        body: dict[str, Any] = {"lines": lines, "row": values, "reject_seq": self._reject_seq}
-        for key, value in (("steps", steps), ("end", end), ("claim", claim)):
-            if value:
-                body[key] = value
-        try:
-            self._retry(lambda: self._write(rejects, batch, body))
-        except BaseException:
-            with self.lock:  # kept for the next try
-                self._lines[:0], self._rejects[:0] = lines, rejects
+        """Send one batch; return its number (None when there was nothing to send).
+        Batches are numbered and written one at a time, so they commit in order."""
+        with self._send_lock:
+            with self.lock:
+                row = self.row
+                changed = sorted(row._changed & set(REPORTED)) if row is not None else []
+                lines, rejects = self._lines, self._rejects
+                if not (lines or rejects or changed or steps or end or claim or beat):
+                    return None
+                self._lines, self._rejects = [], []
+                values = {c: getattr(row, c) for c in changed}
                 if row is not None:
-                    row._changed |= set(changed)
-            raise
-        self._sent_at = time.monotonic()
-        return batch
+                    row._changed = set()
+                body: dict[str, Any] = {"lines": lines, "row": values,
+                                        "rejects": [list(r) for r in rejects],
+                                        "reject_seq": self._reject_seq}
+            for key, value in (("steps", steps), ("end", end), ("claim", claim)):
+                if value:
+                    body[key] = value
+            batch = self._batch + 1
+            try:
+                self._retry(lambda: self._write(batch, body))
+            except BaseException:
+                with self.lock:  # kept for the next try
+                    self._lines[:0], self._rejects[:0] = lines, rejects
+                    if row is not None:
+                        row._changed |= set(changed)
+                raise
+            self._batch = batch
+            self._sent_at = time.monotonic()
+            return batch
 
-    def _write(self, rejects: list[Reject], batch: int, body: dict[str, Any]) -> None:
+    def _write(self, batch: int, body: dict[str, Any]) -> None:
+        """One batch, one row (a retry after a lost reply may write it twice: the server
+        applies a batch number once)."""
         cursor = self.link.con.cursor()
         try:
-            if rejects:  # before the report that counts them, so none is counted unwritten
-                table = pa.table({name: pa.array(values) for name, values in
-                                  zip(REJECT_COLUMNS, zip(*rejects))})
-                table = table.set_column(REJECT_COLUMNS.index("rejected_at"), "rejected_at",
-                                         pa.array([ts(r.rejected_at) for r in rejects],
-                                                  pa.timestamp("us")))
-                cursor.register("jobobs_batch", table)
-                cursor.execute(f"INSERT INTO {SERVER}.main.rejects "
-                               f"({', '.join(REJECT_COLUMNS)}) SELECT * FROM jobobs_batch")
             cursor.execute(
                 f"INSERT INTO {SERVER}.main.job_reports VALUES ({self.job_id}, {self.run}, "
                 f"{batch}, {quack.literal(ts(time.time()))}, "
@@ -253,31 +251,41 @@ class Reporter:
         finally:
             cursor.close()
 
-    def _retry(self, send: Any) -> None:
+    def _retry(self, call: Any) -> Any:
         """Try for ``GIVE_UP`` seconds while the server is unreachable (a restart, a
         network blip); then the job cannot report and must stop."""
         deadline = time.monotonic() + GIVE_UP
         while True:
             try:
-                send()
+                result = call()
                 self.last_contact = time.monotonic()
-                return
-            except duckdb.Error as error:
+                return result
+            except (duckdb.Error, quack.ServerUnavailable) as error:
                 if time.monotonic() >= deadline or not quack._lost(str(error)):
                     raise
                 time.sleep(0.5)
 
+    def current(self) -> tuple[str, int]:
+        """The job's status and run number on the server."""
+        rows = self._retry(lambda: self.link.query(
+            f"SELECT status, run_count FROM jobs WHERE id = {self.job_id}"))
+        return rows[0] if rows else ("missing", -1)
+
+    def still_mine(self) -> None:
+        """Stop the job (at once) if the server ended this run meanwhile."""
+        status, run = self.current()
+        if status not in {s.value for s in EXECUTING} or run != self.run:
+            raise ShutdownInterrupt()
+
     def await_applied(self, batch: int) -> None:
         """Wait until the server has applied the batch (its steps committed)."""
         while True:
-            left, status = self.link.query(
-                f"SELECT (SELECT count(*) FROM job_reports WHERE job_id = {self.job_id} AND "
-                f"run = {self.run} AND batch = {batch}), (SELECT status FROM jobs WHERE "
-                f"id = {self.job_id})")[0]
+            (left,) = self._retry(lambda: self.link.query(
+                f"SELECT count(*) FROM job_reports WHERE job_id = {self.job_id} AND "
+                f"run = {self.run} AND batch = {batch}"))[0]
+            self.still_mine()  # a batch is also dropped when the run was ended
             if not left:
                 return
-            if Status(status) not in EXECUTING:
-                raise ShutdownInterrupt()  # the server ended the run meanwhile
             time.sleep(0.02)
 
 
@@ -296,8 +304,12 @@ class Pump(threading.Thread):
         reporter = self.reporter
         while not self.stopping.wait(self.interval):
             try:
-                beat = time.monotonic() - reporter._sent_at >= HEARTBEAT
-                reporter.send(beat=beat)
+                # not while a checkpoint is being sent: its state goes with its steps
+                if reporter._flush_lock.acquire(blocking=False):
+                    try:
+                        reporter.send(beat=time.monotonic() - reporter._sent_at >= HEARTBEAT)
+                    finally:
+                        reporter._flush_lock.release()
                 self.poll()
             except Exception:  # the server is gone for good: stop at the next checkpoint
                 if time.monotonic() - reporter.last_contact > GIVE_UP:
@@ -305,12 +317,14 @@ class Pump(threading.Thread):
 
     def poll(self) -> None:
         job_id = self.reporter.job_id
-        status, stop = self.reporter.link.query(
-            f"SELECT status, (SELECT count(*) FROM job_commands WHERE job_id = {job_id} AND "
-            f"command = 'shutdown' AND id > {self.since_command}) FROM jobs WHERE id = {job_id}"
-        )[0]
+        status, run, stop = self.reporter.link.query(
+            f"SELECT status, run_count, (SELECT count(*) FROM job_commands WHERE job_id = "
+            f"{job_id} AND command = 'shutdown' AND id > {self.since_command}) FROM jobs "
+            f"WHERE id = {job_id}")[0]
         self.reporter.last_contact = time.monotonic()
-        if status == Status.PAUSING:
+        if run != self.reporter.run:  # the server gave up on this run (its worker seemed lost)
+            self.control.ask("shutdown")
+        elif status == Status.PAUSING:
             self.control.ask("pause")
         elif status == Status.CANCELING:
             self.control.ask("cancel")
@@ -365,6 +379,7 @@ def _run(link: Link, assignment: dict[str, Any], worker: str | None) -> str:
     else:
         pump.start()
         token = current_job.set(ctx)
+        capture_logging()  # a job's own logging reaches its journal, as on the server
         try:
             definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
         except JobInterrupt:
@@ -374,6 +389,7 @@ def _run(link: Link, assignment: dict[str, Any], worker: str | None) -> str:
         else:
             end = {"status": "finished"}
         finally:
+            release_logging()
             current_job.reset(token)
             pump.stopping.set()
             pump.join()

@@ -24,6 +24,7 @@ from jobobs.errors import JobobsError
 
 log = logging.getLogger("jobobs.server")
 ROLES = ("operator", "viewer")
+WILDCARDS = ("0.0.0.0", "::", "")  # hosts that mean every interface
 
 
 def read_users(path: str) -> dict[str, dict[str, str]]:
@@ -77,8 +78,10 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
     try:
         with rt.store.lock:
             address = quack.serve(rt.store.con, host, quack_port, token)
-        if executor is not None:
-            executor.bind(address, token, scratch=os.path.abspath(db) + ".scratch")
+        if executor is not None:  # workers elsewhere reach a wildcard address by name
+            reachable = socket.getfqdn() if host in WILDCARDS else host
+            executor.bind(quack.uri(reachable, quack_port), token,
+                          scratch=os.path.abspath(db) + ".scratch")
         server = _dashboard(rt, host, port, users)
         endpoint = endpoints.Endpoint(
             pid=os.getpid(), host=socket.gethostname(), quack=address,
@@ -130,7 +133,7 @@ def _dashboard(rt: Any, host: str, port: int, users: dict[str, dict[str, str]] |
         options = {"basic_auth": {name: user["password"] for name, user in users.items()},
                    "cookie_secret": secrets.token_urlsafe(32)}
     names = {host, "localhost", "127.0.0.1"}
-    if host in ("0.0.0.0", "::", ""):  # every interface: the names others reach it by
+    if host in WILDCARDS:  # every interface: the names others reach it by
         names |= {socket.gethostname(), socket.getfqdn()}
     origins = [f"{name}:{port}" for name in names]
     try:

@@ -275,3 +275,42 @@ def test_stopping_the_server_stops_jobs_on_workers_at_a_checkpoint(tmp_path):
         assert ("shutdown", "runtime") in commands
         rt.start(job_id)  # and it finishes on this process's threads, from there
         assert rt.wait(job_id, timeout=60).processed == 1000
+
+
+def test_a_jobs_own_logging_reaches_its_journal_on_a_worker(cluster):
+    _, client, _ = cluster
+    job_id = client.submit("jobs:uses_logging")
+    assert wait_status(client, job_id, "finished", "failed", timeout=60) == "finished"
+    lines = journal(client, job_id)
+    assert {"legacy info line", "legacy warning"} <= set(lines)
+    assert any(line.startswith("legacy failure") and "ZeroDivisionError" in line for line in lines)
+    assert client.info(job_id).has_warning
+
+
+def test_a_batch_written_twice_is_applied_once(tmp_path):
+    from jobobs.dispatch import Reports
+
+    with jobobs.Runtime(str(tmp_path / "j.duckdb"), workers=1, handle_signals=False) as rt:
+        job = rt.submit(lambda ctx: None, start=False)
+        rt.flush()
+        body = json.dumps({
+            "lines": [[time.time(), "INFO", None, "hello from a worker"]],
+            "row": {"processed": 5, "status": "finished"},  # status is not a worker's to set
+            "rejects": [[999, 1, time.time(), "error", "f.csv", 3, "a", "3,x", None, "bad",
+                         "bad value"]],
+            "reject_seq": 1})
+        for _ in range(2):  # a retry after the first write's reply was lost
+            with rt.store.transaction() as con:
+                con.execute("INSERT INTO job_reports VALUES (?, 1, 1, now()::TIMESTAMP, "
+                            "'tcp://w', ?)", [job.id, body])
+        reports = Reports(rt.ledger, job.id, 1)
+        assert reports.apply() is None and reports.apply() is None
+        rt.flush()
+        con = rt.store.reader()
+        assert con.execute("SELECT count(*) FROM journal WHERE job_id = ? AND message = "
+                           "'hello from a worker'", [job.id]).fetchone() == (1,)
+        assert con.execute("SELECT job_id, seq, raw FROM rejects").fetchall() == [
+            (job.id, 1, "3,x")]
+        assert con.execute("SELECT processed, status FROM jobs WHERE id = ?",
+                           [job.id]).fetchone() == (5, "editing")
+        assert con.execute("SELECT count(*) FROM job_reports").fetchone() == (0,)
