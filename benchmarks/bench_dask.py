@@ -10,7 +10,8 @@ Prints medians of ``--runs`` runs of:
   imports on the server's own threads, two at once;
 - the cost of reporting through Quack: a job that writes ``--lines`` journal lines, with
   progress, a reject and a checkpoint every 100, run on the server's own threads and then
-  on a Dask worker (the job's own run time, from its row), and the ratio.
+  on a Dask worker (the job's own run time, from its row), and the ratio;
+- the time from a pause or cancel request to the recorded status for a job on a worker.
 Each configuration is a real ``jobobs serve`` on a fresh database.
 """
 
@@ -95,12 +96,47 @@ def reporting(folder: Path, lines: int, dask: bool) -> float:
         server.stop(timeout=60)
 
 
+def control(folder: Path, samples: int) -> tuple[list[float], list[float]]:
+    """Milliseconds from a pause (and a cancel) request until the job on a Dask worker is
+    recorded ``paused`` (``canceled``): the job checkpoints every 20 ms."""
+    server = serve(folder, "--executor", "dask", "--dask-workers", "1", workers=1)
+    pauses, cancels = [], []
+    try:
+        with jobobs.connect(server.db) as client:
+            for _ in range(samples):
+                job_id = client.submit("jobs:steps", count=100_000, delay=0.02)
+                wait_status(client, job_id, "running")
+                while not str(client.info(job_id).worker).startswith("tcp://"):
+                    time.sleep(0.01)
+                for command, status, into in (("pause", "paused", pauses),
+                                              ("resume", "running", None),
+                                              ("cancel", "canceled", cancels)):
+                    if command == "cancel":  # running on a worker again
+                        while client.info(job_id).run_count < 2 or not str(
+                                client.info(job_id).worker).startswith("tcp://"):
+                            time.sleep(0.01)
+                    started = time.perf_counter()
+                    client.request(job_id, command)
+                    wait_status(client, job_id, status, timeout=30)
+                    if into is not None:
+                        into.append((time.perf_counter() - started) * 1000)
+    finally:
+        server.stop(timeout=60)
+    return pauses, cancels
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--lines", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=10)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="jobobs-bench-dask-"))
     paths = make_files(folder, args.files, args.rows)
@@ -113,6 +149,7 @@ def main() -> None:
         two.append(imports(folder, paths, 2))
         local.append(reporting(folder, args.lines, dask=False))
         remote.append(reporting(folder, args.lines, dask=True))
+    pauses, cancels = control(folder, args.samples)
     median = statistics.median
     print(f"{args.files} imports of {args.rows:,} rows each ({total:,} rows), "
           f"median of {args.runs} runs:")
@@ -127,6 +164,10 @@ def main() -> None:
     print(f"  on the server's threads  {median(local):6.2f} s")
     print(f"  on a Dask worker         {median(remote):6.2f} s  "
           f"({median(remote) / median(local):.2f}x, through Quack)")
+    print(f"request to recorded status, job on a Dask worker ({args.samples} samples):")
+    for name, values in (("pause", pauses), ("cancel", cancels)):
+        print(f"  {name:<7} p50 {percentile(values, .5):6.0f} ms  p95 "
+              f"{percentile(values, .95):6.0f} ms  (target: within 1,000 ms)")
 
 
 if __name__ == "__main__":
