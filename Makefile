@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_dashboard.py
+	$(BIN)/python benchmarks/bench_dask.py
 
 soak: $(STAMP)
 	JOBOBS_SOAK_SECONDS=600 $(BIN)/python -m pytest -s -p no:cacheprovider tests/reliability/test_soak.py

@@ -7,7 +7,9 @@ Prints medians of ``--runs`` runs of:
   worker process, then of two, in rows per second from the first submission to the last
   job finished, with their ratio; against DuckDB's raw reader over the same files in one
   process (read_csv with its rejects capture, into tables) as the reference, and the same
-  imports on the server's own threads, two at once;
+  imports on the server's own threads, two at once; then again with each job's DuckDB
+  limited to one thread (``--worker-threads 1``), as when each worker has one core of its
+  own, which shows whether a second worker adds throughput where the first is CPU-bound;
 - the cost of reporting through Quack: a job that writes ``--lines`` journal lines, with
   progress, a reject and a checkpoint every 100, run on the server's own threads and then
   on a Dask worker (the job's own run time, from its row), and the ratio;
@@ -63,10 +65,12 @@ def serve(folder: Path, *extra: str, workers: int) -> Server:
     return Server(str(db), *extra, "--export-dir", str(folder), workers=workers).wait_ready(120)
 
 
-def imports(folder: Path, paths: list[str], dask_workers: int) -> float:
+def imports(folder: Path, paths: list[str], dask_workers: int, threads: int = 0) -> float:
     """Seconds for the imports on a local cluster of ``dask_workers`` (0: on the server's
-    own threads, two at once)."""
+    own threads, two at once), each job's DuckDB on ``threads`` threads (0: all cores)."""
     extra = ("--executor", "dask", "--dask-workers", str(dask_workers)) if dask_workers else ()
+    if threads:
+        extra += ("--worker-threads", str(threads))
     server = serve(folder, *extra, workers=dask_workers or 2)
     try:
         with jobobs.connect(server.db) as client:
@@ -141,12 +145,14 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="jobobs-bench-dask-"))
     paths = make_files(folder, args.files, args.rows)
     total = args.files * args.rows
-    raw, threads, one, two, local, remote = [], [], [], [], [], []
+    raw, threads, one, two, one_1, two_1, local, remote = [], [], [], [], [], [], [], []
     for _ in range(args.runs):
         raw.append(raw_reader(folder, paths))
         threads.append(imports(folder, paths, 0))
         one.append(imports(folder, paths, 1))
         two.append(imports(folder, paths, 2))
+        one_1.append(imports(folder, paths, 1, threads=1))
+        two_1.append(imports(folder, paths, 2, threads=1))
         local.append(reporting(folder, args.lines, dask=False))
         remote.append(reporting(folder, args.lines, dask=True))
     pauses, cancels = control(folder, args.samples)
@@ -155,10 +161,13 @@ def main() -> None:
           f"median of {args.runs} runs:")
     for name, seconds in (("DuckDB's raw reader, one process", raw),
                           ("jobobs on the server's threads (2)", threads),
-                          ("jobobs on 1 Dask worker", one), ("jobobs on 2 Dask workers", two)):
+                          ("jobobs on 1 Dask worker", one), ("jobobs on 2 Dask workers", two),
+                          ("1 worker, 1 DuckDB thread a job", one_1),
+                          ("2 workers, 1 DuckDB thread a job", two_1)):
         print(f"  {name:34} {median(seconds):7.2f} s  {total / median(seconds):>12,.0f} rows/s"
               f"  ({median(seconds) / median(raw):.2f}x the raw reader's time)")
-    print(f"  2 workers against 1: {median(one) / median(two):.2f}x the throughput")
+    print(f"  2 workers against 1: {median(one) / median(two):.2f}x the throughput; with one "
+          f"DuckDB thread a job: {median(one_1) / median(two_1):.2f}x")
     print(f"reporting {args.lines:,} journal lines with {args.lines // 100} checkpoints, "
           "progress updates and rejects (the job's run time):")
     print(f"  on the server's threads  {median(local):6.2f} s")

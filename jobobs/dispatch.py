@@ -65,7 +65,7 @@ class DaskExecutor:
     name = "dask"
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None,
-                 scratch: str | None = None):
+                 scratch: str | None = None, threads: int | None = None):
         distributed = _distributed()
         self.cluster = None
         try:
@@ -81,6 +81,7 @@ class DaskExecutor:
                               ) from None
         self.scheduler = self.client.scheduler.address
         self.scratch = scratch
+        self.threads = threads  # DuckDB threads a job may use on its worker (None: all cores)
         self.marker: str | None = None
         self.address: str | None = None
         self.token: str | None = None
@@ -123,7 +124,7 @@ class DaskExecutor:
             raise JobobsError("the Dask executor has no Quack endpoint to report to")
         return self.client.submit(run, {**assignment, "address": self.address,
                                         "token": self.token, "scratch": self.scratch,
-                                        "marker": self.marker},
+                                        "marker": self.marker, "threads": self.threads},
                                   key=key, pure=False, retries=0)
 
     def close(self) -> None:

@@ -61,7 +61,7 @@ class Link:
     staging tables, the job's scratch database."""
 
     def __init__(self, address: str, token: str, scratch: str | None, job_id: int,
-                 marker: str | None = None):
+                 marker: str | None = None, threads: int | None = None):
         self.address = address
         self.scratch = scratch
         self.job_id = job_id
@@ -77,6 +77,8 @@ class Link:
             self.con.execute(f"ATTACH {quack.quote(address)} AS {SERVER} "
                              f"(TYPE quack, TOKEN {quack.quote(token)})")
             self.con.execute(f"USE {SERVER}")
+            if threads:
+                self.con.execute(f"SET threads = {int(threads)}")
         except duckdb.Error as error:
             self.con.close()
             raise quack.ServerUnavailable(f"the worker cannot reach the jobobs server at "
@@ -336,7 +338,7 @@ def run(assignment: dict[str, Any]) -> str:
     """The Dask task: run one run of a job; return how it ended."""
     worker = worker_address()
     link = Link(assignment["address"], assignment["token"], assignment.get("scratch"),
-                assignment["job_id"], assignment.get("marker"))
+                assignment["job_id"], assignment.get("marker"), assignment.get("threads"))
     ended = "superseded"
     try:
         if not _claimable(link, assignment):

@@ -236,6 +236,9 @@ def _path(db: str | None) -> str:
 @click.option("--dask-workers", type=click.IntRange(1),
               help="Start a local Dask cluster of this many worker processes (with "
               "--executor dask, without --scheduler; default 2).")
+@click.option("--worker-threads", type=click.IntRange(1),
+              help="DuckDB threads each job may use on its Dask worker [default: the "
+              "worker machine's cores].")
 @click.option("--scratch", type=click.Path(file_okay=False),
               help="A folder all Dask workers share, for imports' staging tables "
               "[default: DB.scratch beside the database].")
@@ -248,8 +251,8 @@ def _path(db: str | None) -> str:
               help="Fail a job with no progress, journal line or checkpoint for this many "
               "seconds, and replace its worker.")
 @click.option("--demo", is_flag=True, help="Also generate data/ and submit the demo jobs.")
-def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers, scratch,
-          users, export_dirs, stall_timeout, demo):
+def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers,
+          worker_threads, scratch, users, export_dirs, stall_timeout, demo):
     """Own the database and serve it: runtime, dashboard and Quack endpoint.
 
     Example: jobobs serve --db jobs.duckdb --port 5006 --workers 8
@@ -260,9 +263,9 @@ def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers
     from jobobs.server import read_users
     from jobobs.server import serve as run_server
 
-    if executor == "threads" and (scheduler or dask_workers or scratch):
-        raise click.UsageError("--scheduler, --dask-workers and --scratch go with "
-                               "--executor dask")
+    if executor == "threads" and (scheduler or dask_workers or scratch or worker_threads):
+        raise click.UsageError("--scheduler, --dask-workers, --worker-threads and --scratch "
+                               "go with --executor dask")
     if scheduler and dask_workers:
         raise click.UsageError("give --scheduler (an existing cluster) or --dask-workers "
                                "(a local one), not both")
@@ -271,7 +274,8 @@ def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers
     if executor == "dask":
         from jobobs.dispatch import DaskExecutor
 
-        cluster = DaskExecutor(scheduler=scheduler, workers=dask_workers, scratch=scratch)
+        cluster = DaskExecutor(scheduler=scheduler, workers=dask_workers, scratch=scratch,
+                               threads=worker_threads)
 
     on_ready = None
     if demo:
