@@ -55,10 +55,40 @@ def worker_address() -> str | None:
         return None
 
 
+_instances: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
+_instances_lock = threading.Lock()
+
+
+def _instance(address: str, token: str, threads: int | None) -> duckdb.DuckDBPyConnection:
+    """The worker process's DuckDB with the extensions loaded and the server attached:
+    made once per server (loading the extensions alone takes a tenth of a second), and
+    shared by the jobs the process runs, each on connections of its own."""
+    with _instances_lock:
+        con = _instances.get((address, token))
+        if con is None:
+            con = duckdb.connect()
+            try:
+                quack.load(con)
+                con.execute(f"ATTACH {quack.quote(address)} AS {SERVER} "
+                            f"(TYPE quack, TOKEN {quack.quote(token)})")
+            except duckdb.Error as error:
+                con.close()
+                raise quack.ServerUnavailable(
+                    f"the worker cannot reach the jobobs server at {address}: "
+                    f"{str(error).splitlines()[0]}") from None
+            for stale in _instances.values():  # a server that restarted has a new token
+                stale.close()
+            _instances.clear()
+            _instances[(address, token)] = con
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        return con
+
+
 class Link:
-    """The worker's DuckDB connection, with the server's database attached through Quack
-    (the default catalog, so a job's queries name tables as on the server) and, for
-    staging tables, the job's scratch database."""
+    """A job's DuckDB connection on its worker, with the server's database attached
+    through Quack (the default catalog, so a job's queries name tables as on the server)
+    and, for staging tables, the job's scratch database."""
 
     def __init__(self, address: str, token: str, scratch: str | None, job_id: int,
                  marker: str | None = None, threads: int | None = None):
@@ -67,22 +97,13 @@ class Link:
         self.job_id = job_id
         self.scratch_path = (None if scratch is None
                              else os.path.join(scratch, f"job-{job_id}.duckdb"))
+        self.scratch_name = f"{SCRATCH}_{job_id}"
         # the server reads this scratch folder too: rows can go there as Parquet
         self.shared = bool(marker) and os.path.exists(marker)
-        self.con = duckdb.connect()
+        self.con = _instance(address, token, threads).cursor()
+        self.con.execute(f"USE {SERVER}")
         self.lock = threading.Lock()
         self._scratch = False
-        try:
-            quack.load(self.con)
-            self.con.execute(f"ATTACH {quack.quote(address)} AS {SERVER} "
-                             f"(TYPE quack, TOKEN {quack.quote(token)})")
-            self.con.execute(f"USE {SERVER}")
-            if threads:
-                self.con.execute(f"SET threads = {int(threads)}")
-        except duckdb.Error as error:
-            self.con.close()
-            raise quack.ServerUnavailable(f"the worker cannot reach the jobobs server at "
-                                          f"{address}: {str(error).splitlines()[0]}") from None
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = self.con.cursor()
@@ -105,9 +126,10 @@ class Link:
                     raise JobobsError("this job needs a scratch folder the Dask workers share "
                                       "(serve --scratch)")
                 os.makedirs(os.path.dirname(self.scratch_path), exist_ok=True)
-                self.con.execute(f"ATTACH {quack.quote(self.scratch_path)} AS {SCRATCH}")
+                self.con.execute(f"ATTACH {quack.quote(self.scratch_path)} AS "
+                                 f"{self.scratch_name}")
                 self._scratch = True
-        return f"{SCRATCH}.main.{ident(name)}"
+        return f"{self.scratch_name}.main.{ident(name)}"
 
     def handoff(self, start: int) -> str | None:
         """Where to put rows from ``start`` on for the server to read, if it can."""
@@ -116,7 +138,11 @@ class Link:
         return os.path.join(self.scratch, f"job-{self.job_id}-rows-{start:012d}.parquet")
 
     def close(self, discard_scratch: bool) -> None:
-        self.con.close()
+        try:
+            if self._scratch:  # the file's lock goes, for the job's next run on any worker
+                self.con.execute(f"DETACH {self.scratch_name}")
+        finally:
+            self.con.close()
         if discard_scratch and self.scratch_path is not None:
             leftovers = glob.glob(os.path.join(self.scratch, f"job-{self.job_id}-rows-*"))
             for path in [self.scratch_path, self.scratch_path + ".wal", *leftovers]:
