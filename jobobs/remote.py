@@ -55,80 +55,92 @@ def worker_address() -> str | None:
         return None
 
 
-_instances: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
-_instances_lock = threading.Lock()
+_instance_con: duckdb.DuckDBPyConnection | None = None
+_instance_lock = threading.Lock()
 
 
-def _instance(address: str, token: str, threads: int | None) -> duckdb.DuckDBPyConnection:
-    """The worker process's DuckDB with the extensions loaded and the server attached:
-    made once per server (loading the extensions alone takes a tenth of a second), and
-    shared by the jobs the process runs, each on connections of its own."""
-    with _instances_lock:
-        con = _instances.get((address, token))
-        if con is None:
+def _instance(threads: int | None) -> duckdb.DuckDBPyConnection:
+    """The worker process's DuckDB with the extensions loaded, made once (loading them
+    takes a tenth of a second) and shared by the jobs the process runs."""
+    global _instance_con
+    with _instance_lock:
+        if _instance_con is None:
             con = duckdb.connect()
-            try:
-                quack.load(con)
-                con.execute(f"ATTACH {quack.quote(address)} AS {SERVER} "
-                            f"(TYPE quack, TOKEN {quack.quote(token)})")
-            except duckdb.Error as error:
-                con.close()
-                raise quack.ServerUnavailable(
-                    f"the worker cannot reach the jobobs server at {address}: "
-                    f"{str(error).splitlines()[0]}") from None
-            for stale in _instances.values():  # a server that restarted has a new token
-                stale.close()
-            _instances.clear()
-            _instances[(address, token)] = con
+            quack.load(con)
+            _instance_con = con
         if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        return con
+            _instance_con.execute(f"SET threads = {int(threads)}")
+        return _instance_con.cursor()
 
 
 class Link:
     """A job's DuckDB connection on its worker, with the server's database attached
-    through Quack (the default catalog, so a job's queries name tables as on the server)
-    and, for staging tables, the job's scratch database."""
+    through Quack twice: once as the job's default catalog (its queries name tables as on
+    the server), once for its reports. A Quack attachment is one connection to the server,
+    and a result it streams breaks if another thread uses the same attachment meanwhile:
+    the reports (sent from the job's thread and the reporting thread) take turns on their
+    own. Staging tables go in the job's scratch database."""
 
     def __init__(self, address: str, token: str, scratch: str | None, job_id: int,
-                 marker: str | None = None, threads: int | None = None):
+                 run: int = 0, marker: str | None = None, threads: int | None = None):
         self.address = address
         self.scratch = scratch
         self.job_id = job_id
         self.scratch_path = (None if scratch is None
                              else os.path.join(scratch, f"job-{job_id}.duckdb"))
-        self.scratch_name = f"{SCRATCH}_{job_id}"
+        self.catalog = f"{SERVER}_{job_id}_{run}"
+        self.reports = f"jobobs_reports_{job_id}_{run}"
+        self.scratch_name = f"{SCRATCH}_{job_id}_{run}"
         # the server reads this scratch folder too: rows can go there as Parquet
         self.shared = bool(marker) and os.path.exists(marker)
-        self.con = _instance(address, token, threads).cursor()
-        self.con.execute(f"USE {SERVER}")
+        self.con = _instance(threads)
         self.lock = threading.Lock()
-        self._scratch = False
+        self.report_lock = threading.Lock()
+        self._attached: list[str] = []
+        try:
+            for alias in (self.catalog, self.reports):
+                self.con.execute(f"ATTACH {quack.quote(address)} AS {alias} "
+                                 f"(TYPE quack, TOKEN {quack.quote(token)})")
+                self._attached.append(alias)
+            self.con.execute(f"USE {self.catalog}")
+        except duckdb.Error as error:
+            self.close(discard_scratch=False)
+            raise quack.ServerUnavailable(f"the worker cannot reach the jobobs server at "
+                                          f"{address}: {str(error).splitlines()[0]}") from None
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = self.con.cursor()
-        cursor.execute(f"USE {SERVER}")
+        cursor.execute(f"USE {self.catalog}")
         return cursor
 
+    def on_server(self, query: str) -> str:
+        return f"quack_query_by_name({quack.quote(self.catalog)}, {quack.quote(query)})"
+
     def query(self, sql: str) -> list[tuple]:
-        """Rows of ``sql`` run whole on the server."""
-        cursor = self.con.cursor()
-        try:
-            return cursor.execute(f"FROM quack_query_by_name({quack.quote(SERVER)}, "
-                                  f"{quack.quote(sql)})").fetchall()
-        finally:
-            cursor.close()
+        """Rows of ``sql`` run whole on the server, on the reports' attachment."""
+        return self.report(f"FROM quack_query_by_name({quack.quote(self.reports)}, "
+                           f"{quack.quote(sql)})", fetch=True)
+
+    def report(self, sql: str, fetch: bool = False) -> Any:
+        """A statement on the reports' attachment (``self.reports``), one at a time."""
+        with self.report_lock:
+            cursor = self.con.cursor()
+            try:
+                cursor.execute(sql)
+                return cursor.fetchall() if fetch else None
+            finally:
+                cursor.close()
 
     def staging(self, name: str) -> str:
         with self.lock:
-            if not self._scratch:
+            if self.scratch_name not in self._attached:
                 if self.scratch_path is None:
                     raise JobobsError("this job needs a scratch folder the Dask workers share "
                                       "(serve --scratch)")
                 os.makedirs(os.path.dirname(self.scratch_path), exist_ok=True)
                 self.con.execute(f"ATTACH {quack.quote(self.scratch_path)} AS "
                                  f"{self.scratch_name}")
-                self._scratch = True
+                self._attached.append(self.scratch_name)
         return f"{self.scratch_name}.main.{ident(name)}"
 
     def handoff(self, start: int) -> str | None:
@@ -138,9 +150,10 @@ class Link:
         return os.path.join(self.scratch, f"job-{self.job_id}-rows-{start:012d}.parquet")
 
     def close(self, discard_scratch: bool) -> None:
-        try:
-            if self._scratch:  # the file's lock goes, for the job's next run on any worker
-                self.con.execute(f"DETACH {self.scratch_name}")
+        try:  # the scratch file's lock goes, for the job's next run on any worker
+            self.con.execute("USE memory")
+            for alias in self._attached:
+                self.con.execute(f"DETACH {alias}")
         finally:
             self.con.close()
         if discard_scratch and self.scratch_path is not None:
@@ -211,7 +224,7 @@ class Reporter:
         return self.link.handoff(start)
 
     def on_server(self, query: str) -> str:
-        return f"quack_query_by_name({quack.quote(SERVER)}, {quack.quote(query)})"
+        return self.link.on_server(query)
 
     def flush(self, atomic: Any = None, prepare: Any = None, steps: Any = ()) -> None:
         """Send what is pending (with ``atomic``'s statements run on the server first and
@@ -270,14 +283,10 @@ class Reporter:
     def _write(self, batch: int, body: dict[str, Any]) -> None:
         """One batch, one row (a retry after a lost reply may write it twice: the server
         applies a batch number once)."""
-        cursor = self.link.con.cursor()
-        try:
-            cursor.execute(
-                f"INSERT INTO {SERVER}.main.job_reports VALUES ({self.job_id}, {self.run}, "
-                f"{batch}, {quack.literal(ts(time.time()))}, "
-                f"{quack.literal(self.worker)}, {quack.quote(json.dumps(body))})")
-        finally:
-            cursor.close()
+        self.link.report(
+            f"INSERT INTO {self.link.reports}.main.job_reports VALUES ({self.job_id}, {self.run}, "
+            f"{batch}, {quack.literal(ts(time.time()))}, {quack.literal(self.worker)}, "
+            f"{quack.quote(json.dumps(body))})")
 
     def _retry(self, call: Any) -> Any:
         """Try for ``GIVE_UP`` seconds while the server is unreachable (a restart, a
@@ -364,7 +373,8 @@ def run(assignment: dict[str, Any]) -> str:
     """The Dask task: run one run of a job; return how it ended."""
     worker = worker_address()
     link = Link(assignment["address"], assignment["token"], assignment.get("scratch"),
-                assignment["job_id"], assignment.get("marker"), assignment.get("threads"))
+                assignment["job_id"], assignment["run"], assignment.get("marker"),
+                assignment.get("threads"))
     ended = "superseded"
     try:
         if not _claimable(link, assignment):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import gzip
 import json
 import os
 import signal
@@ -116,6 +117,13 @@ def test_import_and_export_on_workers(cluster):
     expected = client.sql("SELECT count(*) FROM orders WHERE amount > 500").iloc[0, 0]
     with open(target) as file:
         assert sum(1 for _ in file) == expected + 1
+    big = folder / "big.csv.gz"  # seconds of streaming, while the worker reports meanwhile
+    export_big = client.submit_export(str(big), query="SELECT range AS n, 'row ' || range AS "
+                                      "label FROM range(2000000)")
+    assert wait_status(client, export_big, "finished", "failed", timeout=90) == "finished", \
+        journal(client, export_big)
+    with gzip.open(big, "rt") as file:
+        assert sum(1 for _ in file) == 2_000_001
     mark = client.sql("SELECT value FROM export_watermarks WHERE job_id = ?", [export])
     assert mark.iloc[0, 0] == str(client.sql(
         "SELECT max(id) FROM orders WHERE amount > 500").iloc[0, 0])
