@@ -20,9 +20,12 @@ import json
 import logging
 import os
 import re
+import signal
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from jobobs import steps as server_steps
@@ -46,6 +49,20 @@ def _distributed() -> Any:
         raise JobobsError("the Dask executor needs dask and distributed: "
                           "pip install 'jobobs[dask]'") from None
     return distributed
+
+
+@contextmanager
+def _ignoring_interrupts() -> Iterator[None]:
+    """Processes started meanwhile ignore SIGINT: a Ctrl-C in the terminal reaches the whole
+    process group, and the server, not each worker, should handle it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class RemoteFailure(JobobsError):
@@ -72,9 +89,10 @@ class DaskExecutor:
             if scheduler:
                 self.client = distributed.Client(scheduler, timeout="10s")
             else:
-                self.cluster = distributed.LocalCluster(
-                    n_workers=workers or 2, threads_per_worker=1, processes=True,
-                    host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
+                with _ignoring_interrupts():  # Ctrl-C stops the server, which stops them
+                    self.cluster = distributed.LocalCluster(
+                        n_workers=workers or 2, threads_per_worker=1, processes=True,
+                        host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
                 self.client = distributed.Client(self.cluster)
         except (OSError, TimeoutError) as error:
             raise JobobsError(f"cannot reach the Dask scheduler at {scheduler}: {error}"
@@ -199,7 +217,8 @@ class Reports:
                 self.claim = claim
                 row.set(host=claim["host"], pid=claim["pid"], worker=claim["worker"] or "dask")
                 ledger.line(job_id, "INFO", f"Job started (run {self.run}) on {claim['host']} "
-                            f"pid {claim['pid']}, Dask worker {claim['worker']}")
+                            f"pid {claim['pid']}, Dask worker {claim['worker']}",
+                            at=float(claim.get("at") or now))
             for at, level, code, message in body.get("lines", []):
                 ledger.line(job_id, level if level in LEVELS else "INFO", str(message), code,
                             at=float(at))

@@ -399,7 +399,8 @@ def _claimable(link: Link, assignment: dict[str, Any]) -> bool:
 
 def _run(link: Link, assignment: dict[str, Any], worker: str | None) -> str:
     reporter = Reporter(link, assignment, worker)
-    reporter.send(claim={"host": socket.gethostname(), "pid": os.getpid(), "worker": worker})
+    reporter.send(claim={"host": socket.gethostname(), "pid": os.getpid(), "worker": worker,
+                         "at": time.time()})
     spec = json.loads(assignment["spec"] or "{}")
     control = Control()
     row = JobRow(assignment["row"], reporter.lock)
