@@ -43,7 +43,7 @@ def journal(client, job_id) -> list[str]:
 
 def running_on_worker(client, job_id) -> dict:
     """The job's row once a worker has claimed its run."""
-    return wait_until(lambda: (row := client.info(job_id)).get("worker", "").startswith("tcp://")
+    return wait_until(lambda: str((row := client.info(job_id)).worker).startswith("tcp://")
                       and row.status == "running" and row, timeout=60,
                       message=f"job {job_id} running on a worker")
 
