@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 import duckdb
+from figures import percentile
 from serving import Server, chromium
 
 from jobobs import analytics, queries
@@ -72,10 +73,6 @@ def generate(db: str, jobs: int, lines_per_job: int, rejecting: int) -> None:
     con.execute("CHECKPOINT")
     con.close()
 
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def measure(con: duckdb.DuckDBPyConnection, jobs: int, samples: int) -> list[tuple]:

@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 import duckdb
+from figures import p50_p95
 from serving import Server, wait_status
 
 import jobobs
@@ -129,10 +130,6 @@ def control(folder: Path, samples: int) -> tuple[list[float], list[float]]:
     return pauses, cancels
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -175,8 +172,7 @@ def main() -> None:
           f"({median(remote) / median(local):.2f}x, through Quack)")
     print(f"request to recorded status, job on a Dask worker ({args.samples} samples):")
     for name, values in (("pause", pauses), ("cancel", cancels)):
-        print(f"  {name:<7} p50 {percentile(values, .5):6.0f} ms  p95 "
-              f"{percentile(values, .95):6.0f} ms  (target: within 1,000 ms)")
+        print(f"  {name:<7} {p50_p95(values, digits=0)}  (target: within 1,000 ms)")
 
 
 if __name__ == "__main__":

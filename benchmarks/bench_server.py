@@ -21,15 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
+from figures import p50_p95
 from serving import Server, wait_status
 
 import jobobs
 from jobobs import queries
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def timed(call, samples: int) -> list[float]:
@@ -83,15 +79,12 @@ def main() -> None:
         server.stop()
 
     print(f"job list (50 of {args.jobs} jobs), {args.samples} samples:")
-    print(f"  in-process      p50 {percentile(local, .5):6.1f} ms  p95 "
-          f"{percentile(local, .95):6.1f} ms")
-    print(f"  through Quack   p50 {percentile(remote, .5):6.1f} ms  p95 "
-          f"{percentile(remote, .95):6.1f} ms  "
+    print(f"  in-process      {p50_p95(local)}")
+    print(f"  through Quack   {p50_p95(remote)}  "
           f"(ratio of medians {statistics.median(remote) / statistics.median(local):.2f}x)")
     print(f"request to acknowledged, from another process ({len(pauses)} samples each):")
     for name, values in (("pause", pauses), ("cancel", cancels)):
-        print(f"  {name:<7} p50 {percentile(values, .5):6.1f} ms  p95 "
-              f"{percentile(values, .95):6.1f} ms  (target p95 <= 1000 ms)")
+        print(f"  {name:<7} {p50_p95(values)}  (target p95 <= 1000 ms)")
 
 
 if __name__ == "__main__":

@@ -278,9 +278,7 @@ class RemoteRun:
             log.exception("jobobs: following job %s on Dask failed", job_id)
             future.cancel()
             if self.execution.job_id in rt._executions:
-                rt._end(self.execution, Status.SHUTDOWN, self.started,
-                        f"the server lost track of the job on Dask ({error}); Start resumes "
-                        "it from its last checkpoint", level="WARNING")
+                self.cut_short(f"the server lost track of the job on Dask ({error})")
         finally:
             future.release()
 
@@ -346,32 +344,29 @@ class RemoteRun:
             rt._end(execution, Status.FAILED, self.started, error=failure(end))
 
     def lost(self, claim: dict[str, Any]) -> None:
-        rt = self.rt
-        what = (f"the Dask worker {claim['worker']} (pid {claim['pid']} on {claim['host']}) "
-                "died while it ran the job")
-        with rt.ledger.lock:
-            canceling = rt.ledger.status(self.job_id) is Status.CANCELING
-            if canceling:
-                rt._end(self.execution, Status.CANCELED, self.started,
-                        f"{what}; the cancel is complete", level="WARNING")
-            else:
-                rt._end(self.execution, Status.SHUTDOWN, self.started,
-                        f"{what}; Start resumes it from its last checkpoint", level="WARNING")
+        self.cut_short(f"the Dask worker {claim['worker']} (pid {claim['pid']} on "
+                       f"{claim['host']}) died while it ran the job")
 
     def vanished(self, future: Any) -> None:
         """The task ended without saying how the job ended."""
-        rt = self.rt
         if future.status == "error":
             error = future.exception()
             why = f"{type(error).__name__}: {error}"
         else:
             why = f"its Dask task is {future.status}"
+        self.cut_short(f"the job's Dask task ended without a report ({why})")
+
+    def cut_short(self, what: str) -> None:
+        """End a run the job could not end itself: ``canceled`` if a cancel was under way,
+        else ``shutdown``, which Start resumes from the last checkpoint."""
+        rt = self.rt
         with rt.ledger.lock:
-            status = Status.CANCELED if rt.ledger.status(self.job_id) is Status.CANCELING \
-                else Status.SHUTDOWN
-            rt._end(self.execution, status, self.started,
-                    f"the job's Dask task ended without a report ({why}); Start resumes it "
-                    "from its last checkpoint", level="WARNING")
+            if rt.ledger.status(self.job_id) is Status.CANCELING:
+                rt._end(self.execution, Status.CANCELED, self.started,
+                        f"{what}; the cancel is complete", level="WARNING")
+            else:
+                rt._end(self.execution, Status.SHUTDOWN, self.started,
+                        f"{what}; Start resumes it from its last checkpoint", level="WARNING")
 
 
 def failure(end: dict[str, Any]) -> JobobsError:

@@ -223,10 +223,10 @@ class Remote:
                     return getattr(self._con.execute(query, [sql]), fetch)()
                 except duckdb.Error as error:
                     text = str(error)
-                    if attempt == 1 and _lost(text):
+                    if attempt == 1 and lost(text):
                         self._reattach()
                         continue
-                    if _lost(text):
+                    if lost(text):
                         raise _unavailable(self.address, error) from None
                     raise _server_error(error) from None
         raise AssertionError("unreachable")
@@ -247,7 +247,7 @@ class Remote:
             self._con.close()
 
 
-def _lost(text: str) -> bool:
+def lost(text: str) -> bool:
     """The transport's errors: the server restarted, or is not there."""
     lowered = text.lower()
     return any(words in lowered for words in (

@@ -298,20 +298,15 @@ class Reporter:
                 self.last_contact = time.monotonic()
                 return result
             except (duckdb.Error, quack.ServerUnavailable) as error:
-                if time.monotonic() >= deadline or not quack._lost(str(error)):
+                if time.monotonic() >= deadline or not quack.lost(str(error)):
                     raise
                 time.sleep(0.5)
 
-    def current(self) -> tuple[str, int]:
-        """The job's status and run number on the server."""
-        rows = self._retry(lambda: self.link.query(
-            f"SELECT status, run_count FROM jobs WHERE id = {self.job_id}"))
-        return rows[0] if rows else ("missing", -1)
-
     def still_mine(self) -> None:
         """Stop the job (at once) if the server ended this run meanwhile."""
-        status, run = self.current()
-        if status not in {s.value for s in EXECUTING} or run != self.run:
+        rows = self._retry(lambda: self.link.query(
+            f"SELECT status, run_count FROM jobs WHERE id = {self.job_id}"))
+        if not rows or Status(rows[0][0]) not in EXECUTING or rows[0][1] != self.run:
             raise ShutdownInterrupt()
 
     def await_applied(self, batch: int) -> None:
