@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import numbers
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from jobobs import values
 from jobobs.errors import (
     CancelInterrupt,
     JobobsError,
@@ -143,11 +143,14 @@ class JobContext:
         a warning and does not count toward the limit.
         """
         seq = self._ledger.reject(
-            self.job_id, kind="warning" if warning else "error", source=_text(source),
-            line_no=_count("line", line), column_name=_text(column),
-            raw=_text(raw) if raw is not None else raw_of(record),
-            record=None if record is None else to_json(record), reason=str(reason),
-            message=str(message or reason),
+            self.job_id, kind="warning" if warning else "error",
+            source=values.optional_text(source, values.PATH_LIMIT),
+            line_no=_count("line", line),
+            column_name=values.optional_text(column, values.NAME_LIMIT),
+            raw=values.optional_text(raw if raw is not None else raw_of(record)),
+            record=None if record is None else values.text(to_json(record)),
+            reason=values.text(reason, values.NAME_LIMIT),
+            message=values.text(message or reason),
         )
         if warning:
             self._warned()
@@ -164,22 +167,22 @@ class JobContext:
         ``current`` and ``total`` unless ``counts=False`` (progress in bytes, say)."""
         now = self._clock()
         row = self._row
-        current = _number("current", current)
-        values: dict[str, Any] = {"progress_current": current}
+        current = values.finite("current", current)
+        changed: dict[str, Any] = {"progress_current": current}
         if counts:
-            values["processed"] = int(current)
+            changed["processed"] = values.bigint("current", int(current))
         if total is not None:
-            total = _number("total", total)
-            values["progress_total"] = total
+            total = values.finite("total", total)
+            changed["progress_total"] = total
             if counts:
-                values["total"] = int(total)
+                changed["total"] = values.bigint("total", int(total))
         else:
             total = row.progress_total
         started, start_value = self._segment
         done = current - start_value
         if total is not None and done > 0 and now > started:
-            values["eta_at"] = now + (total - current) * (now - started) / done
-        row.set(**values, **(self._succeeded(processed=int(current)) if counts else {}))
+            changed["eta_at"] = now + (total - current) * (now - started) / done
+        row.set(**changed, **(self._succeeded(processed=int(current)) if counts else {}))
 
     def count(self, **counters: int) -> None:
         """Set counters explicitly (``succeeded``, ``duplicates``...)."""
@@ -187,11 +190,11 @@ class JobContext:
         if unknown:
             raise JobobsError(f"unknown counter {sorted(unknown)[0]!r}; "
                               f"use one of {', '.join(COUNTERS)}")
-        values = {name: _count(name, value) for name, value in counters.items()}
-        if any(value is None for name, value in values.items() if name != "total"):
+        counted = {name: _count(name, value) for name, value in counters.items()}
+        if any(value is None for name, value in counted.items() if name != "total"):
             raise JobobsError("only the total counter can be unknown (None)")
         self._explicit_succeeded = self._explicit_succeeded or "succeeded" in counters
-        self._row.set(**values)
+        self._row.set(**counted)
 
     @property
     def eta(self) -> float | None:
@@ -327,10 +330,11 @@ class JobContext:
             saved = json.dumps(
                 {"state": state, "counters": self.counters,
                  "progress": [row.progress_current, row.progress_total],
-                 "reject_seq": self._ledger.reject_seq(self.job_id)}
+                 "reject_seq": self._ledger.reject_seq(self.job_id)}, allow_nan=False,
             )
         except (TypeError, ValueError) as error:
             raise JobobsError(f"checkpoint state must be JSON-serializable: {error}") from None
+        values.sized("checkpoint state", saved, values.STATE_LIMIT)
         previous = row.checkpoint, row.checkpoint_at
         try:
             # Set under the flush lock, so no other flush writes this checkpoint without
@@ -357,21 +361,5 @@ class JobContext:
         return {"succeeded": max(processed - rejected, 0)}
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _number(name: str, value: object) -> float:
-    """A finite number, or a JobobsError naming the argument (raised inside the job)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
-        raise JobobsError(f"{name} must be a number, not {value!r}")
-    return float(value) if not isinstance(value, numbers.Integral) else int(value)
-
-
 def _count(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or not 0 <= value < 2**63):
-        raise JobobsError(f"{name} must be a whole number >= 0, not {value!r}")
-    return int(value)
+    return None if value is None else values.bigint(name, value)

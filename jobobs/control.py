@@ -18,6 +18,40 @@ from jobobs.states import Status
 
 log = logging.getLogger("jobobs.runtime")
 PURGE_EVERY = 3600.0  # seconds between retention purges while a runtime runs
+SUBMITS_PER_TICK = 100
+
+
+class Repeated:
+    """An error that repeats, logged once (with its traceback) and then as a count every
+    ``every`` seconds, never per try; tries are spaced out, doubling up to ``longest``."""
+
+    def __init__(self, logger: logging.Logger, what: str, every: float = 60.0,
+                 longest: float = 5.0):
+        self.logger, self.what, self.every, self.longest = logger, what, every, longest
+        self.count = 0
+        self.logged_at = 0.0
+        self.backoff = 0.0
+
+    def failed(self, error: BaseException) -> None:
+        self.count += 1
+        now = time.monotonic()
+        self.backoff = min(max(self.backoff * 2, 0.1), self.longest)
+        if self.count == 1:
+            self.logger.error("jobobs: %s", self.what, exc_info=error)
+            self.logged_at = now
+        elif now - self.logged_at >= self.every:
+            self.logger.error("jobobs: %s (%d times so far; the last: %s)", self.what,
+                              self.count, str(error).splitlines()[0] if str(error) else
+                              type(error).__name__)
+            self.logged_at = now
+
+    def recovered(self) -> None:
+        if self.count > 1:
+            self.logger.warning("jobobs: %s %d times; it works again", self.what, self.count)
+        self.count, self.backoff = 0, 0.0
+
+    def delay(self, usual: float) -> float:
+        return max(usual, self.backoff)
 
 
 class ControlLoop:
@@ -30,16 +64,14 @@ class ControlLoop:
     def _control_loop(self) -> None:
         last_flush = last_beat = 0.0
         last_purge = time.monotonic()
+        trouble = Repeated(log, "the control loop hit an error; it carries on")
         while not self._control_stop.is_set():
-            self._wake.wait(self.poll_interval)
+            self._wake.wait(trouble.delay(self.poll_interval))
             self._wake.clear()
             now = time.monotonic()
             try:
                 if not self._closed.is_set():
-                    pending = self.store.pending_commands()
-                    self._handled &= {command[0] for command in pending}
-                    for command in pending:
-                        self._apply(*command)
+                    self._apply_pending()
                 if now - last_beat >= self.heartbeat_interval:
                     self._beat()
                     self._watch()
@@ -51,8 +83,22 @@ class ControlLoop:
                 if self.retention is not None and now - last_purge >= PURGE_EVERY:
                     self.purge(self.retention)
                     last_purge = now
-            except Exception:
-                log.exception("jobobs: the control loop hit an error; it carries on")
+            except Exception as error:
+                trouble.failed(error)
+            else:
+                trouble.recovered()
+
+    def _apply_pending(self) -> None:
+        """Carry out the pending requests: every pause, resume, cancel and start, then at
+        most SUBMITS_PER_TICK submissions, so a flood of submissions never holds a pause
+        back; the rest wait for the next tick, which comes at once."""
+        pending = self.store.pending_commands(limit=SUBMITS_PER_TICK)
+        if len(pending) < SUBMITS_PER_TICK:  # all of them: forget the ones written
+            self._handled &= {command[0] for command in pending}
+        else:
+            self._wake.set()
+        for command in pending:
+            self._apply(*command)
 
     def _apply(self, command_id: int, job_id: int | None, command: str, by: str,
                spec: str | None) -> None:

@@ -10,6 +10,7 @@ always written together. Rows of settled jobs are dropped from memory once writt
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,8 +19,12 @@ from jobobs.errors import IllegalTransition
 from jobobs.jobs.sql import ident
 from jobobs.records import Reject, process
 from jobobs.schema import JOB_COLUMNS
+from jobobs.sifting import blames_values, merge, sift, split
 from jobobs.states import ACTIVE, TERMINAL, Status, check_transition
 from jobobs.store import Store
+from jobobs.values import text
+
+log = logging.getLogger("jobobs.runtime")
 
 
 class JobRow:
@@ -68,6 +73,10 @@ class Ledger:
         self._line_seq: dict[int, int] = {}
         self.last_line_at: dict[int, float] = {}  # for the runtime's stall watch
         self._reject_seq: dict[int, int] = {}
+        # jobs whose rows the database refused, told to ``on_unstorable(job_id, why)`` (the
+        # runtime fails them) once the rest of their flush is written
+        self._blamed: dict[int, str] = {}
+        self.on_unstorable: Callable[[int, str], None] | None = None
 
     # -- rows and transitions -----------------------------------------------------
 
@@ -114,6 +123,7 @@ class Ledger:
             if expect is not None and old is not expect:
                 raise IllegalTransition(job_id, old.value, new.value)
             now = self.clock()
+            reason = None if reason is None else text(reason)
             if new is Status.QUEUED:
                 values.setdefault("queued_at", row.queued_at or now)
                 values.update(finished_at=None, error=None)
@@ -237,15 +247,51 @@ class Ledger:
         with self._flush_lock:
             if prepare is not None:
                 prepare()
-            taken = None
+            batch, changed = self._take()
             try:
-                taken = self._take()
-                self.store.write(**taken[0], atomic=atomic)
+                self._write(batch, atomic)
             except BaseException:
-                if taken is not None:
-                    self._put_back(*taken)
+                self._put_back(batch, changed)
                 raise
             self._release()
+            blamed, self._blamed = self._blamed, {}
+        for job_id, reason in blamed.items():
+            if self.on_unstorable is not None:
+                self.on_unstorable(job_id, reason)
+
+    def _write(self, batch: dict[str, list], atomic: Callable[[Any], None] | None) -> None:
+        """Write the batch; when the database refuses one of its values, write the rest
+        without the rows to blame (see jobobs.sifting) and note whose they were."""
+        try:
+            self.store.write(**batch, atomic=atomic)
+            return
+        except Exception as error:
+            if not blames_values(error):
+                raise
+            verdict = sift(self.store.probe, batch)
+            if verdict is None:
+                if atomic is not None:
+                    raise  # the atomic step's own failure: the job that asked is told
+                parts = list(split(batch).values())
+                for done, part in enumerate(parts, 1):  # no part fails alone: write each
+                    try:
+                        self.store.write(**part)
+                    except BaseException:
+                        batch.update(merge(parts[done - 1:]))  # put back what is not written
+                        raise
+                return
+        batch.update(verdict.batch)  # what a failure from here would put back
+        for job_id, reason in verdict.blamed.items():
+            log.error("jobobs: job %s: %s; the job fails and the rest is written",
+                      job_id, reason)
+            self._blamed[job_id] = reason
+        with self.lock:
+            for job_id in verdict.refused:  # never stored: it does not exist
+                log.error("jobobs: job %s could not be stored; its submission is refused",
+                          job_id)
+                self.rows.pop(job_id, None)
+                self._blamed.pop(job_id, None)
+        self.store.write(**batch, atomic=atomic)
 
     def _take(self) -> tuple[dict[str, list], dict[int, tuple[bool, set[str]]]]:
         with self.lock:

@@ -11,6 +11,8 @@ import json
 import re
 from typing import Any, NamedTuple
 
+from jobobs import values
+
 LEVELS: dict[str, int] = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 
 
@@ -84,7 +86,12 @@ def split_code(code: str | None, message: str) -> tuple[str | None, str]:
     return code, message
 
 
-PROCESSORS = (split_code,)
+def storable(code: str | None, message: str) -> tuple[str | None, str]:
+    """Text the journal can store: undecodable bytes escaped, long messages cut."""
+    return values.optional_text(code, values.NAME_LIMIT), values.text(message, values.LINE_LIMIT)
+
+
+PROCESSORS = (split_code, storable)
 
 
 def process(code: str | None, message: str) -> tuple[str | None, str]:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from jobobs import process, recovery
+from jobobs import process, recovery, values
 from jobobs.commands import check_request, current_user
 from jobobs.context import Control, JobContext
 from jobobs.control import ControlLoop
@@ -60,6 +60,7 @@ class _Execution:
         self.job_id = job_id
         self.started = time.monotonic()
         self.abandoned = False  # hung past the stall timeout: failed, its thread let go
+        self.ended = False  # failed by the runtime (a value it reported cannot be stored)
         self.remote = False  # on a Dask worker: the thread follows it
         self.control = Control()
         self.ctx: JobContext | None = None
@@ -105,6 +106,7 @@ class Runtime(ControlLoop):
         process.claim(path)
         self.store = Store(path)
         self.ledger = Ledger(self.store, clock)
+        self.ledger.on_unstorable = self._unstorable
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._executions: dict[int, _Execution] = {}
         self._changed = threading.Condition()
@@ -146,11 +148,15 @@ class Runtime(ControlLoop):
         if self._closed.is_set():
             raise RuntimeClosed()
         definition = as_job(fn)
+        max_rejects = definition.max_rejects
         row = self.ledger.create(
-            name=name or definition.name, kind=definition.kind,
-            spec=definition.spec(args, kwargs),
-            actor=actor or self.actor, queue=start, max_rejects=definition.max_rejects,
-            runtime_id=self.id, host=HOST, pid=os.getpid(), parent_id=parent,
+            name=values.name(name or definition.name, "job's name"), kind=definition.kind,
+            spec=values.sized("job spec", definition.spec(args, kwargs), values.SPEC_LIMIT),
+            actor=values.name(actor or self.actor, "actor"), queue=start,
+            max_rejects=None if max_rejects is None else values.bigint("max_rejects",
+                                                                        max_rejects),
+            runtime_id=self.id, host=HOST, pid=os.getpid(),
+            parent_id=None if parent is None else values.bigint("parent", parent, minimum=1),
         )
         if start:
             self._queue.put(row.id)
@@ -179,7 +185,8 @@ class Runtime(ControlLoop):
         if self._closed.is_set():
             raise RuntimeClosed()
         check_request(job_id, command, self.ledger.status(job_id))
-        command_id = self.store.request(job_id, command, by=by or self.actor, now=self.clock())
+        by = values.name(by or self.actor, "actor")
+        command_id = self.store.request(job_id, command, by=by, now=self.clock())
         self._wake.set()
         return command_id
 
@@ -187,8 +194,8 @@ class Runtime(ControlLoop):
         """The job's row as the runtime knows it now."""
         with self.ledger.lock:
             row = self.ledger.rows.get(job_id)
-            values = row.values() if row is not None else None
-        return JobInfo(values if values is not None else self.store.job(job_id))
+            known = row.values() if row is not None else None
+        return JobInfo(known if known is not None else self.store.job(job_id))
 
     def status(self, job_id: int) -> Status:
         return self.ledger.status(job_id)
@@ -311,7 +318,7 @@ class Runtime(ControlLoop):
                     worker=threading.current_thread().name,
                     run_count=self.ledger.row(job_id).run_count + 1,
                 )
-            except IllegalTransition:  # paused or canceled while it waited in the queue
+            except (IllegalTransition, JobNotFound):  # paused, canceled or refused meanwhile
                 return False
             self._executions[job_id] = execution
             if self._closed.is_set():  # close() took its list of executions before this one
@@ -395,12 +402,14 @@ class Runtime(ControlLoop):
         if execution.abandoned:  # it was failed as hung; what it did since is not its end
             log.warning("jobobs: job %s came back after it was abandoned as hung", job_id)
             return
+        if execution.ended:  # failed by the runtime while it ran
+            return
         row = self.ledger.row(job_id)
         took = max(0.0, self.clock() - started)
-        values: dict[str, Any] = {"active_seconds": (row.active_seconds or 0.0) + took}
+        changed: dict[str, Any] = {"active_seconds": (row.active_seconds or 0.0) + took}
         if error is not None:
             message = getattr(error, "summary", None) or f"{type(error).__name__}: {error}"
-            values["error"] = reason = message
+            changed["error"] = reason = values.text(message)
             if isinstance(error, TooManyRejects):
                 self.ledger.line(job_id, "ERROR", f"Too many rejects: {error.rejected} "
                                  f"(the limit is {error.limit}); the job stops")
@@ -418,7 +427,19 @@ class Runtime(ControlLoop):
             self.ledger.line(job_id, level, reason[0].upper() + reason[1:])
         with self.ledger.lock:
             self._executions.pop(job_id, None)
-            self._set_status(job_id, status, "runtime", reason, **values)
+            self._set_status(job_id, status, "runtime", reason, **changed)
+
+    def _unstorable(self, job_id: int, reason: str) -> None:
+        """Fail a job that reported a value the database cannot store; it stops at its
+        next checkpoint, and what it does until then is not recorded as its end."""
+        with self.ledger.lock:
+            execution = self._executions.pop(job_id, None)
+            if execution is not None:
+                execution.ended = True
+                execution.control.ask("cancel")
+        self.ledger.line(job_id, "ERROR", f"{reason}; the job fails")
+        self._set_status(job_id, Status.FAILED, "runtime", "a value could not be stored",
+                         error=reason)
 
     def _set_status(self, job_id: int, status: Status, actor: str, reason: str | None,
                     expect: Status | None = None, **values: Any) -> bool:

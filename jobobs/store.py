@@ -89,6 +89,39 @@ def _update_jobs(con: duckdb.DuckDBPyConnection, updates: Sequence[dict[str, Any
     con.execute(f"UPDATE jobs SET {sets} FROM batch b WHERE jobs.id = b.id")
 
 
+def _write_batch(
+    con: duckdb.DuckDBPyConnection, *, new_jobs: Sequence[Sequence] = (),
+    updates: Sequence[dict[str, Any]] = (), transitions: Sequence[Sequence] = (),
+    lines: Sequence[Sequence] = (), rejects: Sequence[Sequence] = (),
+    handled: Sequence[tuple[int, str, float, int | None]] = (),
+    rewinds: Sequence[tuple[int, int]] = (),
+    atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> None:
+    """The runtime's batch: new job rows, changed columns, transitions, journal lines,
+    rejects, handled commands (with their outcome) and rewound rejects."""
+    for job_id, keep in rewinds:  # before atomic: it may add rejects past ``keep``
+        con.execute("DELETE FROM rejects WHERE job_id = ? AND seq > ?", [job_id, keep])
+    if atomic is not None:
+        atomic(con)
+    if new_jobs:
+        _insert(con, "jobs", JOB_COLUMNS, new_jobs, JOB_TIMES)
+    if updates:
+        _update_jobs(con, updates)
+    if transitions:
+        _insert(con, "job_transitions", TRANSITION_COLUMNS, transitions,
+                frozenset({"changed_at"}))
+    if lines:
+        _insert(con, "journal", JOURNAL_COLUMNS, lines, frozenset({"logged_at"}))
+    if rejects:
+        _insert(con, "rejects", REJECT_COLUMNS, rejects, frozenset({"rejected_at"}))
+    for command_id, outcome, at, job_id in handled:
+        con.execute(
+            """UPDATE job_commands SET handled_at = ?, outcome = ?,
+               job_id = coalesce(?, job_id) WHERE id = ?""",
+            [ts(at), outcome, job_id, command_id],
+        )
+
+
 class Store:
     """A jobobs database file, opened and migrated."""
 
@@ -130,43 +163,31 @@ class Store:
 
     # -- the batch the runtime writes --------------------------------------------
 
-    def write(
-        self, *, new_jobs: Sequence[Sequence] = (), updates: Sequence[dict[str, Any]] = (),
-        transitions: Sequence[Sequence] = (), lines: Sequence[Sequence] = (),
-        rejects: Sequence[Sequence] = (),
-        handled: Sequence[tuple[int, str, float, int | None]] = (),
-        rewinds: Sequence[tuple[int, int]] = (),
-        atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
-    ) -> None:
-        """Write one batch in one transaction, so a job's status and its history, and a
-        checkpoint and the rejects before it, are never seen apart. ``atomic`` runs first
-        in the same transaction: a job's own writes (rows into a target table) commit with
-        the checkpoint that records them, or not at all."""
-        if not (new_jobs or updates or transitions or lines or rejects or handled or rewinds
-                or atomic):
+    def write(self, *, atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+              **batch: Sequence) -> None:
+        """Write one batch (see ``_write_batch``) in one transaction, so a job's status and
+        its history, and a checkpoint and the rejects before it, are never seen apart.
+        ``atomic`` runs first in the same transaction: a job's own writes (rows into a
+        target table) commit with the checkpoint that records them, or not at all."""
+        if not (atomic or any(batch.values())):
             return
         with self.transaction() as con:
-            for job_id, keep in rewinds:  # before atomic: it may add rejects past ``keep``
-                con.execute("DELETE FROM rejects WHERE job_id = ? AND seq > ?", [job_id, keep])
-            if atomic is not None:
-                atomic(con)
-            if new_jobs:
-                _insert(con, "jobs", JOB_COLUMNS, new_jobs, JOB_TIMES)
-            if updates:
-                _update_jobs(con, updates)
-            if transitions:
-                _insert(con, "job_transitions", TRANSITION_COLUMNS, transitions,
-                        frozenset({"changed_at"}))
-            if lines:
-                _insert(con, "journal", JOURNAL_COLUMNS, lines, frozenset({"logged_at"}))
-            if rejects:
-                _insert(con, "rejects", REJECT_COLUMNS, rejects, frozenset({"rejected_at"}))
-            for command_id, outcome, at, job_id in handled:
-                con.execute(
-                    """UPDATE job_commands SET handled_at = ?, outcome = ?,
-                       job_id = coalesce(?, job_id) WHERE id = ?""",
-                    [ts(at), outcome, job_id, command_id],
-                )
+            _write_batch(con, atomic=atomic, **batch)
+
+    def probe(self, **batch: Sequence) -> Exception | None:
+        """Write a batch and roll it back: the error it raises, or None if it could be
+        written (how the ledger finds the rows a batch cannot store)."""
+        with self.lock:
+            if self.closed:
+                raise RuntimeClosed()
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                _write_batch(self.con, **batch)
+            except Exception as error:
+                return error
+            finally:
+                self.con.execute("ROLLBACK")
+        return None
 
     # -- reads -------------------------------------------------------------------
 
@@ -200,14 +221,16 @@ class Store:
         ).fetchone()[0]
 
     def pending_commands(
-        self, job_id: int | None = None,
+        self, job_id: int | None = None, limit: int | None = None,
     ) -> list[tuple[int, int | None, str, str, str | None]]:
-        """Unhandled commands, oldest first: (id, job_id, command, requested_by, spec);
-        a ``submit`` has no job yet and carries the job's spec."""
+        """Unhandled commands: (id, job_id, command, requested_by, spec); control requests
+        first, then submissions (a ``submit`` has no job yet and carries the job's spec),
+        each oldest first; at most ``limit``."""
         return self.reader().execute(
             """SELECT id, job_id, command, requested_by, spec FROM job_commands
-               WHERE handled_at IS NULL AND (? IS NULL OR job_id = ?) ORDER BY id""",
-            [job_id, job_id],
+               WHERE handled_at IS NULL AND (? IS NULL OR job_id = ?)
+               ORDER BY command = 'submit', id LIMIT ?""",
+            [job_id, job_id, limit],
         ).fetchall()
 
     # -- requests and retention ----------------------------------------------------

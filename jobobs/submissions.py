@@ -18,10 +18,16 @@ import os
 from dataclasses import asdict
 from typing import Any
 
+from jobobs import values
 from jobobs.errors import JobDefinitionError
 from jobobs.job import JobFunction, resolve
 
 KINDS = ("import", "export", "python")
+
+
+def _name(name: str | None) -> str | None:
+    """A job's name as it will be stored (checked here so the caller hears at once)."""
+    return None if name is None else values.name(name, "job's name")
 
 
 def _absolute(path: str) -> str:
@@ -42,14 +48,16 @@ def import_spec(source: str | list[str], table: str, *, name: str | None = None,
         options["dataset"] = _absolute(options["dataset"])
     checked = ImportOptions(source=sources[0] if isinstance(source, str) else sources,
                             table=table, **options)
-    return {"kind": "import", "name": name, "parent": parent, "options": asdict(checked)}
+    if parent is not None:
+        values.bigint("parent", parent, minimum=1)
+    return {"kind": "import", "name": _name(name), "parent": parent, "options": asdict(checked)}
 
 
 def export_spec(to: str, *, name: str | None = None, **options: Any) -> dict[str, Any]:
     from jobobs.jobs.exporting import ExportOptions
 
     checked = ExportOptions(to=_absolute(to), **options)
-    return {"kind": "export", "name": name, "options": asdict(checked)}
+    return {"kind": "export", "name": _name(name), "options": asdict(checked)}
 
 
 def python_spec(function: str | JobFunction, *args: Any, name: str | None = None,
@@ -57,7 +65,7 @@ def python_spec(function: str | JobFunction, *args: Any, name: str | None = None
     path = function.path if isinstance(function, JobFunction) else function
     if not isinstance(path, str) or ":" not in path:
         raise JobDefinitionError(f"a job function is named 'module:function', not {path!r}")
-    spec = {"kind": "python", "name": name, "function": path, "args": list(args),
+    spec = {"kind": "python", "name": _name(name), "function": path, "args": list(args),
             "kwargs": kwargs}
     try:
         json.dumps(spec)
@@ -73,6 +81,7 @@ def encode(spec: dict[str, Any]) -> str:
 def submit_spec(rt: Any, spec: str | dict[str, Any] | None, *, actor: str | None = None) -> Any:
     """Submit the job a spec describes to the runtime ``rt``; return its handle."""
     if isinstance(spec, str):
+        values.sized("job spec", spec, values.SPEC_LIMIT)
         try:
             spec = json.loads(spec)
         except ValueError as error:
@@ -96,8 +105,8 @@ def submit_spec(rt: Any, spec: str | dict[str, Any] | None, *, actor: str | None
         from jobobs.jobs import importing
 
         parent = spec.get("parent")
-        if parent is not None and not isinstance(parent, int):
-            raise JobDefinitionError("parent must be a job id")
+        if parent is not None:
+            values.bigint("parent", parent, minimum=1)
         return importing.submit(rt, name=name, actor=actor, parent=parent, **options)
     from jobobs.jobs import exporting
 

@@ -1,6 +1,7 @@
 """Job functions the tests run; module-level so a restarted runtime can import them."""
 
 import logging
+import os
 import threading
 import time
 
@@ -137,3 +138,38 @@ def reporter(ctx, lines=20_000, every=100):
             ctx.reject({"i": i}, reason="sampled", line=i + 1, raw=f"{i},x")
             ctx.progress(i + 1, lines)
             ctx.checkpoint({"i": i + 1})
+
+
+UNDECODABLE = os.fsdecode(b"caf\xe9.csv")  # a file name as os.listdir gives it
+
+
+@jobobs.job(name="undecodable")
+def undecodable(ctx):
+    """Reports a file name that is not UTF-8 every way a job can."""
+    ctx.log.info("reading %s", UNDECODABLE, code=UNDECODABLE)
+    logging.getLogger("tests.undecodable").warning("skipped %s", UNDECODABLE)
+    ctx.reject({"file": UNDECODABLE}, reason=UNDECODABLE, column=UNDECODABLE,
+               source=UNDECODABLE, raw=UNDECODABLE, message="x" * 2_000_000)
+    ctx.log.info("\x00 a NUL and a long line " + "y" * 100_000)
+    ctx.checkpoint({"file": UNDECODABLE})
+
+
+@jobobs.job(name="huge-total")
+def huge_total(ctx):
+    ctx.progress(1, 2**63)
+
+
+@jobobs.job(name="past-the-edge")
+def past_the_edge(ctx, which):
+    """Hands its runtime values that cannot be stored, as a bug past the edge would:
+    ``row`` a number too big for its column, ``line`` a journal line DuckDB refuses."""
+    ctx.log.info("before")
+    if which == "row":
+        ctx._row.set(total=2**64)
+    else:
+        with ctx._ledger.lock:
+            ctx._ledger._lines.append((ctx.job_id, 2, time.time(), "INFO", None, "caf\udce9"))
+            ctx._ledger._line_seq[ctx.job_id] = 2
+    for _ in range(6000):  # until the runtime fails it: a checkpoint every 10 ms, for a minute
+        ctx.checkpoint()
+        time.sleep(0.01)

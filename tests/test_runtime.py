@@ -299,9 +299,9 @@ def test_checkpoint_interval_spaces_the_saves(rt):
 
 
 @pytest.mark.parametrize(("which", "message"), [
-    ("line", "line must be a whole number >= 0, not '12a'"),
-    ("count", "total must be a whole number >= 0, not 'many'"),
-    ("progress", "current must be a number, not 'half'")])
+    ("line", "line must be a whole number from 0 to 9223372036854775807, not '12a'"),
+    ("count", "total must be a whole number from 0 to 9223372036854775807, not 'many'"),
+    ("progress", "current must be a finite number, not 'half'")])
 def test_a_bad_value_fails_only_its_job(rt, which, message):
     bad = rt.wait(rt.submit(jobs.bad_values, which).id, timeout=10)
     assert bad.status is Status.FAILED and bad.error == f"JobobsError: {message}"
