@@ -157,3 +157,18 @@ def test_the_cli_run_with_a_name_that_is_not_utf8_through_a_server(tmp_path):
     finally:
         assert server.stop() == 0, server.output()
     assert "Traceback" not in server.output()
+
+
+def test_a_repeated_error_is_logged_once_with_a_count_and_backed_off(caplog):
+    from jobobs.control import Repeated
+
+    trouble = Repeated(logging.getLogger("jobobs.test"), "writing failed")
+    with caplog.at_level(logging.WARNING, logger="jobobs.test"):
+        for attempt in range(200):
+            trouble.failed(OSError(f"disk full ({attempt})"))
+        assert trouble.delay(0.05) == 5.0  # tries spaced out, up to 5 s apart
+        trouble.recovered()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["jobobs: writing failed",
+                        "jobobs: writing failed 200 times; it works again"]
+    assert caplog.records[0].exc_info is not None and trouble.delay(0.05) == 0.05
