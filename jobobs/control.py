@@ -19,6 +19,7 @@ from jobobs.states import Status
 log = logging.getLogger("jobobs.runtime")
 PURGE_EVERY = 3600.0  # seconds between retention purges while a runtime runs
 SUBMITS_PER_TICK = 100
+SUBMIT_BUDGET = 0.02  # seconds of submissions a tick, after the control requests
 
 
 class Repeated:
@@ -89,15 +90,20 @@ class ControlLoop:
                 trouble.recovered()
 
     def _apply_pending(self) -> None:
-        """Carry out the pending requests: every pause, resume, cancel and start, then at
-        most SUBMITS_PER_TICK submissions, so a flood of submissions never holds a pause
-        back; the rest wait for the next tick, which comes at once."""
+        """Carry out the pending requests: every pause, resume, cancel and start, then
+        submissions for at most SUBMIT_BUDGET seconds (and SUBMITS_PER_TICK), so a flood of
+        submissions never holds a pause back; the rest wait for the next tick, which
+        comes at once."""
         pending = self.store.pending_commands(limit=SUBMITS_PER_TICK)
         if len(pending) < SUBMITS_PER_TICK:  # all of them: forget the ones written
             self._handled &= {command[0] for command in pending}
         else:
             self._wake.set()
+        deadline = time.monotonic() + SUBMIT_BUDGET
         for command in pending:
+            if command[2] == "submit" and time.monotonic() > deadline:
+                self._wake.set()
+                return
             self._apply(*command)
 
     def _apply(self, command_id: int, job_id: int | None, command: str, by: str,
