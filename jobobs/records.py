@@ -88,6 +88,8 @@ def split_code(code: str | None, message: str) -> tuple[str | None, str]:
 
 def storable(code: str | None, message: str) -> tuple[str | None, str]:
     """Text the journal can store: undecodable bytes escaped, long messages cut."""
+    if code is None and message.isascii() and len(message) <= values.LINE_LIMIT:
+        return code, message  # the usual line, on the hot path
     return values.optional_text(code, values.NAME_LIMIT), values.text(message, values.LINE_LIMIT)
 
 
