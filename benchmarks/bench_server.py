@@ -6,6 +6,8 @@ Prints:
 - the job-list query (50 newest jobs) through Quack from another process, p50/p95,
   against the same query in-process on the same file (measured first, before the server
   owns it), and their ratio;
+- the same query with the analysts' read-only token (``POST /api/sql``: the server checks
+  it, runs it and answers Arrow), against Quack in the same run, and the check alone;
 - request-to-acknowledged time for pause and cancel made from another process: from the
   call until the server's runtime has recorded the request's outcome (target: p95 <= 1 s).
 """
@@ -25,7 +27,7 @@ from figures import p50_p95
 from serving import Server, wait_status
 
 import jobobs
-from jobobs import queries
+from jobobs import queries, readonly
 
 
 def timed(call, samples: int) -> list[float]:
@@ -65,6 +67,16 @@ def main() -> None:
         with jobobs.connect(db) as client:
             client.jobs(limit=50)  # attach and warm up
             remote = timed(lambda: client.jobs(limit=50), args.samples)
+            with jobobs.connect(url=server.dashboard,
+                                analyst_token=server.analyst_token) as reader:
+                reader.jobs(limit=50)
+                quack, analysts = [], []  # alternated, so the machine's noise hits both
+                for _ in range(args.samples):
+                    quack += timed(lambda: client.jobs(limit=50), 1)
+                    analysts += timed(lambda: reader.jobs(limit=50), 1)
+            query = (f"SELECT {queries.JOB_LIST_COLUMNS} FROM job_runs WHERE id IN (SELECT id "
+                     "FROM jobs WHERE true ORDER BY id DESC LIMIT 50 OFFSET 0) ORDER BY id DESC")
+            checks = timed(lambda: readonly.check(query), args.samples)
             pauses, cancels = [], []
             for _ in range(max(5, args.samples // 4)):
                 job_id = client.submit("jobobs.demo:score_customers", 100_000, 0.002)
@@ -82,6 +94,11 @@ def main() -> None:
     print(f"  in-process      {p50_p95(local)}")
     print(f"  through Quack   {p50_p95(remote)}  "
           f"(ratio of medians {statistics.median(remote) / statistics.median(local):.2f}x)")
+    print(f"the same with the analyst token, alternated with Quack, {args.samples} samples:")
+    print(f"  through Quack   {p50_p95(quack)}")
+    print(f"  analyst route   {p50_p95(analysts)}  "
+          f"(ratio of medians {statistics.median(analysts) / statistics.median(quack):.2f}x)")
+    print(f"  its read-only check alone  {p50_p95(checks, digits=2)}")
     print(f"request to acknowledged, from another process ({len(pauses)} samples each):")
     for name, values in (("pause", pauses), ("cancel", cancels)):
         print(f"  {name:<7} {p50_p95(values)}  (target p95 <= 1000 ms)")

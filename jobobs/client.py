@@ -15,17 +15,15 @@ requests.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from jobobs import endpoint as endpoints
-from jobobs import queries, submissions
+from jobobs import queries, readonly, submissions
 from jobobs.commands import check_request, current_user
 from jobobs.errors import IllegalRequest, JobDefinitionError, JobNotFound, JobobsError
 from jobobs.handle import JobInfo, missing
@@ -34,8 +32,6 @@ from jobobs.states import ACTIVE, Status
 from jobobs.store import purge_statements, ts
 
 DEFAULT_DB = "jobobs.duckdb"
-READING = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
-EXPLAIN_ANALYZE = re.compile(r"\s*EXPLAIN\s+ANALY[SZ]E\b", re.IGNORECASE)  # it runs the query
 
 
 class _Local:
@@ -107,6 +103,34 @@ class _Served:
         self.remote.close()
 
 
+class _Analyst:
+    """A jobobs server, with the analyst token: reads only (``jobobs.analyst``)."""
+
+    def __init__(self, url: str, token: str):
+        from jobobs.analyst import Link
+
+        self.link = Link(url, token)
+        self.where = self.link.address
+
+    def con(self) -> Any:
+        return self.link
+
+    def _refuse(self, what: str) -> Any:
+        raise JobobsError(f"an analyst token only reads; it cannot {what}")
+
+    def submit(self, spec: dict[str, Any], by: str) -> int:
+        return self._refuse("submit jobs")
+
+    def request(self, job_id: int, command: str, by: str) -> int:
+        return self._refuse(f"{command} jobs")
+
+    def purge(self, before: datetime) -> dict[str, int]:
+        return self._refuse("purge the history")
+
+    def close(self) -> None:
+        self.link.close()
+
+
 def _status(con: Any, job_id: int) -> str:
     row = con.execute("SELECT status FROM jobs WHERE id = ?", [job_id]).fetchone()
     if row is None:
@@ -132,7 +156,7 @@ def acknowledged(con: Any, command_id: int, timeout: float) -> tuple[str, int | 
 class Client:
     """Questions, submissions and control requests for one jobobs database."""
 
-    def __init__(self, backend: _Local | _Served, *, actor: str | None = None):
+    def __init__(self, backend: _Local | _Served | _Analyst, *, actor: str | None = None):
         self._backend = backend
         self.actor = actor or current_user()
 
@@ -148,7 +172,7 @@ class Client:
 
     @property
     def served(self) -> bool:
-        return isinstance(self._backend, _Served)
+        return not isinstance(self._backend, _Local)
 
     def connection(self) -> Any:
         """What the query functions take: a cursor here, or the server's connection."""
@@ -190,17 +214,10 @@ class Client:
         return queries.status_counts(self.connection())
 
     def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
-        """Answer one read-only query (SELECT, FROM, WITH, DESCRIBE, EXPLAIN) over the
-        history; ``?`` placeholders take ``params``."""
-        try:
-            statements = duckdb.extract_statements(query)
-        except duckdb.Error as error:
-            raise JobobsError(str(error).splitlines()[0]) from None
-        if len(statements) != 1:
-            raise JobobsError(f"give one query, not {len(statements)}")
-        if statements[0].type not in READING or EXPLAIN_ANALYZE.match(query):
-            kind = "EXPLAIN ANALYZE" if EXPLAIN_ANALYZE.match(query) else statements[0].type.name
-            raise JobobsError(f"sql answers queries that read; this is a {kind} statement")
+        """Answer one read-only query (SELECT, FROM, WITH, DESCRIBE, EXPLAIN...) over the
+        history; ``?`` placeholders take ``params``. QueryRefused for anything else (see
+        ``jobobs.readonly``)."""
+        readonly.check(query)
         return self.connection().execute(query, params or []).df()
 
     # -- submissions ---------------------------------------------------------------------
@@ -342,11 +359,20 @@ def _show(bar: Any, row: dict[str, Any]) -> None:
 
 
 def connect(db: str | None = None, *, url: str | None = None, token: str | None = None,
-            workers: int = 4, actor: str | None = None) -> Client:
+            analyst_token: str | None = None, workers: int = 4,
+            actor: str | None = None) -> Client:
     """A client for ``db`` (default ``$JOBOBS_DB``, then ``./jobobs.duckdb``): through its
-    server when one runs (``url``/``$JOBOBS_URL`` names one), else on the file."""
+    server when one runs (``url``/``$JOBOBS_URL`` names one), else on the file. With an
+    analyst token (``$JOBOBS_ANALYST_TOKEN``) and no server token, ``url`` is the
+    dashboard's address and the client only reads."""
     url = url or os.environ.get("JOBOBS_URL")
     token = token or os.environ.get("JOBOBS_TOKEN")
+    analyst_token = analyst_token or os.environ.get("JOBOBS_ANALYST_TOKEN")
+    if analyst_token and not token:
+        if not url:
+            raise JobobsError("an analyst token needs the server's dashboard address "
+                              "(JOBOBS_URL=http://HOST:PORT/)")
+        return Client(_Analyst(url, analyst_token), actor=actor)
     if url:
         if not token:
             raise JobobsError("a server address needs its token (JOBOBS_TOKEN)")

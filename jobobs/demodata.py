@@ -15,6 +15,7 @@ import os
 
 import duckdb
 
+from jobobs import files
 from jobobs.jobs.sql import literal
 
 CUSTOMERS = 20_000
@@ -23,9 +24,8 @@ EVENTS = 200_000
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, path: str, options: str) -> None:
-    temporary = path + ".part"
-    con.execute(f"COPY ({query}) TO {literal(temporary)} ({options})")
-    os.replace(temporary, path)
+    with files.replacing(path) as temporary:
+        con.execute(f"COPY ({query}) TO {literal(temporary)} ({options}, USE_TMP_FILE false)")
 
 
 def generate(folder: str, *, scale: float = 1.0) -> dict[str, str]:

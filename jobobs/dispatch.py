@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from jobobs import files
 from jobobs import steps as server_steps
 from jobobs.errors import JobobsError, TooManyRejects
 from jobobs.records import LEVELS, Reject
@@ -102,21 +103,27 @@ class DaskExecutor:
         self.threads = threads  # DuckDB threads a job may use on its worker (None: all cores)
         self.marker: str | None = None
         self.address: str | None = None
-        self.token: str | None = None
+        self.access: str | None = None  # the worker plugin holding the token
         self._bound = threading.Event()
         self._lock = threading.Lock()
         self._seen = (0.0, frozenset[str]())
 
     def bind(self, address: str, token: str, scratch: str) -> None:
-        """The Quack endpoint workers report to, and the default scratch folder. A marker
-        file there tells a worker that sees it that the server reads the same folder:
-        its import rows then come as Parquet files there rather than through Quack."""
-        self.address, self.token = address, token
-        self.scratch = os.path.abspath(self.scratch or scratch)
-        os.makedirs(self.scratch, exist_ok=True)
-        self.marker = os.path.join(self.scratch, f".jobobs-server-{uuid.uuid4().hex}")
+        """The Quack endpoint workers report to, its token (given to the workers once, as
+        a worker plugin: see ``jobobs.credentials``), and the default scratch folder
+        (made owner-only). A marker file there tells a worker that sees it that the
+        server reads the same folder: its import rows then come as Parquet files there
+        rather than through Quack."""
+        from jobobs.credentials import Credentials
+
+        self.address = address
+        self.scratch = files.private_folder(self.scratch or scratch)
+        server = uuid.uuid4().hex
+        self.marker = os.path.join(self.scratch, f".jobobs-server-{server}")
         with open(self.marker, "w", encoding="utf-8") as file:
             file.write(f"{address}\n")
+        self.access = f"jobobs-credentials-{server}"
+        self.client.register_plugin(Credentials(self.access, token), name=self.access)
         self._bound.set()
 
     def slots(self) -> int:
@@ -141,7 +148,7 @@ class DaskExecutor:
         if not self._bound.wait(30):
             raise JobobsError("the Dask executor has no Quack endpoint to report to")
         return self.client.submit(run, {**assignment, "address": self.address,
-                                        "token": self.token, "scratch": self.scratch,
+                                        "access": self.access, "scratch": self.scratch,
                                         "marker": self.marker, "threads": self.threads},
                                   key=key, pure=False, retries=0)
 
@@ -149,6 +156,11 @@ class DaskExecutor:
         if self.marker is not None and os.path.exists(self.marker):
             os.remove(self.marker)
         try:
+            if self.access is not None:
+                try:
+                    self.client.unregister_worker_plugin(self.access)
+                except Exception as error:  # the cluster is going or gone: its memory too
+                    log.debug("jobobs: the workers kept the credentials plugin: %s", error)
             self.client.close(timeout=5)
         finally:
             if self.cluster is not None:

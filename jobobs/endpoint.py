@@ -4,6 +4,10 @@
 owner only, with the Quack address, the token and the dashboard's URL; it removes the file
 when it exits cleanly. A file whose process is gone (a server killed with -9) is stale and
 is ignored, then replaced by the next server.
+
+A client trusts the file only if it is a file (not a symbolic link) of the same user, of
+mode 0600, naming this database: anyone else could point the client at a server of their
+own, which would then see what it submits and answer what it likes.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
+import stat
 from dataclasses import asdict, dataclass
 
+from jobobs import files
 from jobobs.errors import JobobsError
 
 
@@ -48,17 +53,51 @@ def read(db: str) -> Endpoint | None:
     """The live server of ``db``, or None when there is none (or only a stale file)."""
     path = path_for(db)
     try:
-        with open(path) as file:
+        with open(os.open(path, os.O_RDONLY | files.NOFOLLOW | os.O_NONBLOCK)) as file:
+            if why := distrust(os.fstat(file.fileno())):
+                raise untrusted(path, why)
             data = json.load(file)
         endpoint = Endpoint(**data)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, TypeError) as error:
+    except OSError as error:
+        if os.path.islink(path):
+            raise untrusted(path, "it is a symbolic link") from None
         raise JobobsError(f"the server file {path} cannot be read ({error})") from None
+    except (ValueError, TypeError) as error:
+        raise JobobsError(f"the server file {path} cannot be read ({error})") from None
+    if not names(endpoint.db, db):
+        raise untrusted(path, f"it names another database ({endpoint.db})")
     if endpoint.host == socket.gethostname() and not (alive(endpoint.pid)
                                                       and listening(endpoint.quack)):
         return None  # the process is gone, or its pid now belongs to another program
     return endpoint
+
+
+def untrusted(path: str, why: str) -> JobobsError:
+    return JobobsError(f"the server file {path} is not to be trusted: {why}; remove it if no "
+                       "server of yours serves this database")
+
+
+def distrust(info: os.stat_result) -> str | None:
+    """Why a discovery file with this ``stat`` is not to be trusted, if it is not."""
+    if not stat.S_ISREG(info.st_mode):
+        return "it is not a plain file"
+    if info.st_uid != os.geteuid():
+        return f"it belongs to user {info.st_uid}, not to you"
+    if stat.S_IMODE(info.st_mode) != 0o600:
+        return f"its mode is {stat.S_IMODE(info.st_mode):o}, not 600"
+    return None
+
+
+def names(named: object, db: str) -> bool:
+    """``named`` (a discovery file's ``db``) is the database ``db``."""
+    if not isinstance(named, str):
+        return False
+    try:
+        return os.path.samefile(named, db)
+    except OSError:
+        return os.path.realpath(named) == os.path.realpath(db)
 
 
 def listening(address: str) -> bool:
@@ -77,11 +116,7 @@ def write(endpoint: Endpoint) -> str:
     running = read(endpoint.db)
     if running is not None and running.pid != os.getpid():
         raise JobobsError(already_running(running))
-    folder, name = os.path.split(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=folder)  # mode 0600
-    with os.fdopen(descriptor, "w") as file:
-        json.dump(asdict(endpoint), file)
-    os.replace(temporary, path)
+    files.write_private(path, json.dumps(asdict(endpoint)))
     return path
 
 

@@ -7,6 +7,7 @@
     ├── JobDefinitionError           a job function that cannot be found or called
     ├── RuntimeClosed                the runtime was closed; it accepts no more work
     ├── SchemaError                  a database newer than this jobobs, or not a jobobs database
+    ├── QueryRefused                 a query where only reading is allowed does more (carries why)
     └── TooManyRejects               a job crossed its reject threshold (carries count and limit)
 
     JobInterrupt (BaseException)     raised inside a job at a safe point; the runtime catches it
@@ -54,6 +55,15 @@ class RuntimeClosed(JobobsError):
 
 class SchemaError(JobobsError):
     """The database is not one jobobs can use (newer schema, or not a jobobs database)."""
+
+
+class QueryRefused(JobobsError):
+    """A query given where only reading is allowed would write, read files, reach servers
+    or change settings; ``reason`` says which."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
 
 
 class TooManyRejects(JobobsError):

@@ -12,6 +12,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
+from jobobs import files
 from jobobs.errors import JobobsError
 
 if TYPE_CHECKING:
@@ -22,7 +23,8 @@ _installed = False
 
 
 def claim(path: str) -> None:
-    """Refuse a second runtime on a file this process already runs one on.
+    """Refuse a second runtime on a file this process already runs one on; a new database
+    file is created owner-only (``jobobs.files.create_database``).
 
     DuckDB lets only one process write a file, and within it one runtime must own the
     jobs: so any job a new runtime finds active was left by a process that is gone.
@@ -34,6 +36,7 @@ def claim(path: str) -> None:
         if os.path.realpath(runtime.store.path) == key:
             raise JobobsError(f"a runtime is already open on {path} in this process; use it "
                               "(or close it first)")
+    files.create_database(path)
 
 
 def register(runtime: Runtime, handle_signals: bool | None) -> None:

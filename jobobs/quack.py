@@ -5,14 +5,23 @@ The extensions come from the PyPI packages ``duckdb-extension-quack`` and
 installed from the network. A client sends whole queries to the server
 (``quack_query_by_name``), so filters and aggregates run where the data is. Quack takes no
 query parameters, so ``bind`` renders them as SQL literals, quoted by type.
+
+Quack's server speaks plain HTTP, and serves only on a loopback name unless told
+otherwise (``allow_other_hostname``); its client speaks HTTPS to any other name, so a
+client of a jobobs server reached by another name turns SSL off (``attach``). Two
+servers may bind the same port (the extension shares it), so ``serve`` first makes sure
+that no other program listens there, and holds the port for this process while it serves.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import glob
 import math
 import os
+import socket
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -24,6 +33,8 @@ import duckdb
 from jobobs.errors import JobobsError
 
 CATALOG = "jobobs_server"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # the names Quack serves and reaches unasked
+_ports: dict[str, socket.socket | None] = {}  # address -> what holds its port while it is served
 
 
 class ServerUnavailable(JobobsError):
@@ -58,20 +69,80 @@ def uri(host: str, port: int) -> str:
     return f"quack:{host}:{port}"
 
 
+def loopback(host: str) -> bool:
+    return host.strip("[]") in LOOPBACK
+
+
 def serve(con: duckdb.DuckDBPyConnection, host: str, port: int, token: str) -> str:
-    """Serve the database of ``con`` on host:port to clients holding ``token``."""
+    """Serve the database of ``con`` on host:port to clients holding ``token``; refuse a
+    port another program (another jobobs server) listens on."""
     load(con)
     address = uri(host, port)
+    held = hold(host, port)
+    other = "" if loopback(host) else ", allow_other_hostname = true"
     try:
-        con.execute(f"CALL quack_serve({quote(address)}, token = {quote(token)})")
+        con.execute(f"CALL quack_serve({quote(address)}, token = {quote(token)}{other})")
     except duckdb.Error as error:
+        if held is not None:
+            held.close()
         raise JobobsError(f"cannot serve Quack on {host}:{port}: "
                           f"{str(error).splitlines()[0]}") from None
+    _ports[address] = held
     return address
 
 
+def hold(host: str, port: int) -> socket.socket | None:
+    """Claim ``port`` for this process, refusing it when another program listens there.
+
+    A name in Linux's abstract socket namespace holds the port among the jobobs servers of
+    the machine (two starting at once cannot both pass); a bind without port sharing then
+    finds any program listening on it (Quack itself shares ports, so it would not)."""
+    claim = None
+    try:
+        if sys.platform.startswith("linux"):
+            claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            claim.bind(f"\0jobobs-quack-port-{port}")
+        for family, kind, proto, _, where in _addresses(host, port):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+                try:
+                    probe.bind(where)
+                except OSError as error:
+                    if error.errno == errno.EADDRINUSE:
+                        raise
+    except OSError as error:
+        if claim is not None:
+            claim.close()
+        if error.errno != errno.EADDRINUSE:
+            raise
+        raise JobobsError(f"cannot serve Quack on {host}:{port}: the port is in use (by "
+                          "another jobobs server?); choose another with --quack-port") from None
+    return claim
+
+
+def _addresses(host: str, port: int) -> list[tuple]:
+    try:
+        return socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM,
+                                  flags=socket.AI_PASSIVE)
+    except OSError:  # a name that does not resolve: Quack says so
+        return []
+
+
 def stop(con: duckdb.DuckDBPyConnection, address: str) -> None:
-    con.execute(f"CALL quack_stop({quote(address)})")
+    try:
+        con.execute(f"CALL quack_stop({quote(address)})")
+    finally:
+        held = _ports.pop(address, None)
+        if held is not None:
+            held.close()
+
+
+def attach(con: duckdb.DuckDBPyConnection, address: str, token: str, alias: str) -> None:
+    """Attach the jobobs server at ``address`` as ``alias``: over plain HTTP, which is all
+    the server speaks, also when it is reached by another name than a loopback one."""
+    host = address.removeprefix("quack:").rpartition(":")[0]
+    plain = "" if loopback(host) else ", DISABLE_SSL true"
+    con.execute(f"ATTACH {quote(address)} AS {alias} (TYPE quack, TOKEN {quote(token)}{plain})")
 
 
 # -- literals ------------------------------------------------------------------------
@@ -204,8 +275,7 @@ class Remote:
 
     def _attach(self) -> None:
         try:
-            self._con.execute(f"ATTACH {quote(self.address)} AS {CATALOG} "
-                              f"(TYPE quack, TOKEN {quote(self._token)})")
+            attach(self._con, self.address, self._token, CATALOG)
         except duckdb.Error as error:
             raise _unavailable(self.address, error) from None
         self._attached = True

@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from jobobs import quack
+from jobobs import files, quack
 from jobobs.context import Control, JobContext
 from jobobs.errors import JobInterrupt, JobobsError, ShutdownInterrupt, TooManyRejects
 from jobobs.job import resolve
@@ -99,8 +99,7 @@ class Link:
         self._attached: list[str] = []
         try:
             for alias in (self.catalog, self.reports):
-                self.con.execute(f"ATTACH {quack.quote(address)} AS {alias} "
-                                 f"(TYPE quack, TOKEN {quack.quote(token)})")
+                quack.attach(self.con, address, token, alias)
                 self._attached.append(alias)
             self.con.execute(f"USE {self.catalog}")
         except duckdb.Error as error:
@@ -137,7 +136,7 @@ class Link:
                 if self.scratch_path is None:
                     raise JobobsError("this job needs a scratch folder the Dask workers share "
                                       "(serve --scratch)")
-                os.makedirs(os.path.dirname(self.scratch_path), exist_ok=True)
+                files.private_folder(os.path.dirname(self.scratch_path))
                 self.con.execute(f"ATTACH {quack.quote(self.scratch_path)} AS "
                                  f"{self.scratch_name}")
                 self._attached.append(self.scratch_name)
@@ -366,10 +365,12 @@ class Pump(threading.Thread):
 
 def run(assignment: dict[str, Any]) -> str:
     """The Dask task: run one run of a job; return how it ended."""
+    from jobobs.credentials import token as server_token
+
     worker = worker_address()
-    link = Link(assignment["address"], assignment["token"], assignment.get("scratch"),
-                assignment["job_id"], assignment["run"], assignment.get("marker"),
-                assignment.get("threads"))
+    link = Link(assignment["address"], server_token(assignment["access"]),
+                assignment.get("scratch"), assignment["job_id"], assignment["run"],
+                assignment.get("marker"), assignment.get("threads"))
     ended = "superseded"
     try:
         if not _claimable(link, assignment):

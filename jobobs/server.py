@@ -9,7 +9,6 @@ discovery file goes.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -19,47 +18,34 @@ from collections.abc import Callable
 from typing import Any
 
 from jobobs import endpoint as endpoints
-from jobobs import quack
+from jobobs import files, quack
 from jobobs.errors import JobobsError
 
 log = logging.getLogger("jobobs.server")
-ROLES = ("operator", "viewer")
 WILDCARDS = ("0.0.0.0", "::", "")  # hosts that mean every interface
-
-
-def read_users(path: str) -> dict[str, dict[str, str]]:
-    """The dashboard's users: ``{"ann": {"password": "...", "role": "operator"}, ...}``;
-    roles are operator (may act) and viewer (may look)."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            users = json.load(file)
-    except (OSError, ValueError) as error:
-        raise JobobsError(f"cannot read the users file {path}: {error}") from None
-    if not isinstance(users, dict) or not users:
-        raise JobobsError(f"the users file {path} must be a JSON object of users")
-    for name, user in users.items():
-        if (not isinstance(user, dict) or not isinstance(user.get("password"), str)
-                or user.get("role") not in ROLES):
-            raise JobobsError(f"user {name!r} in {path} needs a password and a role "
-                              f"({' or '.join(ROLES)})")
-    return users
 
 
 def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int = 9494,
           workers: int = 4, on_ready: Callable[[Any], None] | None = None,
           echo: Callable[[str], None] = print,
-          users: dict[str, dict[str, str]] | None = None,
+          users: dict[str, dict[str, str]] | None = None, session_hours: float = 12.0,
           export_dirs: list[str] | None = None, stall_timeout: float | None = 600.0,
-          executor: Any = None) -> None:
+          executor: Any = None, analyst_token_file: str | None = None,
+          analyst_group: str | None = None) -> None:
     """Serve ``db`` until SIGTERM or SIGINT; with ``users``, the dashboard asks people to
-    sign in, and only operators may act. ``on_ready(runtime)`` runs once all is served
+    sign in (``jobobs.users.read``), for sessions of ``session_hours``, and only operators
+    may act. ``on_ready(runtime)`` runs once all is served
     (the demo submits its jobs there). Exports may write under ``export_dirs`` only
     (default: the current folder). A job with no sign of life for ``stall_timeout``
     seconds is failed and its worker replaced. With ``executor`` (a
     ``jobobs.dispatch.DaskExecutor``) jobs run on its Dask cluster, ``workers`` at once
-    (None: as many as the cluster has threads), and report back through Quack."""
+    (None: as many as the cluster has threads), and report back through Quack. Analysts
+    read through ``POST /api/sql`` with the token in ``analyst_token_file`` (default
+    ``DB.analyst-token``; made when missing, readable by ``analyst_group`` if given)."""
+    from jobobs import analyst
     from jobobs.runtime import Runtime
 
+    files.owner_only()  # the database, its WAL, the scratch folder: the owner's only
     try:
         running = endpoints.read(db)
         if running is not None:
@@ -74,38 +60,47 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             executor.close()
         raise
     token = secrets.token_urlsafe(32)
-    address = server = endpoint = None
+    address = server = endpoint = analysts = None
     try:
+        token_file = analyst_token_file or analyst.token_path(db)
+        analysts = analyst.Route(rt.store, analyst.load_token(token_file, analyst_group))
         with rt.store.lock:
             address = quack.serve(rt.store.con, host, quack_port, token)
         if executor is not None:  # workers elsewhere reach a wildcard address by name
             reachable = socket.getfqdn() if host in WILDCARDS else host
             executor.bind(quack.uri(reachable, quack_port), token,
                           scratch=os.path.abspath(db) + ".scratch")
-        server = _dashboard(rt, host, port, users)
+        server = _dashboard(rt, host, port, users, session_hours, routes=[analysts.pattern()])
         endpoint = endpoints.Endpoint(
             pid=os.getpid(), host=socket.gethostname(), quack=address,
             dashboard=f"http://{host}:{port}/", token=token, db=os.path.abspath(db),
         )
         path = endpoints.write(endpoint)
+        readers = f"you and the group {analyst_group}" if analyst_group else "you only"
         runs_on = "" if executor is None else (
             f"  Dask       jobs run on {executor.scheduler}, {workers} at once; imports stage "
             f"in {executor.scratch}\n")
         echo(f"jobobs is serving {endpoint.db}\n"
              f"  dashboard  {endpoint.dashboard}\n"
              f"  Quack      {address} (its token is in {path}, readable by you only)\n"
+             f"  analysts   POST {endpoint.dashboard}api/sql, read-only, with the token in "
+             f"{token_file} (readable by {readers})\n"
              f"{runs_on}"
              f"  terminal   jobobs list --db {db}    jobobs sql 'FROM job_runs' --db {db}\n"
              f"  notebook   client = jobobs.connect({db!r}); client.jobs()\n"
              f"  DuckDB     ATTACH '{address}' AS jobs_server (TOKEN '<token>');  "
              f"see README, \"One server, many clients\"\n"
              "Stop it with Ctrl-C.")
+        if not quack.loopback(host):
+            echo(exposed(host, port, quack_port, signed_in=users is not None))
         if on_ready is not None:
             on_ready(rt)
         _run_until_signal(server)
     finally:
         if server is not None:
             server.stop()
+        if analysts is not None:
+            analysts.close()
 
         def stop_quack() -> None:  # after the jobs, so Dask workers report their last batch
             if address is not None:
@@ -117,25 +112,42 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             endpoints.remove(endpoint)
 
 
-def _dashboard(rt: Any, host: str, port: int, users: dict[str, dict[str, str]] | None) -> Any:
+def exposed(host: str, port: int, quack_port: int, signed_in: bool) -> str:
+    """The warning of a server that others can reach (``host`` is not a loopback one)."""
+    warning = (f"WARNING: jobobs listens on {host}, beyond this machine. Quack (port "
+               f"{quack_port}) and the dashboard (port {port}) speak plain HTTP: the token, "
+               "passwords, queries and answers cross the network unencrypted. Keep them "
+               "on a network you trust, or behind an SSH tunnel or a TLS proxy.")
+    if signed_in:
+        return warning
+    line = "!" * 88
+    return (f"{line}\n{warning}\nWARNING: no --users: the dashboard asks no one to sign in, "
+            "and anyone who reaches it can submit, pause, cancel and start jobs. Give "
+            f"--users (see jobobs passwd --help).\n{line}")
+
+
+def _dashboard(rt: Any, host: str, port: int, users: dict[str, dict[str, str]] | None,
+               session_hours: float = 12.0, routes: list[tuple] | None = None) -> Any:
     import panel as pn
 
     from jobobs.client import Client
     from jobobs.dashboard import app
+    from jobobs.dashboard.signin import SignIn
 
-    roles = None if users is None else {name: user["role"] for name, user in users.items()}
-
-    def session() -> Any:
-        return app(Client.embedded(rt), roles=roles)
-
-    options: dict[str, Any] = {}
-    if users is not None:
-        options = {"basic_auth": {name: user["password"] for name, user in users.items()},
-                   "cookie_secret": secrets.token_urlsafe(32)}
     names = {host, "localhost", "127.0.0.1"}
     if host in WILDCARDS:  # every interface: the names others reach it by
         names |= {socket.gethostname(), socket.getfqdn()}
     origins = [f"{name}:{port}" for name in names]
+    sign_in = None if users is None else SignIn(users, origins, hours=session_hours)
+
+    def session() -> Any:
+        if sign_in is None:
+            return app(Client.embedded(rt))
+        return sign_in.page(lambda user: app(Client.embedded(rt), roles=sign_in.roles,
+                                             user=user))
+
+    options: dict[str, Any] = {} if sign_in is None else {"auth_provider": sign_in}
+    options["extra_patterns"] = list(routes or [])  # plain Tornado handlers, own auth
     try:
         server = pn.serve({"/": session}, port=port, address=host, show=False, start=False,
                           title="jobobs", websocket_origin=origins, verbose=False, **options)

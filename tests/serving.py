@@ -29,7 +29,7 @@ def env() -> dict[str, str]:
     """The environment of processes the tests start: the test jobs importable."""
     paths = [str(TESTS), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p),
-            "JOBOBS_URL": "", "JOBOBS_TOKEN": "", "JOBOBS_DB": ""}
+            "JOBOBS_URL": "", "JOBOBS_TOKEN": "", "JOBOBS_ANALYST_TOKEN": "", "JOBOBS_DB": ""}
 
 
 class Server:
@@ -70,6 +70,15 @@ class Server:
     @property
     def uri(self) -> str:
         return self.endpoint.quack
+
+    @property
+    def dashboard(self) -> str:
+        return self.endpoint.dashboard
+
+    @property
+    def analyst_token(self) -> str:
+        """The read-only token the server keeps beside the database."""
+        return Path(f"{self.db}.analyst-token").read_text().strip()
 
     def output(self) -> str:
         if not self.log.closed:

@@ -2,7 +2,6 @@
 (Debian's ``chromium`` through Playwright's Python package). Screenshots go to
 ``screenshots/``."""
 
-import json
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 from serving import Server, chromium, env, free_port, wait_status
 
 import jobobs
+from jobobs.users import set_password
 
 SHOTS = Path(__file__).parents[1] / "screenshots"
 
@@ -154,11 +154,11 @@ def test_the_journal_follows_new_lines(browser, served, client):
 
 
 def test_a_viewer_cannot_pause(browser, tmp_path):
-    users = tmp_path / "users.json"
-    users.write_text(json.dumps({"vera": {"password": "look-only", "role": "viewer"},
-                                 "otto": {"password": "hands-on", "role": "operator"}}))
+    users = str(tmp_path / "users.json")
+    set_password(users, "vera", "look-only", "viewer")
+    set_password(users, "otto", "hands-on", "operator")
     db = str(tmp_path / "jobs.duckdb")
-    server = Server(db, "--users", str(users)).wait_ready()
+    server = Server(db, "--users", users).wait_ready()
     try:
         with jobobs.connect(db) as client:
             job_id = client.submit("jobs:talker", 400, 0.05, name="look-dont-touch")

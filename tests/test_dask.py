@@ -9,12 +9,15 @@ import glob
 import gzip
 import json
 import os
+import re
 import signal
+import stat
 import subprocess
 import sys
 import time
 from contextlib import contextmanager, nullcontext
 
+import duckdb
 import pytest
 from serving import JOBOBS, Server, env, wait_status
 
@@ -215,13 +218,17 @@ def import_killed_and_resumed(client, folder, into):
     wait_until(lambda: client.info(job_id).succeeded > 0 or client.info(job_id).status != "running",
                timeout=60, interval=0.02, message="rows loading")
     kill_worker(client, job_id)
-    target = (table if into != "dataset"
-              else f"read_parquet('{folder / 'many' / '*.parquet'}')")
-    assert client.sql(f"SELECT count(*) FROM {target}").iloc[0, 0] < good  # it died part way
+
+    def query(sql):  # a dataset is files: read here, since the server's sql reads no files
+        if into != "dataset":
+            return client.sql(sql.format(table))
+        return duckdb.sql(sql.format(f"read_parquet('{folder / 'many' / '*.parquet'}')")).df()
+
+    assert query("SELECT count(*) FROM {}").iloc[0, 0] < good  # it died part way
     client.start(job_id)
     assert wait_status(client, job_id, "finished", "failed", timeout=120) == "finished", \
         journal(client, job_id)
-    count, distinct = client.sql(f"SELECT count(*), count(DISTINCT id) FROM {target}").iloc[0]
+    count, distinct = query("SELECT count(*), count(DISTINCT id) FROM {}").iloc[0]
     assert count == distinct == good
     assert len(client.rejects(job_id)) == 400_000 // 5_000
     sent = [line for line in journal(client, job_id) if line.startswith("Rows ")]
@@ -322,3 +329,35 @@ def test_a_batch_written_twice_is_applied_once(tmp_path):
         assert con.execute("SELECT processed, status FROM jobs WHERE id = ?",
                            [job.id]).fetchone() == (5, "editing")
         assert con.execute("SELECT count(*) FROM job_reports").fetchone() == (0,)
+
+
+def _specs_on_scheduler(dask_scheduler) -> list[bytes]:
+    import pickle
+
+    return [pickle.dumps(task.run_spec) for key, task in dask_scheduler.tasks.items()
+            if str(key).startswith("jobobs-")]
+
+
+def _specs_on_worker(dask_worker) -> list[bytes]:
+    import pickle
+
+    return [pickle.dumps(task.run_spec) for task in dask_worker.state.tasks.values()
+            if str(task.key).startswith("jobobs-")]
+
+
+def test_the_token_is_in_no_task_and_the_scratch_folder_is_the_owners_only(cluster):
+    import distributed
+
+    server, client, _ = cluster
+    assert stat.S_IMODE(os.stat(f"{server.db}.scratch").st_mode) == 0o700
+    job_id = client.submit("jobs:steps", count=300, delay=0.02)
+    running_on_worker(client, job_id)
+    scheduler = re.search(r"jobs run on (tcp://\S+),", server.output()).group(1)
+    with distributed.Client(scheduler, timeout="30s") as dask:
+        on_scheduler = dask.run_on_scheduler(_specs_on_scheduler)
+        on_workers = [spec for specs in dask.run(_specs_on_worker).values() for spec in specs]
+    assert on_scheduler and on_workers  # the running job's task, as each side keeps it
+    for spec in on_scheduler + on_workers:
+        assert server.uri.encode() in spec  # the job's assignment, with the address
+        assert server.token.encode() not in spec
+    assert wait_status(client, job_id, "finished", "failed", timeout=60) == "finished"

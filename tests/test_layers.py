@@ -21,7 +21,7 @@ def test_the_runtime_does_not_import_ui_or_cli():
     assert not forbidden & {m.split(".")[0] for m in loaded} | (forbidden & set(loaded))
 
 
-@pytest.mark.parametrize("module", ["states", "errors", "records", "commands"])
+@pytest.mark.parametrize("module", ["states", "errors", "records", "commands", "users"])
 def test_base_modules_use_the_standard_library_only(module):
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())
     imported = {(n.module or "") if isinstance(n, ast.ImportFrom) else a.name

@@ -14,7 +14,7 @@ NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 def test_notebook_runs(name, demo_db, tmp_path, monkeypatch):
     monkeypatch.setenv("JOBOBS_DB", demo_db)
     monkeypatch.setenv("JOBOBS_LIVE_DB", str(tmp_path / "live.duckdb"))
-    for variable in ("JOBOBS_URL", "JOBOBS_TOKEN"):
+    for variable in ("JOBOBS_URL", "JOBOBS_TOKEN", "JOBOBS_ANALYST_TOKEN"):
         monkeypatch.delenv(variable, raising=False)
     notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3",

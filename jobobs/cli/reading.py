@@ -130,6 +130,8 @@ def rejects(db, job_id, limit, to, as_json):
 @JSON_OPTION
 def sql(db, query, as_json):
     """Answer a read-only SQL query over the history (tables and views in docs/sql.md).
+    Analysts without the server's token set JOBOBS_URL to the dashboard's address and
+    JOBOBS_ANALYST_TOKEN to the token in DB.analyst-token.
 
     Example: jobobs sql "SELECT name, avg(duration_s) FROM job_runs GROUP BY name"
     """

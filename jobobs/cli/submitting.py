@@ -243,16 +243,24 @@ def _path(db: str | None) -> str:
               help="A folder all Dask workers share, for imports' staging tables "
               "[default: DB.scratch beside the database].")
 @click.option("--users", type=click.Path(dir_okay=False),
-              help='Ask people to sign in: a JSON file {"ann": {"password": "...", "role": '
-              '"operator"}, ...}; viewers may look, operators may also act.')
+              help="Ask people to sign in: the users file `jobobs passwd` writes (mode "
+              "600); viewers may look, operators may also act.")
+@click.option("--session-hours", type=click.FloatRange(0.01, 24 * 30), default=12.0,
+              show_default=True, help="A sign-in lasts this long (with --users).")
 @click.option("--export-dir", "export_dirs", multiple=True, type=click.Path(file_okay=False),
               help="A folder exports may write to (repeatable; default: the current one).")
 @click.option("--stall-timeout", type=click.FloatRange(1), default=600.0, show_default=True,
               help="Fail a job with no progress, journal line or checkpoint for this many "
               "seconds, and replace its worker.")
+@click.option("--analyst-token-file", type=click.Path(dir_okay=False),
+              help="The analysts' read-only token (made when missing) "
+              "[default: DB.analyst-token].")
+@click.option("--analyst-group", metavar="GROUP",
+              help="Let this Unix group read the analyst token file (mode 640).")
 @click.option("--demo", is_flag=True, help="Also generate data/ and submit the demo jobs.")
 def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers,
-          worker_threads, scratch, users, export_dirs, stall_timeout, demo):
+          worker_threads, scratch, users, session_hours, export_dirs, stall_timeout,
+          analyst_token_file, analyst_group, demo):
     """Own the database and serve it: runtime, dashboard and Quack endpoint.
 
     Example: jobobs serve --db jobs.duckdb --port 5006 --workers 8
@@ -260,8 +268,8 @@ def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers
     On a Dask cluster: jobobs serve --executor dask --scheduler tcp://sched:8786
     --host 0.0.0.0 --scratch /shared/jobobs
     """
-    from jobobs.server import read_users
     from jobobs.server import serve as run_server
+    from jobobs.users import read as read_users
 
     if executor == "threads" and (scheduler or dask_workers or scratch or worker_threads):
         raise click.UsageError("--scheduler, --dask-workers, --worker-threads and --scratch "
@@ -285,9 +293,10 @@ def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers
             demo_jobs.mix(rt, "data")
 
     run_server(_path(db), host=host, port=port, quack_port=quack_port, workers=workers,
-               on_ready=on_ready, echo=click.echo, users=users,
+               on_ready=on_ready, echo=click.echo, users=users, session_hours=session_hours,
                export_dirs=list(export_dirs) or None, stall_timeout=stall_timeout,
-               executor=cluster)
+               executor=cluster, analyst_token_file=analyst_token_file,
+               analyst_group=analyst_group)
 
 
 @main.command()

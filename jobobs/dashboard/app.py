@@ -7,6 +7,7 @@ changed. A failing read shows a message in the page; the page and the server car
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -35,6 +36,7 @@ class Dashboard(pn.viewable.Viewer):
         # Without authentication everyone who reaches the page may act; with it, only
         # the users given the operator role.
         self.can_act = roles is None or roles.get(self.user) == OPERATOR
+        self.signed_in = roles is not None
         self.error = pn.pane.Alert("", alert_type="danger", visible=False,
                                    sizing_mode="stretch_width")
         self.jobs = JobList(client)
@@ -89,7 +91,10 @@ class Dashboard(pn.viewable.Viewer):
             self._callback = pn.state.add_periodic_callback(self.refresh, period=self.period)
 
     def __panel__(self) -> pn.viewable.Viewable:
-        who = (f"signed in as <b>{self.user}</b> ({OPERATOR if self.can_act else VIEWER})")
+        who = (f"signed in as <b>{html.escape(str(self.user))}</b> "
+               f"({OPERATOR if self.can_act else VIEWER})")
+        if self.signed_in:
+            who += " · <a href='logout'>sign out</a>"
         header = pn.Row(pn.pane.HTML("<h2 style='margin:0'>jobobs</h2>"),
                         pn.pane.HTML(f"<small>{self.client.where} · {who}</small>",
                                      margin=(14, 10)), sizing_mode="stretch_width")
@@ -97,10 +102,11 @@ class Dashboard(pn.viewable.Viewer):
                          self.error, self.pages, sizing_mode="stretch_width")
 
 
-def app(client: Any, *, roles: dict[str, str] | None = None) -> pn.viewable.Viewable:
-    """A served session's dashboard, refreshing itself."""
+def app(client: Any, *, roles: dict[str, str] | None = None,
+        user: str | None = None) -> pn.viewable.Viewable:
+    """A served session's dashboard, refreshing itself; ``user`` is who signed in."""
     try:
-        dashboard = Dashboard(client, roles=roles)
+        dashboard = Dashboard(client, roles=roles, user=user)
     except Exception as error:  # a page that says what is wrong, not a blank one
         log.exception("jobobs dashboard: cannot start a session")
         return pn.pane.Alert(f"The dashboard cannot read the job history: "

@@ -1,8 +1,10 @@
 """Export jobs: a query or a table to a file with DuckDB's COPY.
 
-The file is written under a temporary name beside the target and renamed when complete,
-so a failed, canceled or interrupted export never leaves a partial file under the target
-name. A differential export remembers the highest value of a watermark column in
+The file is written in a private folder beside the target and renamed when complete
+(``jobobs.files.replacing``), so a failed, canceled or interrupted export never leaves a
+partial file under the target name, and the target's folder is checked against the
+export folder it was allowed under when the file is written, not only when the job was
+submitted. A differential export remembers the highest value of a watermark column in
 ``export_watermarks`` and next time exports only the rows above it; the watermark moves
 only when the file is in place.
 """
@@ -16,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from jobobs import files, readonly
 from jobobs.context import JobContext
 from jobobs.errors import JobobsError
 from jobobs.job import job
@@ -47,6 +50,8 @@ class ExportOptions:
             raise JobobsError("give either a query or a table to export")
         if self.table is not None:
             table_name(self.table)
+        if self.query is not None:  # also where the job runs: any SQL client can write a spec
+            readonly.check(self.query, explain=False)
         if not isinstance(self.to, str) or not self.to or self.to.endswith(os.sep):
             raise JobobsError("to must be a file path")
         folder = os.path.dirname(os.path.abspath(self.to))
@@ -87,10 +92,8 @@ class ExportOptions:
 
 
 class Export:
-    def __init__(self, ctx: JobContext, options: ExportOptions):
-        self.ctx, self.options = ctx, options
-        folder, name = os.path.split(os.path.abspath(options.to))
-        self.temporary = os.path.join(folder, f".{name}.jobobs-{ctx.job_id}.tmp")
+    def __init__(self, ctx: JobContext, options: ExportOptions, within: str | None = None):
+        self.ctx, self.options, self.within = ctx, options, within
         self.cursor = ctx.cursor()
 
     def run(self) -> None:
@@ -103,7 +106,8 @@ class Export:
             order = f" ORDER BY {ident(options.watermark)}" if options.watermark else ""
             query = f"SELECT * FROM ({query}){order} LIMIT {int(options.limit)}"
         on_server = ctx.on_server  # the query runs where the data is (see JobContext)
-        with ctx.interruptible(cur.interrupt):
+        with files.replacing(options.to, self.within) as temporary, \
+                ctx.interruptible(cur.interrupt):
             cur.execute("BEGIN TRANSACTION")  # one snapshot for the count, the max and the file
             try:
                 mark = None
@@ -120,13 +124,13 @@ class Export:
                 with StatementProgress(cur, lambda percent: ctx.progress(
                         int(count * percent / 100), count), lambda: ctx.stop_requested):
                     cur.execute(f"COPY (SELECT * FROM {on_server(query)}) TO "
-                                f"{literal(self.temporary)} ({options.copy_options()})")
+                                f"{literal(temporary)} ({options.copy_options()}, "
+                                "USE_TMP_FILE false)")
                 ctx.check_interrupt()
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-        os.replace(self.temporary, options.to)
         ctx.progress(count, count)
         ctx.count(succeeded=count)
         # The file is in place: a pause or cancel now is too late, and the mark must move.
@@ -164,15 +168,12 @@ class Export:
             f'SELECT typeof({column}) FROM ({query}) LIMIT 1')}""").fetchone()
         return f"CAST({literal(value)} AS {kind[0]})" if kind else literal(value)
 
-    def discard(self) -> None:
-        if os.path.exists(self.temporary):
-            os.remove(self.temporary)
-
 
 @job(name="export", kind="export", max_rejects=None)
-def export_job(ctx: JobContext, options: dict[str, Any]) -> None:
-    """The export job: ``options`` are ExportOptions' fields."""
-    run = Export(ctx, ExportOptions(**options))
+def export_job(ctx: JobContext, options: dict[str, Any], within: str | None = None) -> None:
+    """The export job: ``options`` are ExportOptions' fields; ``within``, the real path of
+    the export folder the target was allowed under (None: anywhere)."""
+    run = Export(ctx, ExportOptions(**options), within)
     try:
         run.run()
     except duckdb.Error as error:
@@ -180,20 +181,20 @@ def export_job(ctx: JobContext, options: dict[str, Any]) -> None:
     except OSError as error:
         raise JobobsError(f"cannot write {run.options.to}: {error.strerror or error}") from None
     finally:
-        run.discard()
         run.cursor.close()
 
 
-def confine(path: str, folders: list[str] | None) -> None:
+def confine(path: str, folders: list[str] | None) -> str | None:
     """Refuse a target outside ``folders`` (None: anywhere), symbolic links and ``..``
-    resolved first."""
+    resolved first; return the real path of the folder it is under (None: anywhere), where
+    the job checks it again when it writes."""
     if folders is None:
-        return
+        return None
     real = os.path.realpath(path)
     for folder in folders:
         allowed = os.path.realpath(folder)
         if os.path.commonpath([real, allowed]) == allowed:
-            return
+            return allowed
     raise JobobsError(f"{path} is outside the folders exports may write to "
                       f"({', '.join(folders) or 'none'})")
 
@@ -203,6 +204,6 @@ def submit(rt: Any, to: str, *, name: str | None = None, actor: str | None = Non
     """Submit an export to ``to``; options are ExportOptions' fields (``query`` or ``table``).
     A runtime with ``export_dirs`` refuses targets outside them."""
     checked = ExportOptions(to=to, **options)
-    confine(checked.to, getattr(rt, "export_dirs", None))
-    return rt.submit(export_job, asdict(checked),
-                     name=name or f"export {os.path.basename(to)}", actor=actor)
+    within = confine(checked.to, getattr(rt, "export_dirs", None))
+    return rt.submit(export_job, asdict(checked), name=name or f"export {os.path.basename(to)}",
+                     actor=actor, **({} if within is None else {"within": within}))

@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 
+from jobobs import files
 from jobobs.context import JobContext
 from jobobs.errors import CancelInterrupt, JobInterrupt, JobobsError, TooManyRejects
 from jobobs.job import job
@@ -45,8 +46,9 @@ from jobobs.steps import INBOX_PREFIX, write_rows
 class Import:
     """One run of an import job: its options, files and tables."""
 
-    def __init__(self, ctx: JobContext, options: ImportOptions):
+    def __init__(self, ctx: JobContext, options: ImportOptions, within: str | None = None):
         self.ctx, self.options = ctx, options
+        self.within = within  # a dataset's export folder, checked again at each write
         self.target = (table_name(options.table) if options.dataset is None else
                        f"read_parquet({literal(os.path.join(options.dataset, '*.parquet'))})")
         # staging tables: in the job database, or on a Dask worker in its scratch database
@@ -301,10 +303,10 @@ class Import:
         cols = ", ".join(ident(c) for c in self.columns)
         name = f"part-{self.ctx.job_id:08d}-{start:012d}.parquet"
         final = os.path.join(self.options.dataset, name)
-        temporary = os.path.join(self.options.dataset, f".{name}.tmp")
-        self.cursor.execute(f"COPY (SELECT {cols} FROM {self.load} WHERE _n > {start} AND "
-                            f"_n <= {end} ORDER BY _n) TO {literal(temporary)} (FORMAT parquet)")
-        os.replace(temporary, final)
+        with files.replacing(final, self.within) as temporary:
+            self.cursor.execute(f"COPY (SELECT {cols} FROM {self.load} WHERE _n > {start} AND "
+                                f"_n <= {end} ORDER BY _n) TO {literal(temporary)} "
+                                "(FORMAT parquet, USE_TMP_FILE false)")
 
     def update_key(self) -> list[str]:
         """The key of rows that replace the target's rows with the same key, if any."""
@@ -323,10 +325,10 @@ class Import:
                 "replace": self.options.mode == "replace", "key": self.update_key()}
         path = self.ctx.handoff(start)
         if path is not None:  # a file the server reads, in place before the report
-            temporary = f"{path}.tmp"
-            cur.execute(f"COPY (SELECT _n, {cols} FROM {self.load} WHERE _n > {start} AND "
-                        f"_n <= {end}) TO {literal(temporary)} (FORMAT parquet)")
-            os.replace(temporary, path)
+            with files.replacing(path) as temporary:
+                cur.execute(f"COPY (SELECT _n, {cols} FROM {self.load} WHERE _n > {start} AND "
+                            f"_n <= {end}) TO {literal(temporary)} "
+                            "(FORMAT parquet, USE_TMP_FILE false)")
             self.ctx.log.debug("Rows %d to %d sent as Parquet in the shared scratch folder",
                                start + 1, end)
             return {**step, "parquet": path}
@@ -425,9 +427,10 @@ class Import:
 
 
 @job(name="import", kind="import", max_rejects=None)
-def import_job(ctx: JobContext, options: dict[str, Any]) -> None:
-    """The import job: ``options`` are ImportOptions' fields."""
-    run = Import(ctx, ImportOptions(**options))
+def import_job(ctx: JobContext, options: dict[str, Any], within: str | None = None) -> None:
+    """The import job: ``options`` are ImportOptions' fields; ``within``, the real path of
+    the export folder a ``dataset`` was allowed under (None: anywhere)."""
+    run = Import(ctx, ImportOptions(**options), within)
     try:
         run.run()
     except JobInterrupt as interrupt:
@@ -449,9 +452,10 @@ def submit(rt: Any, source: str | list[str], table: str, *, name: str | None = N
            parent: int | None = None, actor: str | None = None, **options: Any) -> Any:
     """Submit an import of ``source`` into ``table``; options are ImportOptions' fields."""
     checked = ImportOptions(source=source, table=table, **options)
+    within = None
     if checked.dataset is not None:  # written like an export's file
         from jobobs.jobs.exporting import confine
 
-        confine(checked.dataset, getattr(rt, "export_dirs", None))
+        within = confine(checked.dataset, getattr(rt, "export_dirs", None))
     return rt.submit(import_job, asdict(checked), name=name or f"import {table}", parent=parent,
-                     actor=actor)
+                     actor=actor, **({} if within is None else {"within": within}))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from typing import Any
 
 import duckdb
 
+from jobobs import files
 from jobobs.errors import JobobsError
 from jobobs.jobs import importing, sources
 from jobobs.jobs.sql import literal
@@ -21,15 +21,10 @@ def export_rejects(con: duckdb.DuckDBPyConnection, job_id: int, path: str) -> in
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise JobobsError(f"the folder {folder} does not exist")
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}."
-                                     f"{threading.get_ident()}.jobobs.tmp")
     query = f"SELECT {COLUMNS} FROM rejects WHERE job_id = {int(job_id)} ORDER BY seq"
-    try:
-        con.execute(f"COPY ({query}) TO {literal(temporary)} (HEADER)").fetchall()
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with files.replacing(path) as temporary:
+        con.execute(f"COPY ({query}) TO {literal(temporary)} (HEADER, USE_TMP_FILE false)"
+                    ).fetchall()
     return con.execute("SELECT count(*) FROM rejects WHERE job_id = ?", [job_id]).fetchone()[0]
 
 
@@ -38,13 +33,8 @@ def write_frame(frame: Any, path: str) -> int:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise JobobsError(f"the folder {folder} does not exist")
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.jobobs.tmp")
-    try:
+    with files.replacing(path) as temporary:
         frame[[c.strip() for c in COLUMNS.split(",")]].to_csv(temporary, index=False)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return len(frame)
 
 
@@ -71,7 +61,8 @@ def replay_options(original: dict[str, Any], corrected: str, *,
     except duckdb.Error as error:
         raise JobobsError(f"{corrected} is not a rejects file with a raw column") from error
     lines_file = os.path.abspath(corrected) + ".lines.csv"
-    with open(lines_file, "w", encoding=options.get("encoding") or "utf-8") as out:
+    with files.replacing(lines_file) as temporary, \
+            open(temporary, "w", encoding=options.get("encoding") or "utf-8") as out:
         if options.get("header", True):
             out.write(options.get("delimiter", ",").join(columns) + "\n")
         out.writelines(raw + "\n" for (raw,) in lines)
