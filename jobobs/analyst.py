@@ -126,7 +126,7 @@ class Route:
     def answer(self, query: str, as_json: bool) -> bytes:
         """The result of ``query`` as Arrow IPC (or JSON rows); QueryRefused, JobobsError
         or duckdb.Error when it cannot be given."""
-        readonly.check(query)
+        query = readonly.check(query)
         cursor = self.store.reader()  # this pool thread's own
         expired = threading.Event()
 

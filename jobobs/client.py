@@ -217,8 +217,8 @@ class Client:
         """Answer one read-only query (SELECT, FROM, WITH, DESCRIBE, EXPLAIN...) over the
         history; ``?`` placeholders take ``params``. QueryRefused for anything else (see
         ``jobobs.readonly``)."""
-        readonly.check(query)
-        return self.connection().execute(query, params or []).df()
+        checked = readonly.check(query)
+        return self.connection().execute(checked, params or []).df()
 
     # -- submissions ---------------------------------------------------------------------
 

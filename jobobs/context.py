@@ -181,7 +181,8 @@ class JobContext:
         started, start_value = self._segment
         done = current - start_value
         if total is not None and done > 0 and now > started:
-            changed["eta_at"] = now + (total - current) * (now - started) / done
+            eta = now + (total - current) * (now - started) / done
+            changed["eta_at"] = eta if eta <= values.LAST_TIME else None  # past year 9999
         row.set(**changed, **(self._succeeded(processed=int(current)) if counts else {}))
 
     def count(self, **counters: int) -> None:

@@ -95,16 +95,19 @@ class ControlLoop:
         submissions never holds a pause back; the rest wait for the next tick, which
         comes at once."""
         pending = self.store.pending_commands(limit=SUBMITS_PER_TICK)
-        if len(pending) < SUBMITS_PER_TICK:  # all of them: forget the ones written
+        full = len(pending) == SUBMITS_PER_TICK
+        if not full:  # all of them: forget the ones written
             self._handled &= {command[0] for command in pending}
-        else:
-            self._wake.set()
         deadline = time.monotonic() + SUBMIT_BUDGET
-        for command in pending:
+        fresh = [command for command in pending if command[0] not in self._handled]
+        for command in fresh:
             if command[2] == "submit" and time.monotonic() > deadline:
-                self._wake.set()
-                return
+                break
             self._apply(*command)
+        else:
+            if not (full and fresh):  # more may wait past this page: look again at once
+                return
+        self._wake.set()  # submissions held back: the next tick comes at once
 
     def _apply(self, command_id: int, job_id: int | None, command: str, by: str,
                spec: str | None) -> None:

@@ -249,7 +249,7 @@ class Ledger:
                 prepare()
             batch, changed = self._take()
             try:
-                self._write(batch, atomic)
+                self._write(batch, changed, atomic)
             except BaseException:
                 self._put_back(batch, changed)
                 raise
@@ -259,9 +259,11 @@ class Ledger:
             if self.on_unstorable is not None:
                 self.on_unstorable(job_id, reason)
 
-    def _write(self, batch: dict[str, list], atomic: Callable[[Any], None] | None) -> None:
+    def _write(self, batch: dict[str, list], changed: dict[int, tuple[bool, set[str]]],
+               atomic: Callable[[Any], None] | None) -> None:
         """Write the batch; when the database refuses one of its values, write the rest
-        without the rows to blame (see jobobs.sifting) and note whose they were."""
+        without the rows to blame (see jobobs.sifting) and note whose they were. On a
+        failure, ``batch`` and ``changed`` hold what is still to be written."""
         try:
             self.store.write(**batch, atomic=atomic)
             return
@@ -272,15 +274,18 @@ class Ledger:
             if verdict is None:
                 if atomic is not None:
                     raise  # the atomic step's own failure: the job that asked is told
-                parts = list(split(batch).values())
-                for done, part in enumerate(parts, 1):  # no part fails alone: write each
+                parts = split(batch)
+                for key, part in list(parts.items()):  # no part fails alone: write each
                     try:
                         self.store.write(**part)
                     except BaseException:
-                        batch.update(merge(parts[done - 1:]))  # put back what is not written
+                        batch.update(merge(list(parts.values())))
                         raise
+                    del parts[key]
+                    changed.pop(key, None)  # written: not to be put back
                 return
         batch.update(verdict.batch)  # what a failure from here would put back
+        self.store.write(**batch, atomic=atomic)
         for job_id, reason in verdict.blamed.items():
             log.error("jobobs: job %s: %s; the job fails and the rest is written",
                       job_id, reason)
@@ -291,7 +296,6 @@ class Ledger:
                           job_id)
                 self.rows.pop(job_id, None)
                 self._blamed.pop(job_id, None)
-        self.store.write(**batch, atomic=atomic)
 
     def _take(self) -> tuple[dict[str, list], dict[int, tuple[bool, set[str]]]]:
         with self.lock:
@@ -319,9 +323,10 @@ class Ledger:
     def _put_back(self, batch: dict[str, list], changed: dict[int, tuple[bool, set[str]]]):
         with self.lock:
             for job_id, (was_new, columns) in changed.items():
-                row = self.rows[job_id]
-                row._new = row._new or was_new
-                row._changed |= columns
+                row = self.rows.get(job_id)
+                if row is not None:
+                    row._new = row._new or was_new
+                    row._changed |= columns
             self._transitions[:0] = batch["transitions"]
             self._lines[:0] = batch["lines"]
             self._rejects[:0] = batch["rejects"]

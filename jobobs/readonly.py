@@ -65,18 +65,21 @@ _parser: duckdb.DuckDBPyConnection | None = None
 _lock = threading.Lock()
 
 
-def check(query: str, *, explain: bool = True) -> None:
-    """Return if ``query`` only reads; else raise QueryRefused naming what it would do
-    (JobobsError with DuckDB's message when it does not parse). ``explain=False`` refuses
-    EXPLAIN too (an export's query)."""
+def check(query: str, *, explain: bool = True) -> str:
+    """The statement to run if ``query`` only reads (exactly the text that was checked);
+    else raise QueryRefused naming what it would do (JobobsError with DuckDB's message when
+    it does not parse). ``explain=False`` refuses EXPLAIN too (an export's query)."""
     statements = _statements(query)
     if len(statements) != 1:
         raise QueryRefused(f"a read-only query is one statement, not {len(statements)}")
     statement = statements[0]
     if statement.type == duckdb.StatementType.EXPLAIN and explain:
-        _check_tree(_explained(statement.query))
+        inner = _explained(statement.query)
+        _check_tree(inner)
+        return f"EXPLAIN {inner}"
     elif statement.type == duckdb.StatementType.SELECT:
         _check_tree(statement.query)
+        return statement.query
     else:
         raise QueryRefused(f"a read-only query cannot be {_a(statement.type.name)} statement")
 
@@ -96,7 +99,7 @@ def _explained(text: str) -> str:
     tokens = duckdb.tokenize(text)
     if len(tokens) < 2:
         raise QueryRefused("a read-only query cannot be an EXPLAIN of nothing")
-    inner = text[tokens[1][0]:]
+    inner = text.encode()[tokens[1][0]:].decode()  # the tokenizer counts bytes
     try:
         statements = duckdb.extract_statements(inner)
     except duckdb.Error:

@@ -24,6 +24,7 @@ PATH_LIMIT = 4_096         # a reject's source (a file path)
 SPEC_LIMIT = 1_048_576     # a job's spec (its arguments and options, as JSON)
 STATE_LIMIT = 16_777_216   # a checkpoint (the job's state, as JSON)
 BIGINT_MAX = 2**63 - 1
+LAST_TIME = 253_402_300_799  # 9999-12-31 23:59:59, the last time stored, in epoch seconds
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -173,3 +173,11 @@ def past_the_edge(ctx, which):
     for _ in range(6000):  # until the runtime fails it: a checkpoint every 10 ms, for a minute
         ctx.checkpoint()
         time.sleep(0.01)
+
+
+@jobobs.job(name="far-eta")
+def far_eta(ctx):
+    """A slow first step of a huge job: its ETA is past year 9999."""
+    ctx.progress(0, 10**15)
+    ctx.progress(1, 10**15)
+    ctx.checkpoint()

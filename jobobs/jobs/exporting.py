@@ -51,7 +51,7 @@ class ExportOptions:
         if self.table is not None:
             table_name(self.table)
         if self.query is not None:  # also where the job runs: any SQL client can write a spec
-            readonly.check(self.query, explain=False)
+            self.query = readonly.check(self.query, explain=False)
         if not isinstance(self.to, str) or not self.to or self.to.endswith(os.sep):
             raise JobobsError("to must be a file path")
         folder = os.path.dirname(os.path.abspath(self.to))

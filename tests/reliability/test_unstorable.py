@@ -172,3 +172,13 @@ def test_a_repeated_error_is_logged_once_with_a_count_and_backed_off(caplog):
     assert messages == ["jobobs: writing failed",
                         "jobobs: writing failed 200 times; it works again"]
     assert caplog.records[0].exc_info is not None and trouble.delay(0.05) == 0.05
+
+
+def test_an_eta_past_year_9999_is_unknown_not_a_failure(db):
+    ticks = iter(range(1_700_000_000, 1_800_000_000))  # each reading of the clock is 1 s on
+    rt = jobobs.Runtime(db, workers=1, handle_signals=False, clock=lambda: float(next(ticks)))
+    try:
+        info = rt.wait(rt.submit(jobs.far_eta).id, timeout=30)
+        assert info.status is Status.FINISHED and info.eta_at is None, info.error
+    finally:
+        rt.close()
