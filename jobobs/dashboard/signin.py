@@ -259,7 +259,9 @@ class LoginHandler(_Page):
         name = self.get_body_argument("username", "")[:200]
         password = self.get_body_argument("password", "")[:users_file.MAX_PASSWORD + 1]
         next_url = self.get_body_argument("next", "/")
-        keys = (f"user:{name}", f"address:{address}")
+        # per name at this address, and per address: guesses from one place are slowed,
+        # and nobody elsewhere can lock a person out by failing under their name
+        keys = (f"user:{name}@{address}", f"address:{address}")
         async with sign_in.lock:
             wait = sign_in.throttle.wait(keys)
             if wait > 0:
