@@ -29,3 +29,15 @@ def demo_db(tmp_path_factory):
                                        str(folder / "data"), "--scale", "0.02"])
     assert result.exit_code == 0, result.output
     return db
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's), one per test module."""
+    from playwright.sync_api import sync_playwright
+    from serving import chromium
+
+    with sync_playwright() as playwright:
+        launched = chromium(playwright)
+        yield launched
+        launched.close()

@@ -10,21 +10,13 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import expect, sync_playwright
-from serving import Server, chromium, env, free_port, wait_status
+from playwright.sync_api import expect
+from serving import Server, env, free_port, wait_status
 
 import jobobs
 from jobobs.users import set_password
 
 SHOTS = Path(__file__).parents[1] / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        launched = chromium(playwright)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

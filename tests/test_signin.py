@@ -17,8 +17,8 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from serving import JOBOBS, Server, chromium, env, free_port
+from playwright.sync_api import expect
+from serving import JOBOBS, Server, env, free_port
 
 from jobobs import users
 from jobobs.dashboard.signin import Sessions, Throttle, _safe_next
@@ -311,14 +311,6 @@ def test_sign_ins_in_a_burst_are_throttled_too(server):
 
 
 # --- in Chromium --------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        launched = chromium(playwright)
-        yield launched
-        launched.close()
-
 
 def test_signing_in_and_out_in_a_browser(browser, server):
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
