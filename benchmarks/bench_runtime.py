@@ -6,6 +6,9 @@ Prints medians of several runs:
 - journal lines per second through the job context API, and the ratio to Python
   ``logging`` writing the same lines to a file (target: at least 2x);
 - 1,000 trivial jobs submitted and finished, in jobs per second (target: at least 200);
+- checkpoints per second of a job that checkpoints every item (as the README's first
+  example does), plain and ``durable=True``, and the ratio to DuckDB committing one row
+  per item (a plain checkpoint is written with the next flush; target: at least 10x);
 - time from a pause or cancel request to the recorded ``paused``/``canceled`` for a job
   that checkpoints every 10 ms (target: p95 at most 200 ms), and the same for a pause
   written to ``job_commands`` right after 5,000 submissions were (target: the same).
@@ -14,6 +17,7 @@ Prints medians of several runs:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import random
 import statistics
@@ -21,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import duckdb
 
 import jobobs
 from jobobs.store import ts
@@ -37,6 +43,13 @@ def log_lines(ctx, count):
 @jobobs.job(name="bench-noop")
 def noop(ctx):
     pass
+
+
+@jobobs.job(name="bench-checkpoints")
+def checkpoints(ctx, count, durable=False):
+    for i in range(count):
+        ctx.progress(i + 1, count)
+        ctx.checkpoint({"i": i + 1}, durable=durable)
 
 
 @jobobs.job(name="bench-ticker")
@@ -85,6 +98,30 @@ def trivial_jobs_rate(folder: Path, count: int = 1000) -> float:
         done = rt.store.reader().execute(
             "SELECT count(*) FROM jobs WHERE status = 'finished'").fetchone()[0]
     assert done == count
+    return count / elapsed
+
+
+def checkpoint_rate(folder: Path, count: int, durable: bool = False) -> float:
+    """Checkpoints per second, from the submission to the job's end written."""
+    path = tempfile.mktemp(suffix=".duckdb", dir=folder)
+    with jobobs.Runtime(path, handle_signals=False) as rt:
+        started = time.perf_counter()
+        info = rt.submit(checkpoints, count, durable=durable).wait()
+        elapsed = time.perf_counter() - started
+    assert json.loads(info.checkpoint)["state"] == {"i": count}
+    return count / elapsed
+
+
+def commit_rate(folder: Path, count: int) -> float:
+    """The reference: DuckDB committing one row's change per item, on a file."""
+    con = duckdb.connect(tempfile.mktemp(suffix=".duckdb", dir=folder))
+    con.execute("CREATE TABLE state (id INTEGER PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO state VALUES (1, NULL)")
+    started = time.perf_counter()
+    for i in range(count):
+        con.execute("UPDATE state SET value = ? WHERE id = 1", [json.dumps({"i": i + 1})])
+    elapsed = time.perf_counter() - started
+    con.close()
     return count / elapsed
 
 
@@ -148,6 +185,20 @@ def flooded_pause_latencies(folder: Path, samples: int, flood: int = 5000) -> li
     return latencies
 
 
+def checkpoint_rows(commits: list[float], kept: list[float],
+                    durable: list[float]) -> list[tuple]:
+    """The checkpoint figures, each run's against the reference measured in that run."""
+    reference = f"{statistics.median(commits):,.0f} (a DuckDB commit each)"
+    rows = []
+    for name, rates, target in (("checkpoints/s, one per item", kept, 10.0),
+                                ("checkpoints/s, durable=True", durable, None)):
+        ratio = statistics.median(r / c for r, c in zip(rates, commits))
+        rows.append((name, f"{statistics.median(rates):,.0f}", reference, f"{ratio:.2f}x",
+                     "" if target is None else f">= {target:g}x",
+                     target is None or ratio >= target))
+    return rows
+
+
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1]
 
@@ -157,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--checkpoints", type=int, default=20_000)
     args = parser.parse_args(argv)
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
             ours.append(journal_rate(folder, args.lines))
         ratios = [o / r for o, r in zip(ours, reference)]
         trivial = [trivial_jobs_rate(folder) for _ in range(args.runs)]
+        commits, kept, durable = [], [], []
+        for _ in range(args.runs):
+            commits.append(commit_rate(folder, 500))
+            kept.append(checkpoint_rate(folder, args.checkpoints))
+            durable.append(checkpoint_rate(folder, 500, durable=True))
         control = control_latencies(folder, args.samples)
         control["pause (table), 5,000 submits pending"] = flooded_pause_latencies(
             folder, max(args.samples // 2, 2))
@@ -176,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
          f"{statistics.median(ratios):.2f}x", ">= 2x", statistics.median(ratios) >= 2),
         ("1,000 trivial jobs, jobs/s", f"{statistics.median(trivial):,.0f}", "", "", ">= 200",
          statistics.median(trivial) >= 200),
+        *checkpoint_rows(commits, kept, durable),
     ]
     for command, values in control.items():
         median = statistics.median(values)

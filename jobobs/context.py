@@ -62,7 +62,10 @@ class Control:
 
 
 class JobLog:
-    """The job's journal, with logging's method names: ``ctx.log.info("read %d rows", n)``."""
+    """The job's journal, with logging's method names: ``ctx.log.info("read %d rows", n)``.
+
+    ``logging`` calls made by the job's function and by the threads it starts land here
+    too, from DEBUG up (see ``jobobs.journal``)."""
 
     def __init__(self, ctx: JobContext):
         self._ctx = ctx
@@ -155,8 +158,9 @@ class JobContext:
         if warning:
             self._warned()
             return seq
-        rejected = self._row.rejected + 1
-        self._row.set(rejected=rejected, **self._succeeded(rejected=rejected))
+        with self._ledger.lock:  # the job's threads may reject at the same time
+            rejected = self._row.rejected + 1
+            self._row.set(rejected=rejected, **self._succeeded(rejected=rejected))
         if self.max_rejects is not None and rejected > self.max_rejects:
             raise TooManyRejects(rejected, self.max_rejects)
         return seq
@@ -211,16 +215,25 @@ class JobContext:
 
     def checkpoint(self, state: Any = None,
                    atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
-                   steps: Sequence[dict[str, Any]] = ()) -> None:
+                   steps: Sequence[dict[str, Any]] = (), *, durable: bool = False) -> None:
         """Save ``state`` (JSON) with everything reported so far; honour a pending request.
 
-        A checkpoint with no state keeps the last one. With ``checkpoint_interval`` set,
-        saves are spaced at least that far apart, except when a request is pending or
-        ``atomic`` is given. ``atomic(con)`` runs in the checkpoint's own transaction on
-        the job database, so what it writes (rows into a table) commits with the state
-        that records it, or not at all; a pause or cancel interrupts it and rolls it back,
-        and the job stops at its previous checkpoint. ``steps`` are such writes described
-        as data (see ``jobobs.steps``): the way a job on a Dask worker commits them.
+        A checkpoint with no state keeps the last one. A plain checkpoint costs no
+        transaction: it is kept with the job's row and written by the next flush (every
+        ``flush_interval``), in the transaction that writes the lines, rejects and counters
+        reported before it, and always with or before a change of the job's status. So a
+        crash loses at most the checkpoints of the last flush interval, and the job resumes
+        from the one before them. It is written before ``checkpoint`` returns when it
+        honours a request (and then raises), with ``durable=True`` (before the job acts on
+        something outside the database, say), and with an atomic step.
+
+        With ``checkpoint_interval`` set, the state is taken at most that often, except
+        when a request is pending or a write is asked for. ``atomic(con)`` runs in the
+        checkpoint's own transaction on the job database, so what it writes (rows into a
+        table) commits with the state that records it, or not at all; a pause or cancel
+        interrupts it and rolls it back, and the job stops at its previous checkpoint.
+        ``steps`` are such writes described as data (see ``jobobs.steps``): the way a job
+        on a Dask worker commits them.
         """
         if atomic is not None or steps:
             self._save_with(state, atomic, steps)
@@ -228,11 +241,18 @@ class JobContext:
             self._state = state
         request = self._control.take() if self._control.pending else None
         now = self._clock()
-        if (atomic is None and not steps
-                and (request or now - self._last_checkpoint >= self.checkpoint_interval)):
-            self.save(now)
+        if atomic is None and not steps:
+            if request or durable:
+                self.save(now)
+            elif now - self._last_checkpoint >= self.checkpoint_interval:
+                self._keep(now)
         if request:
             raise INTERRUPTS[request]()
+
+    def _keep(self, now: float) -> None:
+        """Set the checkpoint on the job's row for the next flush to write."""
+        self._row.set(checkpoint=self._saved(self._state), checkpoint_at=now)
+        self._last_checkpoint = now
 
     def _save_with(self, state: Any,
                    atomic: Callable[[duckdb.DuckDBPyConnection], None] | None,
@@ -327,15 +347,7 @@ class JobContext:
         now = self._clock() if now is None else now
         state = self._state if state is None else state
         row = self._row
-        try:
-            saved = json.dumps(
-                {"state": state, "counters": self.counters,
-                 "progress": [row.progress_current, row.progress_total],
-                 "reject_seq": self._ledger.reject_seq(self.job_id)}, allow_nan=False,
-            )
-        except (TypeError, ValueError) as error:
-            raise JobobsError(f"checkpoint state must be JSON-serializable: {error}") from None
-        values.sized("checkpoint state", saved, values.STATE_LIMIT)
+        saved = self._saved(state)
         previous = row.checkpoint, row.checkpoint_at
         try:
             # Set under the flush lock, so no other flush writes this checkpoint without
@@ -351,8 +363,22 @@ class JobContext:
 
     # -- internals --------------------------------------------------------------
 
+    def _saved(self, state: Any) -> str:
+        """The checkpoint as stored: the state with the counters, progress and last reject
+        number it goes with."""
+        row = self._row
+        try:
+            saved = json.dumps(
+                {"state": state, "counters": self.counters,
+                 "progress": [row.progress_current, row.progress_total],
+                 "reject_seq": self._ledger.reject_seq(self.job_id)}, allow_nan=False,
+            )
+        except (TypeError, ValueError) as error:
+            raise JobobsError(f"checkpoint state must be JSON-serializable: {error}") from None
+        return values.sized("checkpoint state", saved, values.STATE_LIMIT)
+
     def _warned(self) -> None:
-        self._row.set(warnings=self._row.warnings + 1, has_warning=True)
+        self._row.add("warnings", has_warning=True)
 
     def _succeeded(self, **changed: int) -> dict[str, int]:
         if self._explicit_succeeded:

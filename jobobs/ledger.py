@@ -49,6 +49,11 @@ class JobRow:
                 object.__setattr__(self, column, value)
             self._changed.update(values)
 
+    def add(self, column: str, amount: int = 1, **values: Any) -> None:
+        """Add to a counter (and set ``values``) in one step: a job's threads count too."""
+        with self._lock:
+            self.set(**{column: (getattr(self, column) or 0) + amount}, **values)
+
     def values(self) -> dict[str, Any]:
         return {column: getattr(self, column) for column in JOB_COLUMNS}
 

@@ -31,7 +31,7 @@ from jobobs.context import Control, JobContext
 from jobobs.errors import JobInterrupt, JobobsError, ShutdownInterrupt, TooManyRejects
 from jobobs.job import resolve
 from jobobs.jobs.sql import ident
-from jobobs.journal import capture_logging, current_job, release_logging
+from jobobs.journal import capture_logging, release_logging, running
 from jobobs.ledger import JobRow
 from jobobs.records import Reject, process
 from jobobs.states import EXECUTING, Status
@@ -413,10 +413,10 @@ def _run(link: Link, assignment: dict[str, Any], worker: str | None) -> str:
         end = _failure(error)
     else:
         pump.start()
-        token = current_job.set(ctx)
         capture_logging()  # a job's own logging reaches its journal, as on the server
         try:
-            definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
+            with running(ctx):
+                definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
         except JobInterrupt:
             end = {"status": "interrupted", "request": control.taken or control.pending}
         except BaseException as error:
@@ -425,7 +425,6 @@ def _run(link: Link, assignment: dict[str, Any], worker: str | None) -> str:
             end = {"status": "finished"}
         finally:
             release_logging()
-            current_job.reset(token)
             pump.stopping.set()
             pump.join()
     reporter.send(end=end)

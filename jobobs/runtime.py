@@ -36,7 +36,7 @@ from jobobs.errors import (
 )
 from jobobs.handle import JobHandle, JobInfo
 from jobobs.job import JobFunction, as_job, resolve
-from jobobs.journal import capture_logging, current_job, release_logging
+from jobobs.journal import capture_logging, release_logging, running
 from jobobs.ledger import JobRow, Ledger
 from jobobs.states import ACTIVE, Status
 from jobobs.store import Store
@@ -80,7 +80,7 @@ class Runtime(ControlLoop):
         flush_interval: float = 0.1, poll_interval: float = 0.05, heartbeat: float = 1.0,
         shutdown_timeout: float = 4.0,
         retention: timedelta | None = None, handle_signals: bool | None = None,
-        log_level: int | None = logging.INFO, clock: Callable[[], float] = time.time,
+        log_level: int | None = logging.DEBUG, clock: Callable[[], float] = time.time,
         export_dirs: list[str] | None = None, stall_timeout: float | None = None,
         executor: Any = None,
     ):
@@ -335,9 +335,9 @@ class Runtime(ControlLoop):
         except Exception as error:
             self._end(execution, Status.FAILED, started, error=error)
             return False
-        token = current_job.set(ctx)
         try:
-            definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
+            with running(ctx):  # what the job and its threads log goes to its journal
+                definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
         except JobInterrupt:
             with self.ledger.lock:  # no request can change the status while we decide
                 status = STOPPED.get(self.ledger.status(job_id), Status.SHUTDOWN)
@@ -346,8 +346,6 @@ class Runtime(ControlLoop):
             self._end(execution, Status.FAILED, started, error=error)
         else:
             self._end(execution, Status.FINISHED, started)
-        finally:
-            current_job.reset(token)
         return execution.abandoned
 
     def _execute_remote(self, execution: _Execution, row: JobRow) -> bool:

@@ -98,7 +98,7 @@ def _seen_after_transition(page, client, job_id, status, label):
 
 
 def test_pause_resume_and_cancel_from_the_page(browser, served, client):
-    job_id = client.submit("jobs:talker", 80, 0.05, name="pause-me")
+    job_id = client.submit("jobs:talker", 300, 0.05, name="pause-me")  # 15 s to be paused
     wait_status(client, job_id, "running")
     page = open_page(browser, served.endpoint.dashboard)
     select(page, "pause-me")
@@ -106,7 +106,7 @@ def test_pause_resume_and_cancel_from_the_page(browser, served, client):
     assert _seen_after_transition(page, client, job_id, "paused", "Paused") <= 1.5
     shot(page, "paused")
     page.get_by_role("button", name="Resume").click()
-    expect(title_status(page)).to_contain_text("Finished", timeout=30_000)
+    expect(title_status(page)).to_contain_text("Finished", timeout=90_000)
     history = client.transitions(job_id)
     asked = history[history["to_status"].isin(["pausing", "queued"])]["actor"].tolist()
     assert asked[1:] == [asked[1], asked[1]]  # the page's user paused and resumed

@@ -94,7 +94,7 @@ def test_selecting_a_job_fills_general_journal_and_rejects(history, client):
 def test_controls_follow_the_state_machine_and_record_who_asked(rt, client):
     gate = jobs.gate("dashboard-controls")
     job_id = rt.submit(jobs.blocked, "dashboard-controls").id
-    wait_for_status(rt, job_id, "running")
+    wait_until(lambda: job_id in client.jobs(status="running")["id"].tolist(), timeout=10)
     detail = JobDetail(client, job_id=job_id, user="olga")
     assert not detail.buttons["Pause"].disabled and detail.buttons["Resume"].disabled
     detail.request("pause")
@@ -147,7 +147,8 @@ def test_the_journal_follows_a_running_job(rt, client):
 
 def test_a_running_job_is_patched_in_place(rt, client):
     job_id = rt.submit(jobs.talker, 30, 0.03).id
-    wait_for_status(rt, job_id, "running")
+    # running as the page reads it: the runtime writes the change with its next flush
+    wait_until(lambda: job_id in client.jobs(status="running")["id"].tolist(), timeout=10)
     listed = JobList(client)
     patches = []
     original = listed.table.patch
