@@ -83,7 +83,7 @@ def _columns(text: str | None) -> dict[str, str] | None:
 @click.option("--doubles", type=click.Choice(["update", "ignore", "reject"]), default="update",
               show_default=True, help="A key repeated in the input.")
 @click.option("--duplicates", type=click.Choice(["update", "ignore", "reject"]),
-              default="reject", show_default=True, help="A key already in the table.")
+              help="A key already in the table.  [default: reject; update with upsert]")
 @click.option("--max-rejects", help="Stop after N rejects, or P%, or none.  [default: 100]")
 @click.option("--keep-chunks", is_flag=True, help="On failure keep the chunks already loaded "
               "(default: all or nothing).")

@@ -33,11 +33,20 @@ from jobobs.errors import CancelInterrupt, JobInterrupt, JobobsError, TooManyRej
 from jobobs.job import job
 from jobobs.jobs.sources import (
     ImportOptions,
+    choose_columns,
     expand,
     file_format,
+    inexact_reject,
+    keep_raw_bytes,
+    line_of_row,
     lines_rejected,
+    raw_records,
     reader,
+    relocate,
+    remove_replay_file,
+    set_raw,
     threshold,
+    wide_columns,
 )
 from jobobs.jobs.sql import StatementProgress, clear, ident, literal, table_name
 from jobobs.steps import INBOX_PREFIX, write_rows
@@ -99,13 +108,14 @@ class Import:
                           time.monotonic() - self.started)
 
     def read(self, files: list[str], state: dict[str, Any]) -> dict[str, Any]:
-        ctx, options = self.ctx, self.options
+        ctx = self.ctx
         if state["file"] == 0:
             ctx.log.info("--- Read the input ---")
-        columns = state.get("columns") or options.columns or self.sniff(files)
+        columns = state.get("columns") or self.choose_columns(files)
         sizes = [os.path.getsize(f) for f in files]
         self.cursor.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage} (_file INTEGER,
-            _row BIGINT, {', '.join(f'{ident(n)} {t}' for n, t in columns.items())})""")
+            _row BIGINT, {', '.join(f'{ident(n)} {t}' for n, t in columns.items())},
+            _inexact VARCHAR, _inexact_message VARCHAR)""")
         self.cursor.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage_rejects} (
             file INTEGER, path VARCHAR, line BIGINT, column_name VARCHAR, reason VARCHAR,
             raw VARCHAR, message VARCHAR)""")
@@ -125,22 +135,28 @@ class Import:
         ctx.checkpoint(state)
         return state
 
-    def sniff(self, files: list[str]) -> dict[str, str]:
-        """Column types from the first file that has any bytes."""
-        path = next((f for f in files if os.path.getsize(f)), files[0])
-        source = reader(path, self.options, None, sniffing=True)
-        relation = self.cursor.sql(f"SELECT * FROM {source} LIMIT 0")
-        columns = dict(zip(relation.columns, (str(t) for t in relation.types)))
-        self.ctx.log.info("Columns sniffed from %s: %s", path,
-                          ", ".join(f"{n} {t}" for n, t in columns.items()))
+    def choose_columns(self, files: list[str]) -> dict[str, str]:
+        """The declared columns, else those of the files (see sources.choose_columns),
+        journaled."""
+        if self.options.columns:
+            return self.options.columns
+        adding = self.options.mode != "replace" and self.exists()
+        path, columns = choose_columns(self.cursor, files, self.options,
+                                       self.target if adding else None)
+        what = (f"Columns of {self.options.dataset or self.options.table}" if adding
+                else f"Columns sniffed from {path}")
+        self.ctx.log.info("%s: %s", what, ", ".join(f"{n} {t}" for n, t in columns.items()))
         return columns
 
     def read_file(self, index: int, path: str, columns: dict[str, str]) -> None:
         """Read one file into the staging tables, replacing what an earlier try staged."""
         cur, rejects = self.cursor, f"_jobobs_rejects_{self.ctx.job_id}"
         is_csv = file_format(path, self.options.format) == "csv"
-        source = reader(path, self.options, columns, rejects if is_csv else None)
-        names = ", ".join(ident(c) for c in columns)
+        wide = wide_columns(cur, path, self.options, columns)
+        source = reader(path, self.options, {**columns, **wide}, rejects if is_csv else None)
+        names = ", ".join(f"TRY_CAST({ident(c)} AS {columns[c]})" if c in wide else ident(c)
+                          for c in columns)
+        inexact = ", ".join(inexact_reject(columns, wide)) if wide else "NULL, NULL"
         with self.ctx.interruptible(cur.interrupt):
             cur.execute("BEGIN TRANSACTION")
             try:
@@ -149,11 +165,14 @@ class Import:
                 with StatementProgress(cur, lambda percent: None,
                                        lambda: self.ctx.stop_requested):
                     cur.execute(f"""INSERT INTO {self.stage} SELECT {index},
-                                    row_number() OVER (), {names} FROM {source}""")
+                                    row_number() OVER (), {names}, {inexact} FROM {source}""")
                 self.ctx.check_interrupt()
                 if is_csv:
                     cur.execute(f"INSERT INTO {self.stage_rejects} SELECT {index}, * FROM "
                                 f"({lines_rejected(path, rejects)})")
+                    keep_raw_bytes(cur, path, rejects, self.stage_rejects, self.options)
+                    self.reject_inexact(index, path, rejects)
+                    relocate(cur, self.stage_rejects, path, self.options)
                     cur.execute(f"DROP TABLE {ident(rejects)}")
                     cur.execute(f"DROP TABLE {ident(rejects + '_scan')}")
                 self.ctx.check_interrupt()
@@ -161,6 +180,21 @@ class Import:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+
+    def reject_inexact(self, index: int, path: str, reader_rejects: str) -> None:
+        """Move the staged rows of file ``index`` with a value that its column would round
+        into the staged rejects, at their line of the file."""
+        cur = self.cursor
+        cur.execute(f"""INSERT INTO {self.stage_rejects} SELECT {index}, {literal(path)},
+            {line_of_row("s._row", reader_rejects, self.options.header)}, _inexact,
+            'cast error', NULL, _inexact_message
+            FROM {self.stage} s WHERE _file = {index} AND _inexact IS NOT NULL""")
+        lines = cur.execute(f"SELECT line FROM {self.stage_rejects} WHERE file = ? AND "
+                            "raw IS NULL AND reason = 'cast error'", [index]).fetchall()
+        set_raw(cur, self.stage_rejects, path,
+                raw_records(path, [line for (line,) in lines], self.options))
+        cur.execute(f"DELETE FROM {self.stage} WHERE _file = ? AND _inexact IS NOT NULL",
+                    [index])
 
     def check_gzip(self, path: str) -> None:
         """Read a gzip file to its end: DuckDB reads a truncated one without a word."""
@@ -345,7 +379,7 @@ class Import:
         from jobobs.jobs.onepass import OnePass
 
         self.ctx.log.info("--- Read the input ---")
-        columns = state.get("columns") or self.options.columns or self.sniff(files)
+        columns = state.get("columns") or self.choose_columns(files)
         self.columns = columns
         for path in files:
             if path.endswith(".gz"):
@@ -431,10 +465,12 @@ def import_job(ctx: JobContext, options: dict[str, Any], within: str | None = No
     """The import job: ``options`` are ImportOptions' fields; ``within``, the real path of
     the export folder a ``dataset`` was allowed under (None: anywhere)."""
     run = Import(ctx, ImportOptions(**options), within)
+    ended = True  # else paused or shut down: a resume reads the files again
     try:
         run.run()
     except JobInterrupt as interrupt:
-        if isinstance(interrupt, CancelInterrupt):
+        ended = isinstance(interrupt, CancelInterrupt)
+        if ended:
             run.drop_staging()
         raise
     except (duckdb.Error, Exception) as error:
@@ -445,7 +481,8 @@ def import_job(ctx: JobContext, options: dict[str, Any], within: str | None = No
         raise
     finally:
         run.cursor.close()
-
+        if ended:
+            remove_replay_file(run.options)
 
 
 def submit(rt: Any, source: str | list[str], table: str, *, name: str | None = None,

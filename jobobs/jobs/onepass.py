@@ -7,6 +7,10 @@ after a crash means the rows are in, and a checkpoint then moves the rejects int
 ``rejects`` and drops it. A pause or cancel interrupts the transaction and rolls it back;
 past the reject threshold it is rolled back too and the files are read once more, without
 writing, to record the rejects.
+
+Integer and decimal columns are read in a wider exact type and checked (see
+``sources.wide_type``). A value that its column would round stops the pass; it is then
+done again, carefully: the exact rows go in and the others are read once more as rejects.
 """
 
 from __future__ import annotations
@@ -17,10 +21,25 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from jobobs.errors import TooManyRejects
-from jobobs.jobs.sql import StatementProgress, ident, table_name
+from jobobs.jobs.sources import (
+    exact,
+    inexact_reject,
+    keep_raw_bytes,
+    line_of_row,
+    lines_rejected,
+    raw_records,
+    reader,
+    relocate,
+    set_raw,
+    threshold,
+    wide_columns,
+)
+from jobobs.jobs.sql import StatementProgress, ident, literal, table_name
 
 if TYPE_CHECKING:
     from jobobs.jobs.importing import Import
+
+INEXACT = "_jobobs_inexact_value"  # the error that stops a pass at a value to reject
 
 
 class OnePass:
@@ -37,62 +56,22 @@ class OnePass:
 
     def import_files(self, files: list[str], columns: dict[str, str],
                      state: dict[str, Any]) -> None:
-        from jobobs.jobs.sources import lines_rejected, reader, threshold
-
         ctx, options, cur = self.ctx, self.options, self.cursor
         base = {"files": files, "columns": columns}
         if state.get("phase") == "reread":  # rolled back; its rejects were being read again
             self.finish_without_rows(files, columns, state)
             return
         if not self.committed():  # else the rows went in before an interruption
-            target = table_name(options.table)
             ctx.log.info("--- Import data into %s (all or nothing, in one pass) ---",
                          options.table)
             sizes = [os.path.getsize(f) for f in files]
-            names = ", ".join(ident(c) for c in columns)
-            typed = ", ".join(f"{ident(n)} {t}" for n, t in columns.items())
-            imported = 0
             at = [0]
             with ctx.interruptible(cur.interrupt), self.progress(sizes, at):
-                cur.execute("BEGIN TRANSACTION")
-                try:
-                    # A new table is created from the first file's rows (as fast as the
-                    # raw reader); an existing one is appended to by name.
-                    create = options.mode == "replace" or not self.run.exists()
-                    self.create_holder(cur)
-                    for index, path in enumerate(files):
-                        at[0] = index
-                        if not sizes[index]:
-                            ctx.warn("%s is empty", path)
-                            continue
-                        rejects = f"_jobobs_reader_rejects_{ctx.job_id}_{index}"
-                        source = reader(path, options, columns, rejects)
-                        ctx.check_interrupt()
-                        if create:
-                            cur.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT {names} "
-                                        f"FROM {source}")
-                            imported += cur.execute(f"SELECT count(*) FROM {target}"
-                                                    ).fetchone()[0]
-                            create = False
-                        else:
-                            imported += cur.execute(f"INSERT INTO {target} BY NAME SELECT "
-                                                    f"{names} FROM {source}").fetchone()[0]
-                        ctx.check_interrupt()
-                        cur.execute(f"INSERT INTO {self.holder} "
-                                    f"{lines_rejected(path, rejects)}")
-                    if create:  # every file was empty
-                        cur.execute(f"CREATE OR REPLACE TABLE {target} ({typed})")
-                    rejected = cur.execute(f"SELECT count(*) FROM {self.holder}").fetchone()[0]
-                    limit = threshold(options.max_rejects, imported + rejected)
-                    over = limit is not None and rejected > limit
-                    # The marker that says the rows are in, with what they count.
-                    cur.execute(f"CREATE TABLE {self.marker} AS SELECT {int(imported)} AS "
-                                f"imported, {int(rejected)} AS rejected")
-                    ctx.check_interrupt()
-                    cur.execute("ROLLBACK" if options.dry_run or over else "COMMIT")
-                except BaseException:
-                    cur.execute("ROLLBACK")
-                    raise
+                loaded = self.load(files, columns, sizes, at, careful=False)
+                if loaded is None:
+                    ctx.log.info("A value would be rounded: reading again, to reject it")
+                    loaded = self.load(files, columns, sizes, at, careful=True)
+            imported, rejected, limit, over = loaded
             ctx.log.info("Starting import of %d records", imported + rejected)
             if not imported + rejected:
                 ctx.warn("The input has no records")
@@ -108,6 +87,95 @@ class OnePass:
         ctx.count(total=imported + rejected, processed=imported + rejected,
                   succeeded=imported, rejected=rejected)
         self.record_rejects({**base, "phase": "done"})
+
+    def load(self, files: list[str], columns: dict[str, str], sizes: list[int],
+             at: list[int], careful: bool) -> tuple[int, int, int | None, bool] | None:
+        """Read the files into the target in one transaction; return what it imported and
+        rejected, the threshold and whether it was passed. Not ``careful``: None, with
+        nothing written, at the first value that its column would round."""
+        ctx, options, cur = self.ctx, self.options, self.cursor
+        target = table_name(options.table)
+        typed = ", ".join(f"{ident(n)} {t}" for n, t in columns.items())
+        imported = 0
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            # A new table is created from the first file's rows (as fast as the raw
+            # reader); an existing one is appended to by name.
+            create = options.mode == "replace" or not self.run.exists()
+            self.create_holder(cur)
+            for index, path in enumerate(files):
+                at[0] = index
+                if not sizes[index]:
+                    ctx.warn("%s is empty", path)
+                    continue
+                rejects = f"_jobobs_reader_rejects_{ctx.job_id}_{index}"
+                wide = wide_columns(cur, path, self.options, columns)
+                rows = self.exact_rows(columns, wide, reader(path, options, {**columns, **wide},
+                                                             rejects), careful)
+                ctx.check_interrupt()
+                if create:
+                    cur.execute(f"CREATE OR REPLACE TABLE {target} AS {rows}")
+                    imported += cur.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+                    create = False
+                else:
+                    imported += cur.execute(f"INSERT INTO {target} BY NAME {rows}"
+                                            ).fetchone()[0]
+                ctx.check_interrupt()
+                cur.execute(f"INSERT INTO {self.holder} {lines_rejected(path, rejects)}")
+                keep_raw_bytes(cur, path, rejects, self.holder, options)
+                if careful and wide:
+                    self.hold_inexact(path, columns, wide, rejects)
+                relocate(cur, self.holder, path, options)
+            if create:  # every file was empty
+                cur.execute(f"CREATE OR REPLACE TABLE {target} ({typed})")
+            rejected = cur.execute(f"SELECT count(*) FROM {self.holder}").fetchone()[0]
+            limit = threshold(options.max_rejects, imported + rejected)
+            over = limit is not None and rejected > limit
+            # The marker that says the rows are in, with what they count.
+            cur.execute(f"CREATE TABLE {self.marker} AS SELECT {int(imported)} AS "
+                        f"imported, {int(rejected)} AS rejected")
+            ctx.check_interrupt()
+            cur.execute("ROLLBACK" if options.dry_run or over else "COMMIT")
+        except BaseException as error:
+            cur.execute("ROLLBACK")
+            if not careful and isinstance(error, duckdb.InvalidInputException) and \
+                    INEXACT in str(error):
+                return None
+            raise
+        return imported, rejected, limit, over
+
+    @staticmethod
+    def exact_rows(columns: dict[str, str], wide: dict[str, str], source: str,
+                   careful: bool) -> str:
+        """The query of the rows of ``source`` in their columns' types; the rows with a
+        value read ``wide`` that its column would round are left out (``careful``) or
+        stop the query."""
+        names = ", ".join(f"CAST({ident(c)} AS {columns[c]}) AS {ident(c)}" if c in wide
+                          else ident(c) for c in columns)
+        if not wide:
+            return f"SELECT {names} FROM {source}"
+        fits = " AND ".join(exact(c, columns[c]) for c in wide)
+        where = fits if careful else \
+            f"CASE WHEN {fits} THEN true ELSE error({literal(INEXACT)}) END"
+        return f"SELECT {names} FROM {source} WHERE {where}"
+
+    def hold_inexact(self, path: str, columns: dict[str, str], wide: dict[str, str],
+                     reader_rejects: str) -> None:
+        """Read ``path`` again to hold its rows with a value that its column would round
+        as rejects, at their line (counted with the first reading's rejects)."""
+        cur, again = self.cursor, f"{reader_rejects}_again"
+        column, message = inexact_reject(columns, wide)
+        source = reader(path, self.options, {**columns, **wide}, again)
+        cur.execute(f"""INSERT INTO {self.holder} SELECT {literal(path)},
+            {line_of_row("_row", reader_rejects, self.options.header)}, _column, 'cast error',
+            NULL, _message FROM (SELECT row_number() OVER () AS _row, {column} AS _column,
+            {message} AS _message FROM {source}) WHERE _column IS NOT NULL""")
+        for table in (again, again + "_scan"):
+            cur.execute(f"DROP TABLE IF EXISTS {ident(table)}")
+        lines = cur.execute(f"SELECT line FROM {self.holder} WHERE path = ? AND raw IS NULL",
+                            [path]).fetchall()
+        set_raw(cur, self.holder, path,
+                raw_records(path, [line for (line,) in lines], self.options))
 
     def finish_without_rows(self, files: list[str], columns: dict[str, str],
                             state: dict[str, Any]) -> None:
@@ -130,8 +198,6 @@ class OnePass:
 
     def hold_rejects_only(self, files: list[str], columns: dict[str, str]) -> None:
         """Read the files again without writing, to keep their rejects."""
-        from jobobs.jobs.sources import lines_rejected, reader
-
         cur = self.cursor
         self.create_holder(cur, replace=True)
         for index, path in enumerate(files):
@@ -139,11 +205,16 @@ class OnePass:
                 continue
             rejects = f"_jobobs_reader_rejects_{self.ctx.job_id}_{index}"
             every = ", ".join(ident(c) for c in columns)  # so that every value is parsed
+            wide = wide_columns(cur, path, self.options, columns)
+            source = reader(path, self.options, {**columns, **wide}, rejects)
             with self.ctx.interruptible(cur.interrupt):
-                cur.execute(f"SELECT sum(hash({every})) "
-                            f"FROM {reader(path, self.options, columns, rejects)}").fetchall()
+                cur.execute(f"SELECT sum(hash({every})) FROM {source}").fetchall()
+                if wide:
+                    self.hold_inexact(path, columns, wide, rejects)
                 self.ctx.check_interrupt()
             cur.execute(f"INSERT INTO {self.holder} {lines_rejected(path, rejects)}")
+            keep_raw_bytes(cur, path, rejects, self.holder, self.options)
+            relocate(cur, self.holder, path, self.options)
 
     def record_rejects(self, state: dict[str, Any]) -> None:
         """Move the held rejects into ``rejects`` with the checkpoint that says so.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from typing import Any
 
 import duckdb
@@ -56,19 +57,24 @@ def replay_options(original: dict[str, Any], corrected: str, *,
     if not os.path.exists(corrected):
         raise JobobsError(f"{corrected} does not exist")
     try:
-        lines = duckdb.sql(f"SELECT raw FROM read_csv({literal(corrected)}, header=true, "
-                           "all_varchar=true) WHERE raw IS NOT NULL").fetchall()
+        lines = duckdb.sql(f"SELECT raw, source, TRY_CAST(line_no AS BIGINT) FROM read_csv("
+                           f"{literal(corrected)}, header=true, all_varchar=true) "
+                           "WHERE raw IS NOT NULL").fetchall()
     except duckdb.Error as error:
         raise JobobsError(f"{corrected} is not a rejects file with a raw column") from error
-    lines_file = os.path.abspath(corrected) + ".lines.csv"
+    # a name of its own: two replays of one corrected file must not share it
+    lines_file = f"{os.path.abspath(corrected)}.{secrets.token_hex(4)}{sources.REPLAY_SUFFIX}"
     with files.replacing(lines_file) as temporary, \
             open(temporary, "w", encoding=options.get("encoding") or "utf-8") as out:
         if options.get("header", True):
             out.write(options.get("delimiter", ",").join(columns) + "\n")
-        out.writelines(raw + "\n" for (raw,) in lines)
+        out.writelines(raw + "\n" for raw, _, _ in lines)
     options.update(source=lines_file, columns=columns, dry_run=False, parent=job_id,
                    name=name or f"replay of job {job_id}",
+                   replay_lines=[[source, line] for _, source, line in lines],
                    mode="append" if options["mode"] == "replace" else options["mode"])
+    if options["mode"] == "upsert":  # specs stored before upserts refused other policies
+        options["duplicates"] = "update"
     return options
 
 

@@ -1,14 +1,22 @@
 """What an import reads and how: its options, its files, and DuckDB's readers for them.
 
 Also the reject reason codes: DuckDB's reader error types as the short codes people
-group by, one row per rejected line.
+group by, one row per rejected line; the exact reading of numbers (a CSV value that an
+integer or decimal column could only take rounded is a reject); and the raw lines of
+rejects as the file's own bytes.
 """
 
 from __future__ import annotations
 
 import glob
+import gzip
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
 
 from jobobs.errors import JobobsError
 from jobobs.jobs.sql import columns_struct, ident, literal, table_name
@@ -43,12 +51,13 @@ class ImportOptions:
     mode: str = "append"                 # append, replace, or upsert on ``key``
     key: list[str] = field(default_factory=list)
     doubles: str = "update"              # a key repeated in the input: last wins
-    duplicates: str = "reject"           # a key already in the target (append mode)
+    duplicates: str | None = None        # a key already in the target: by the mode (below)
     max_rejects: int | str | None = 100  # a count, a percentage such as "5%", or None
     on_failure: str = "rollback"         # or "keep": chunks already loaded stay
     dry_run: bool = False
     chunk_rows: int = 500_000
     dataset: str | None = None           # a folder: Parquet files there instead of ``table``
+    replay_lines: list[list[Any]] | None = None  # a replay: [file, line] of each source line
 
     def __post_init__(self) -> None:
         sources = [self.source] if isinstance(self.source, str) else list(self.source)
@@ -65,6 +74,7 @@ class ImportOptions:
             self.key = [self.key]
         if self.mode == "upsert" and not self.key:
             raise JobobsError("mode 'upsert' needs a key")
+        self.duplicates = duplicates_policy(self.mode, self.duplicates)
         if self.columns is not None:
             columns_struct(self.columns)
             missing = [k for k in self.key if k not in self.columns]
@@ -84,6 +94,19 @@ class ImportOptions:
             if self.mode != "append" or (self.key and self.duplicates == "update"):
                 raise JobobsError("a Parquet dataset is only added to: mode 'append', and "
                                   "duplicates 'reject' or 'ignore' with a key")
+
+
+def duplicates_policy(mode: str, policy: str | None) -> str:
+    """What a key already in the target gets: appending rejects it unless told otherwise;
+    an upsert updates it, which is what upsert means, so any other policy is refused
+    rather than stored in the spec and not followed."""
+    if mode != "upsert":
+        return policy or "reject"
+    if policy not in (None, "update"):
+        raise JobobsError(f"mode 'upsert' updates the rows whose key is already in the table, "
+                          f"so duplicates {policy!r} cannot apply: use mode 'append' with "
+                          f"duplicates {policy!r} to keep those rows as they are")
+    return "update"
 
 
 def lines_rejected(path: str, reader_rejects: str) -> str:
@@ -163,6 +186,159 @@ def reader(path: str, options: ImportOptions, columns: dict[str, str] | None,
     if rejects:
         args += ["store_rejects=true", f"rejects_table={literal(rejects)}",
                  f"rejects_scan={literal(rejects + '_scan')}"]
-    if sniffing:
-        args.append("ignore_errors=true")
+    if sniffing:  # the whole file, so that a decimal past any sample is seen
+        args += ["ignore_errors=true", "sample_size=-1"]
     return f"read_csv({', '.join(args)})"
+
+
+# -- reading numbers exactly ------------------------------------------------------------
+
+_NUMBER = re.compile(r"U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|DECIMAL\((\d+),(\d+)\)")
+
+
+def wide_type(kind: str) -> str | None:
+    """The type to read a column of type ``kind`` (DuckDB's own name) with, when DuckDB's
+    cast from text would round: integers take "10.75" as 11 and DECIMAL(12,2) takes
+    "10.755" as 10.76. Such a column is read as text and checked (``exact``); a wide
+    DECIMAL would do, but DuckDB's reader parses it a hundred times slower."""
+    return "VARCHAR" if _NUMBER.fullmatch(kind) else None
+
+
+def exact(name: str, kind: str) -> str:
+    """SQL: true when text column ``name`` holds a value that ``kind`` takes as it is:
+    no digit past the type's scale other than 0, and within its range."""
+    column, match = ident(name), _NUMBER.fullmatch(kind)
+    scale = int(match.group(3)) if match and match.group(3) else 0
+    fraction = literal(r"\.\d{" + str(scale) + r"}\d*[1-9]")
+    return f"""({column} IS NULL OR (TRY_CAST({column} AS {kind}) IS NOT NULL AND CASE
+        WHEN NOT regexp_matches({column}, '[.eE]') THEN true
+        WHEN regexp_matches({column}, '[eE]') THEN TRY_CAST({column} AS DOUBLE) =
+            TRY_CAST({column} AS {kind})::DOUBLE
+        ELSE NOT regexp_matches({column}, {fraction}) END))"""
+
+
+def inexact_reject(columns: dict[str, str], wide: dict[str, str]) -> tuple[str, str]:
+    """SQL: the first column whose text does not convert exactly, and the message."""
+    names, messages = [], []
+    for name in wide:
+        kind, column = columns[name], ident(name)
+        when = f"WHEN NOT {exact(name, kind)} THEN"
+        names.append(f"{when} {literal(name)}")
+        messages.append(
+            f"{when} 'Error when converting column \"' || {literal(name)} || '\". Could not "
+            f"convert string \"' || {column} || '\" to {kind}' || CASE WHEN TRY_CAST({column} "
+            f"AS {kind}) IS NULL THEN '' ELSE ' without rounding' END")
+    return (f"CASE {' '.join(names)} END", f"CASE {' '.join(messages)} END")
+
+
+# -- raw lines as the file's bytes ----------------------------------------------------------
+
+def raw_records(path: str, numbers: Iterable[int], options: ImportOptions) -> dict[int, str]:
+    """The records at DuckDB's line ``numbers`` of a CSV file (a record with a quoted line
+    break counts as one line, as DuckDB counts them), as the file's bytes decoded with
+    bytes that do not decode written as ``\\xe9``: what DuckDB gives for such a line has
+    the delimiter after the byte swallowed. Empty for a file these bytes cannot be
+    found in (zstd, or an encoding whose line end is not one byte)."""
+    wanted = set(numbers)
+    if not wanted or path.endswith(".zst") or "16" in options.encoding:
+        return {}
+    quote = options.quote.encode() if options.quote else b""
+    found: dict[int, str] = {}
+    number, record = 0, b""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as lines:
+        for line in lines:
+            record += line
+            if quote and record.count(quote) % 2:
+                continue  # a quoted line break: the record goes on
+            number += 1
+            if number in wanted:
+                text = record.removesuffix(b"\n").removesuffix(b"\r")
+                found[number] = text.decode(options.encoding, errors="backslashreplace")
+                if len(found) == len(wanted):
+                    break
+            record = b""
+    return found
+
+
+def keep_raw_bytes(cur: duckdb.DuckDBPyConnection, path: str, reader_rejects: str,
+                   table: str, options: ImportOptions) -> None:
+    """Give the rejects of ``path`` in ``table`` that DuckDB found badly encoded their
+    raw line from the file's bytes."""
+    lines = [line for (line,) in cur.execute(
+        f"SELECT DISTINCT line FROM {ident(reader_rejects)} "
+        "WHERE error_type IN ('INVALID ENCODING', 'INVALID UNICODE')").fetchall()]
+    set_raw(cur, table, path, raw_records(path, lines, options))
+
+
+def set_raw(cur: duckdb.DuckDBPyConnection, table: str, path: str,
+            raws: dict[int, str]) -> None:
+    if raws:
+        cur.executemany(f"UPDATE {table} SET raw = ? WHERE path = ? AND line = ?",
+                        [[raw, path, line] for line, raw in raws.items()])
+
+
+def relocate(cur: duckdb.DuckDBPyConnection, table: str, path: str,
+             options: ImportOptions) -> None:
+    """A replay's rejects in ``table`` at the file and line of the original input, not
+    of the helper file that holds the replayed lines."""
+    if not options.replay_lines:
+        return
+    first = 2 if options.header else 1  # the helper's line of the first replayed line
+    lines = [line for (line,) in cur.execute(
+        f"SELECT DISTINCT line FROM {table} WHERE path = ?", [path]).fetchall()]
+    moves = [[*options.replay_lines[line - first], path, line] for line in lines
+             if 0 <= line - first < len(options.replay_lines)]
+    if moves:
+        cur.executemany(f"UPDATE {table} SET path = ?, line = ? WHERE path = ? AND line = ?",
+                        moves)
+
+
+REPLAY_SUFFIX = ".lines.csv"
+
+
+def line_of_row(row: str, reader_rejects: str, header: bool) -> str:
+    """SQL: the line of the file that the reader's output row ``row`` came from, counting
+    the lines it rejected before it (``before``: the rows it gave before each of them)."""
+    first = 1 if header else 0
+    return f"""{row} + {first} + (SELECT count(*) FROM (SELECT line - {first} - row_number()
+        OVER (ORDER BY line) AS before FROM (SELECT DISTINCT line FROM
+        {ident(reader_rejects)})) WHERE before < {row})"""
+
+
+def remove_replay_file(options: ImportOptions) -> None:
+    """A replay reads the lines to replay from a file written for it (see rejects.py),
+    which nobody needs once the job has ended."""
+    path = options.source
+    if options.replay_lines and isinstance(path, str) and path.endswith(REPLAY_SUFFIX):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def choose_columns(cursor: duckdb.DuckDBPyConnection, files: list[str],
+                   options: ImportOptions, target: str | None) -> tuple[str, dict[str, str]]:
+    """The file read for its columns and the columns: sniffed from the whole first file that
+    has any bytes, each taking the type of the ``target``'s column of the same name when
+    the target is added to (a re-import must not narrow or widen what is there)."""
+    path = next((f for f in files if os.path.getsize(f)), files[0])
+    relation = cursor.sql(f"SELECT * FROM {reader(path, options, None, sniffing=True)} LIMIT 0")
+    columns = dict(zip(relation.columns, (str(t) for t in relation.types)))
+    if target is not None:
+        existing = cursor.sql(f"SELECT * FROM {target} LIMIT 0")
+        types = dict(zip(existing.columns, (str(t) for t in existing.types)))
+        columns = {name: types.get(name, kind) for name, kind in columns.items()}
+    return path, columns
+
+
+def wide_columns(cursor: duckdb.DuckDBPyConnection, path: str, options: ImportOptions,
+                 columns: dict[str, str]) -> dict[str, str]:
+    """The CSV columns read in a wider exact type, then checked (see ``wide_type``), by
+    name."""
+    if file_format(path, options.format) != "csv":
+        return {}
+    kinds = cursor.execute("SELECT " + ", ".join(
+        f"typeof(NULL::{t})" for t in columns.values())).fetchone()
+    wide = {name: wide_type(kind) for name, kind in zip(columns, kinds)}
+    return {name: kind for name, kind in wide.items() if kind}
