@@ -56,6 +56,13 @@ class _Local:
         self.runtime.flush()
         return self.runtime.store.purge(before=before.replace(tzinfo=UTC).timestamp())
 
+    def reset_watermark(self, name: str) -> dict[str, Any]:
+        from jobobs.jobs import watermarks
+
+        self.runtime.flush()  # the jobs' statuses as the runtime knows them
+        with self.runtime.store.transaction() as con:
+            return watermarks.reset(con, name)
+
     def close(self) -> None:
         if self.owned:
             self.runtime.close()
@@ -99,6 +106,11 @@ class _Served:
         return {what: self.remote.execute(sql, params).fetchone()[0]
                 for what, sql, params in purge_statements(before)}
 
+    def reset_watermark(self, name: str) -> dict[str, Any]:
+        from jobobs.jobs import watermarks
+
+        return watermarks.reset(self.remote, name)
+
     def close(self) -> None:
         self.remote.close()
 
@@ -126,6 +138,9 @@ class _Analyst:
 
     def purge(self, before: datetime) -> dict[str, int]:
         return self._refuse("purge the history")
+
+    def reset_watermark(self, name: str) -> dict[str, Any]:
+        return self._refuse("reset watermarks")
 
     def close(self) -> None:
         self.link.close()
@@ -257,6 +272,27 @@ class Client:
         if self.served:
             return write_frame(queries.rejects(self.connection(), job_id), path)
         return export_rejects(self.connection(), job_id, os.path.abspath(path))
+
+    # -- differential exports' watermarks ------------------------------------------------
+
+    def watermarks(self) -> pd.DataFrame:
+        """Every differential export's watermark: column, value, the rows remembered at
+        it, the export that moved it, and the last file of that name."""
+        from jobobs.jobs import watermarks
+
+        return watermarks.listing(self.connection())
+
+    def watermark(self, name: str) -> dict[str, Any]:
+        """One watermark as a dict (JobobsError if there is none)."""
+        from jobobs.jobs import watermarks
+
+        return watermarks.show(self.connection(), name)
+
+    def reset_watermark(self, name: str) -> dict[str, Any]:
+        """Forget a watermark, so the next run of the export sends every row; return it
+        as it was. Refused while an export of that name is queued or running, and with an
+        analyst token."""
+        return self._backend.reset_watermark(name)
 
     # -- control ---------------------------------------------------------------------------
 

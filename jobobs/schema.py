@@ -204,6 +204,20 @@ CREATE TABLE job_reports (
 """
 
 
+# A differential export remembers the rows it wrote at exactly its watermark's value, so a
+# row that comes later with that value goes out once; and numbers the files it writes.
+EXPORT_RUNS_DDL = """
+ALTER TABLE export_watermarks ADD COLUMN at_value VARCHAR;
+CREATE TABLE export_files (
+    name       VARCHAR PRIMARY KEY,
+    seq        BIGINT NOT NULL,
+    path       VARCHAR NOT NULL,
+    job_id     BIGINT NOT NULL,
+    written_at TIMESTAMP NOT NULL
+);
+"""
+
+
 def _initial(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(JOBS_DDL)
     con.executemany(
@@ -228,6 +242,10 @@ def _reports(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(REPORTS_DDL)
 
 
+def _export_runs(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(EXPORT_RUNS_DDL)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "jobs, transitions, journal, rejects, commands and statuses", _initial),
     (2, "doubles and parent job on jobs; export watermarks", _import_export),
@@ -235,6 +253,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (4, "submissions from other processes ('submit' commands carry a spec); no function "
         "defaults, so Quack clients can attach", _submissions),
     (5, "job_reports: what jobs on Dask workers report, until the server applies it", _reports),
+    (6, "export_watermarks.at_value (the rows exported at the value) and export_files "
+        "(each export name's last file and its number)", _export_runs),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -24,9 +24,13 @@ def run(con: duckdb.DuckDBPyConnection, step: dict[str, Any]) -> None:
     if kind == "load":
         load(con, step)
     elif kind == "watermark":
-        con.execute("INSERT OR REPLACE INTO export_watermarks VALUES (?, ?, ?, ?, "
-                    "now()::TIMESTAMP)",
-                    [step["name"], step["column"], step["value"], step["job_id"]])
+        con.execute("INSERT OR REPLACE INTO export_watermarks (name, column_name, value, job_id, "
+                    "updated_at, at_value) VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)",
+                    [step["name"], step["column"], step["value"], step["job_id"],
+                     step.get("at_value")])
+    elif kind == "export file":
+        con.execute("INSERT OR REPLACE INTO export_files VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+                    [step["name"], step["seq"], step["path"], step["job_id"]])
     else:
         raise JobobsError(f"unknown checkpoint step {kind!r}")
 

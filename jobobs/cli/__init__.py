@@ -2,7 +2,13 @@
 server that owns the database, or the file itself) and prints the result; errors print
 one line and exit 1."""
 
-from jobobs.cli import control, reading, submitting, users  # noqa: F401  (they add the commands)
+from jobobs.cli import (  # noqa: F401  (they add the commands)
+    control,
+    reading,
+    submitting,
+    users,
+    watermark,
+)
 from jobobs.cli.base import main
 
 __all__ = ["main"]

@@ -116,25 +116,33 @@ def import_(db, source, table, columns, fmt, delimiter, quote, no_header, encodi
 @DB_OPTION
 @click.option("--query", help="The SQL query to export.")
 @click.option("--table", help="The table to export.")
-@click.option("--to", "to", required=True, help="The file to write.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]))
+@click.option("--to", "to", required=True, help="The file to write: .csv, .parquet, .json "
+              "or .xlsx (.csv and .json may end in .gz or .zst); the file name may hold "
+              "{date} (UTC, YYYY-MM-DD), {job_id} and {seq} (1, 2, 3... per export name).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json", "xlsx"]),
+              help="The format, whatever the file's name.")
 @click.option("--delimiter", default=",", show_default=True)
 @click.option("--no-header", is_flag=True)
 @click.option("--date-format", help="strftime format for dates, such as %d/%m/%Y.")
 @click.option("--limit", type=click.IntRange(0), help="At most this many rows.")
-@click.option("--watermark", help="Differential: only rows whose column is above last run's.")
+@click.option("--watermark", help="Differential: only the rows not exported by the last "
+              "runs of this name (above the column's last value, or at it and not sent).")
+@click.option("--key", multiple=True, help="With --watermark: a column that names a row "
+              "(repeatable; default: the whole row).")
+@click.option("--write-empty", is_flag=True, help="With --watermark: write a file even when "
+              "there are no new rows (by default the last file is left as it was).")
 @click.option("--name", help="The job's name (differential exports remember by name).")
 @WAIT_OPTION
 @JSON_OPTION
 def export(db, query, table, to, fmt, delimiter, no_header, date_format, limit, watermark,
-           name, wait, as_json):
+           key, write_empty, name, wait, as_json):
     """Export a query or a table to a file.
 
-    Example: jobobs export --table orders --to out/orders.csv.gz --watermark id
+    Example: jobobs export --table orders --to 'out/orders-{seq}.csv.gz' --watermark id
     """
     options = dict(query=query, table=table, format=fmt, delimiter=delimiter,
                    header=not no_header, date_format=date_format, limit=limit,
-                   watermark=watermark)
+                   watermark=watermark, key=list(key) or None, write_empty=write_empty)
     _submit(db, lambda jobs: jobs.submit_export(to, name=name, **options), wait, as_json)
 
 
