@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 from dataclasses import asdict, dataclass
@@ -135,3 +136,19 @@ def remove(endpoint: Endpoint) -> None:
 def already_running(endpoint: Endpoint) -> str:
     return (f"a jobobs server (pid {endpoint.pid} on {endpoint.host}) already serves "
             f"{endpoint.db}: dashboard {endpoint.dashboard}, Quack {endpoint.quack}")
+
+
+def in_use(db: str, lock_error: str) -> str:
+    """Why ``db`` cannot be opened, from DuckDB's lock error: the server that owns it and
+    how to reach it instead, else the process that holds it."""
+    try:
+        server = read(db)
+    except JobobsError:
+        server = None
+    if server is not None:
+        return (f"{already_running(server)}; connect through it with jobobs.connect({db!r}) "
+                "or the jobobs command instead of opening the file")
+    pid = re.search(r"PID (\d+)", lock_error)
+    who = f"process {pid.group(1)}" if pid else "another process"
+    return (f"the database is in use by {who} (DuckDB lets one process at a time open "
+            f"{db}); stop it, or run this through it")

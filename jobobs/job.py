@@ -7,9 +7,10 @@ crash can import it and resume the job from its checkpoint.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobobs.errors import JobDefinitionError
@@ -81,8 +82,10 @@ def as_job(fn: Callable[..., Any] | JobFunction) -> JobFunction:
     return fn if isinstance(fn, JobFunction) else JobFunction(fn)
 
 
-def resolve(path: str) -> JobFunction:
-    """The job function at ``module:qualname``: registered in this process, or imported."""
+def resolve(path: str, by: str | None = None) -> JobFunction:
+    """The job function at ``module:qualname``: registered in this process, or imported.
+    ``by`` names who looks, for the error: a submitter and the runtime that imports the
+    function may be different processes with different modules installed."""
     if path in _registry:
         return _registry[path]
     module_name, _, qualname = path.partition(":")
@@ -93,5 +96,17 @@ def resolve(path: str) -> JobFunction:
         for part in qualname.split("."):
             target = getattr(target, part)
     except (ImportError, AttributeError) as error:
-        raise JobDefinitionError(f"job function {path} cannot be found: {error}") from None
+        where = f" by {by}" if by else ""
+        raise JobDefinitionError(f"job function {path} cannot be found{where}: {error}") from None
     return as_job(target)
+
+
+def check_arguments(definition: JobFunction, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse arguments the function cannot take, before a job is created only to fail."""
+    try:
+        inspect.signature(definition.fn).bind(None, *args, **kwargs)  # None: the context
+    except TypeError as error:
+        raise JobDefinitionError(f"job {definition.name!r} cannot take these arguments: "
+                                 f"{error}") from None
+    except ValueError:  # a callable without a signature: the run will tell
+        pass

@@ -20,7 +20,8 @@ import duckdb
 import pyarrow as pa
 
 from jobobs import schema
-from jobobs.errors import JobNotFound, RuntimeClosed
+from jobobs.endpoint import in_use
+from jobobs.errors import JobNotFound, JobobsError, RuntimeClosed
 from jobobs.records import JOURNAL_COLUMNS, REJECT_COLUMNS
 from jobobs.schema import JOB_COLUMNS, TRANSITION_COLUMNS
 from jobobs.states import ACTIVE, TERMINAL
@@ -129,13 +130,24 @@ def _write_batch(
                        FROM batch b WHERE job_commands.id = b.id""")
 
 
+def _open(path: str) -> duckdb.DuckDBPyConnection:
+    """Connect to the file; a lock another process holds is one line naming it (its server,
+    and how to connect instead)."""
+    try:
+        return duckdb.connect(path)
+    except duckdb.IOException as error:
+        if "lock" not in str(error).lower():
+            raise
+        raise JobobsError(in_use(path, str(error))) from None
+
+
 class Store:
     """A jobobs database file, opened and migrated."""
 
     def __init__(self, path: str = ":memory:"):
         self.path = path
         self.closed = False
-        self.con = duckdb.connect(path)
+        self.con = _open(path)
         self.lock = threading.RLock()
         self._local = threading.local()
         with self.lock:

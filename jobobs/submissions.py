@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import asdict
 from typing import Any
 
 from jobobs import values
-from jobobs.errors import JobDefinitionError
+from jobobs.errors import JobDefinitionError, JobobsError
 from jobobs.job import JobFunction, resolve
 
 KINDS = ("import", "export", "python")
@@ -74,6 +75,26 @@ def python_spec(function: str | JobFunction, *args: Any, name: str | None = None
     return spec
 
 
+def _function(rt: Any, path: str) -> JobFunction:
+    try:
+        return resolve(path)
+    except JobDefinitionError:  # again, saying who could not (only now: it reads a file)
+        return resolve(path, by=_importer(rt))
+
+
+def _importer(rt: Any) -> str:
+    """Who imports a submitted job's function, for its error: the submitter may be another
+    process, with other modules installed."""
+    from jobobs import endpoint
+
+    try:
+        server = endpoint.read(rt.store.path)
+    except JobobsError:
+        server = None
+    who = "the server" if server is not None and server.pid == os.getpid() else "the runtime"
+    return f"{who} (pid {os.getpid()} on {socket.gethostname()})"
+
+
 def encode(spec: dict[str, Any]) -> str:
     return json.dumps(spec)
 
@@ -96,8 +117,8 @@ def submit_spec(rt: Any, spec: str | dict[str, Any] | None, *, actor: str | None
         args, kwargs = spec.get("args", []), spec.get("kwargs", {})
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise JobDefinitionError("args must be a JSON array and kwargs a JSON object")
-        return rt.submit(resolve(str(spec.get("function"))), *args, name=name, actor=actor,
-                         **kwargs)
+        return rt.submit(_function(rt, str(spec.get("function"))), *args, name=name,
+                         actor=actor, **kwargs)
     options = spec.get("options")
     if not isinstance(options, dict):
         raise JobDefinitionError(f"an {spec['kind']} spec needs its options as a JSON object")

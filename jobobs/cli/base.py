@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +32,9 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # the reader stopped (| head): not an error of ours
+            _discard_output()
+            raise click.exceptions.Exit(0) from None
         except JobobsError as error:
             raise click.ClickException(str(error)) from None
         except TimeoutError as error:
@@ -41,6 +46,18 @@ class Group(click.Group):
             raise click.ClickException(_lock_message(str(error))) from None
         except duckdb.Error as error:
             raise click.ClickException(_first_line(error)) from None
+
+
+def _discard_output() -> None:
+    """Point standard output at /dev/null, so the exit's last flush into the closed pipe
+    does not print an error after all."""
+    try:
+        target = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a file (a test runner's capture): nothing to flush
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, target)
+    os.close(devnull)
 
 
 def _first_line(error: Exception) -> str:

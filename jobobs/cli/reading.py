@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import time
+from typing import Any
 
 import click
 
@@ -54,12 +56,15 @@ def show_command(db, job_id, as_json):
     with client(db) as jobs:
         frame, history = jobs.job(job_id), jobs.transitions(job_id)
     document = job_document(frame)
+    spec = json.loads(frame["spec"].iloc[0] or "null")
     if as_json:
-        document["spec"] = json.loads(frame["spec"].iloc[0] or "null")
+        document["spec"] = spec
         document["transitions"] = records(history)
         click.echo(json.dumps(document))
         return
     show_job(frame, False)
+    click.echo("\nspec")
+    click.echo(textwrap.indent(json.dumps(spec, indent=2), "  "))
     click.echo()
     show(history, False)
 
@@ -81,7 +86,11 @@ def journal(db, job_id, after, level, limit, follow, as_json):
     with client(db) as jobs:
         jobs.job(job_id)  # an unknown id is one clear line
         if not follow:
-            show(jobs.journal(job_id, after=after, level=level, limit=limit), as_json)
+            lines = jobs.journal(job_id, after=after, level=level, limit=limit)
+            if as_json or lines.empty:
+                show(lines, as_json)
+            else:
+                click.echo("\n".join(_journal_text(line) for line in records(lines)))
             return
         try:
             while True:
@@ -89,9 +98,7 @@ def journal(db, job_id, after, level, limit, follow, as_json):
                 while True:  # everything up to now, in pages
                     lines = jobs.journal(job_id, after=after, level=level, limit=limit)
                     for line in records(lines):
-                        click.echo(json.dumps(line) if as_json else
-                                   f"{line['seq']:>6} {line['logged_at']} {line['level']:<7} "
-                                   f"{line['message']}")
+                        click.echo(json.dumps(line) if as_json else _journal_text(line))
                     if len(lines):
                         after = int(lines["seq"].iloc[-1])
                     if len(lines) < limit:
@@ -101,6 +108,16 @@ def journal(db, job_id, after, level, limit, follow, as_json):
                 time.sleep(0.3)
         except KeyboardInterrupt:
             return
+
+
+def _journal_text(line: dict[str, Any]) -> str:
+    """A journal line as text. A message of several lines (a traceback) goes on under its
+    first, indented to where the message starts, so each entry stays one block."""
+    head = f"{line['seq']:>6} {line['logged_at']} {line['level']:<7} "
+    if line.get("code"):
+        head += f"{line['code']} "
+    first, *more = str(line["message"]).splitlines() or [""]
+    return "\n".join([head + first, *(" " * len(head) + text for text in more)])
 
 
 @main.command()

@@ -169,17 +169,72 @@ def replay(db, job_id, corrected, name, wait, as_json):
 @WAIT_OPTION
 @JSON_OPTION
 def run(db, target, args, name, wait, as_json):
-    """Run a Python job MODULE:FUNCTION; ARGS are passed as JSON values where they parse
-    as JSON, else as text.
+    """Run a Python job MODULE:FUNCTION. ARGS are positional values, and KEY=VALUE ones
+    keyword arguments; each value is JSON where it parses as JSON, else text. A positional
+    text holding '=' is written as a JSON string: '"a=b"'.
 
-    Example: jobobs run jobobs.demo:score_customers 500
+    Example: jobobs run jobobs.demo:score_customers 500 delay=0.2
     """
-    from jobobs.job import resolve
-
-    values = [_json_or_text(arg) for arg in args]
+    values, keywords = _arguments(args)
     sys.path.insert(0, os.getcwd())
-    resolve(target)  # a function that cannot be found is reported here, not by the server
-    _submit(db, lambda jobs: jobs.submit(target, *values, name=name), wait, as_json)
+    here = _import_here(target, values, keywords)
+    _submit(db, lambda jobs: _submit_function(jobs, target, values, keywords, name, here),
+            wait, as_json)
+
+
+_KEYWORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.S)
+RESERVED = ("name", "function", "self")  # names Client.submit takes for itself
+
+
+def _arguments(texts: tuple[str, ...]) -> tuple[list[Any], dict[str, Any]]:
+    """``run``'s ARGS as positional values and KEY=VALUE keyword arguments."""
+    values, keywords = [], {}
+    for text in texts:
+        match = _KEYWORD.fullmatch(text)
+        if match is None:
+            values.append(_json_or_text(text))
+            continue
+        key, value = match.groups()
+        if key in keywords:
+            raise click.BadParameter(f"{key}= is given twice", param_hint="ARGS")
+        if key in RESERVED:
+            raise click.BadParameter(f"a keyword argument cannot be called {key}= here; "
+                                     "pass it by position", param_hint="ARGS")
+        keywords[key] = _json_or_text(value)
+    return values, keywords
+
+
+def _import_here(target: str, values: list[Any], keywords: dict[str, Any]) -> str | None:
+    """Import the function in this process to check its arguments; return why it cannot be
+    imported here (with a server, only the server needs to import it)."""
+    from jobobs.errors import JobDefinitionError
+    from jobobs.job import check_arguments, resolve
+
+    try:
+        definition = resolve(target, by="this command")
+    except JobDefinitionError as error:
+        return str(error)
+    check_arguments(definition, values, keywords)
+    return None
+
+
+def _submit_function(jobs, target: str, values: list[Any], keywords: dict[str, Any],
+                     name: str | None, here: str | None) -> int:
+    """Submit the job, saying which side could not import its function: with no server
+    the job runs in this command; with one, in the server."""
+    from jobobs.errors import JobDefinitionError
+
+    if here is not None and not jobs.served:
+        raise JobDefinitionError(f"{here} (no server runs, so the job runs in this command: "
+                                 "run it from the module's folder or set PYTHONPATH)")
+    try:
+        return jobs.submit(target, *values, name=name, **keywords)
+    except JobDefinitionError as error:
+        if here is not None or "cannot be found by the server" not in str(error):
+            raise
+        raise JobDefinitionError(f"{error}; this command can import it: install the module "
+                                 "where the server runs, or add its folder to the server's "
+                                 "PYTHONPATH") from None
 
 
 def _json_or_text(text: str) -> Any:
