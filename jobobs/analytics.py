@@ -13,6 +13,8 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from jobobs.schema import TRACEBACK, error_normalised
+
 BUCKETS = ("minute", "hour", "day", "week", "month")
 SLOW_FACTOR = 2.0   # a run slower than twice ...
 SLOW_HISTORY = 20   # ... the median of the same job's last 20 finished runs
@@ -118,16 +120,61 @@ def status_over_time(con: duckdb.DuckDBPyConnection, since: datetime | None = No
 
 def failures(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
              until: datetime | None = None, limit: int = 20) -> pd.DataFrame:
-    """Failed runs grouped by their error (its first line), most frequent first."""
+    """Failed runs grouped by exception type and normalised first message line, most
+    frequent first, with the newest run of each group as the example.
+
+    A job's error is stored as ``Type: message`` (a traceback's last line when it is a
+    traceback); its first line is split into the type and the message, and quoted values,
+    ids, paths and numbers in the message become ``<value>``, ``<id>``, ``<path>`` and
+    ``<n>`` (``schema.ERROR_PLACEHOLDERS``). ``last_job_id`` is the group's newest run, ``example``
+    its whole error; ``failure_detail`` gives its traceback."""
     where, params = _window(since, until, column="finished_at")
+    message = error_normalised(
+        "CASE WHEN error_type IS NULL THEN line ELSE line[length(error_type) + 2:] END")
+    # each distinct first line is normalised once: failures repeat, and regexes cost
     return con.execute(
-        f"""SELECT split_part(coalesce(error, '(no message)'), chr(10), 1) AS error,
-                   count(*) AS failures, count(DISTINCT name) AS job_names,
-                   max(finished_at) AS last_at
-            FROM jobs WHERE {where} AND status = 'failed'
-            GROUP BY 1 ORDER BY failures DESC, error LIMIT ?""",
+        f"""WITH failed AS (
+                SELECT id, name, finished_at, coalesce(error, '(no message)') AS error,
+                       CASE WHEN starts_with(error, '{TRACEBACK}')
+                            THEN regexp_extract(rtrim(error), '[^\\n]*$', 0)
+                            ELSE split_part(coalesce(error, '(no message)'), chr(10), 1)
+                       END AS line
+                FROM jobs WHERE {where} AND status = 'failed'),
+            lines AS (
+                SELECT line, count(*) AS failures, list(DISTINCT name) AS names,
+                       max(finished_at) AS last_at, max(id) AS last_job_id,
+                       arg_max(error, id) AS example
+                FROM failed GROUP BY line),
+            typed AS (
+                SELECT *, nullif(regexp_extract(line, '^([A-Za-z_][A-Za-z0-9_.]*):(\\s|$)', 1),
+                                 '') AS error_type
+                FROM lines),
+            grouped AS (
+                SELECT *, {message} AS message FROM typed)
+            SELECT concat_ws(': ', error_type, nullif(message, '')) AS error, error_type,
+                   sum(failures)::BIGINT AS failures,
+                   length(list_distinct(flatten(list(names)))) AS job_names,
+                   max(last_at) AS last_at, max(last_job_id) AS last_job_id,
+                   arg_max(example, last_job_id) AS example
+            FROM grouped GROUP BY error_type, message
+            ORDER BY failures DESC, error LIMIT ?""",
         [*params, limit],
     ).df()
+
+
+def failure_detail(con: duckdb.DuckDBPyConnection, job_id: int) -> str:
+    """What a failed job left to read: the traceback the runtime journaled, else its last
+    error line, else its error ('' when there is none)."""
+    row = con.execute(
+        f"""SELECT coalesce(
+                (SELECT arg_max(message, seq) FROM journal WHERE job_id = ? AND level = 'ERROR'
+                        AND contains(message, '{TRACEBACK}')),
+                (SELECT arg_max(message, seq) FROM journal WHERE job_id = ?
+                        AND level = 'ERROR'),
+                (SELECT error FROM jobs WHERE id = ?), '')""",
+        [job_id, job_id, job_id],
+    ).fetchone()
+    return row[0]
 
 
 def rejects_by(con: duckdb.DuckDBPyConnection, since: datetime | None = None,

@@ -218,6 +218,59 @@ CREATE TABLE export_files (
 """
 
 
+# How an error reads the same across runs, for "failures by error" and ``error_breakdown``:
+# a traceback by the exception it ended with, and each pattern below, in this order, by its
+# placeholder, so "row 17 failed" and "row 18 failed" are one error.
+ERROR_PLACEHOLDERS = (
+    ("'[^']*'|\"[^\"]*\"", "<value>"),  # a quoted value, whatever is inside
+    # a UUID, hex, or 8 or more digits
+    (r"\b(?:[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}|0[xX][0-9a-fA-F]+|"
+     r"[0-9a-fA-F]{8,})\b", "<id>"),
+    (r"""(^|[\s(=:,\[])(?:[A-Za-z]:[\\/]|\.{1,2}[\\/]|~[\\/]|[\\/])[^\s'",;()\[\]]+""",
+     r"\1<path>"),  # a path: from /, ./, ../, ~/ or C:\ to the next space
+    (r"\b\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?\b", "<n>"),  # a number standing alone
+    (r"\s+", " "),
+)
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def error_normalised(expression: str) -> str:
+    """SQL: ERROR_PLACEHOLDERS applied to ``expression``. The patterns are literals, not
+    parameters: DuckDB compiles a constant pattern once, a parameter once a row."""
+    for pattern, placeholder in ERROR_PLACEHOLDERS:
+        expression = (f"regexp_replace({expression}, {_quoted(pattern)}, "
+                      f"{_quoted(placeholder)}, 'g')")
+    return f"trim({expression})"
+
+
+def error_headline(expression: str) -> str:
+    """SQL: a message's first line, and the exception a traceback in it ended with (its
+    last line) in place of the traceback's header."""
+    last = f"regexp_extract(rtrim({expression}), '[^\\n]*$', 0)"
+    first = f"split_part({expression}, chr(10), 1)"
+    return f"""CASE WHEN starts_with({expression}, '{TRACEBACK}') THEN {last}
+                    WHEN contains({expression}, chr(10) || '{TRACEBACK}')
+                    THEN {first} || ' — ' || {last}
+                    ELSE {first} END"""
+
+
+# Error lines grouped as one when only their values differ or the code moved.
+ERRORS_GROUPED_DDL = f"""
+CREATE OR REPLACE VIEW error_breakdown AS
+SELECT j.name, coalesce(l.code, '') AS code,
+       {error_normalised(error_headline('l.message'))} AS message,
+       count(*) AS occurrences, count(DISTINCT l.job_id) AS jobs, max(l.logged_at) AS last_at,
+       arg_max(l.message, l.logged_at) AS example
+FROM journal l JOIN jobs j ON j.id = l.job_id
+WHERE l.level = 'ERROR'
+GROUP BY ALL;
+"""
+
+
 def _initial(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(JOBS_DDL)
     con.executemany(
@@ -246,6 +299,10 @@ def _export_runs(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(EXPORT_RUNS_DDL)
 
 
+def _errors_grouped(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(ERRORS_GROUPED_DDL)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "jobs, transitions, journal, rejects, commands and statuses", _initial),
     (2, "doubles and parent job on jobs; export watermarks", _import_export),
@@ -255,6 +312,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (5, "job_reports: what jobs on Dask workers report, until the server applies it", _reports),
     (6, "export_watermarks.at_value (the rows exported at the value) and export_files "
         "(each export name's last file and its number)", _export_runs),
+    (7, "error_breakdown groups a message by its first line and exception, values as "
+        "placeholders; example holds one whole message", _errors_grouped),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -65,3 +65,26 @@ def test_analyst_views(db):
         assert errors == [("boom", 1)]
         counts = queries.status_counts(con).set_index("status").jobs
         assert (counts["finished"], counts["failed"], counts["running"]) == (1, 1, 0)
+
+
+@jobobs.job(name="fails-on-a-row")
+def fails_on_a_row(ctx, row, path):
+    if row % 2:
+        ctx.log.error("row %d of %s could not be read", row, path)
+    raise ValueError(f"row {row} of '{path}' is broken")
+
+
+def test_error_breakdown_reads_one_error_as_one_row(db):
+    """Errors that differ only in their values, or in where the code raised them, are one
+    row of the view; its example keeps one of them whole, traceback included."""
+    with jobobs.Runtime(db, handle_signals=False) as rt:
+        for row in range(1, 7):
+            rt.wait(rt.submit(fails_on_a_row, row, f"/data/part-{row}.csv").id, timeout=10)
+        con = rt.store.reader()
+        errors = con.execute("SELECT message, occurrences, jobs, example FROM error_breakdown "
+                             "ORDER BY occurrences DESC").fetchall()
+    assert [(message, occurrences, jobs) for message, occurrences, jobs, _ in errors] == [
+        ("ValueError: row <n> of <value> is broken", 6, 6),
+        ("row <n> of <path> could not be read", 3, 3)]
+    assert "Traceback (most recent call last)" in errors[0][3]
+    assert "raise ValueError" in errors[0][3]

@@ -36,6 +36,12 @@ FIELDS = ["id", "name", "kind", "label", "has_warning", "parent_id", "created_at
           "heartbeat_at"]
 
 
+def _request_note(command: str, status: Status) -> str:
+    """The banner after a request, rewritten as the status changes, so it never says
+    "in progress" once the job got there."""
+    return f"{command.capitalize()} requested. Status now: {status.label}."
+
+
 def _value(value: Any) -> str:
     if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
         return ""
@@ -58,6 +64,8 @@ class JobDetail(pn.viewable.Viewer):
         self._seen: tuple | None = None
         self._last_seq = 0
         self._rejects_seen: int | None = None
+        self._asked: str | None = None  # the request the banner follows
+        self._wholes: dict[int, str] = {}  # journal messages listed shorter, by seq
         self.title = pn.pane.HTML("<h3>Select a job in the list</h3>",
                                   sizing_mode="stretch_width")
         self.buttons = {label: pn.widgets.Button(label=label, width=90, disabled=True,
@@ -88,7 +96,8 @@ class JobDetail(pn.viewable.Viewer):
         self.journal = pn.widgets.Tabulator(
             self._no_lines(), show_index=False, disabled=True, height=480, width=600,
             layout="fit_columns", titles={"logged_at": "time (UTC)"},
-            widths={"seq": 55, "logged_at": 145, "level": 70, "code": 90})
+            widths={"seq": 55, "logged_at": 145, "level": 70, "code": 90},
+            row_content=self._whole_message)
         self.journal_download = pn.widgets.FileDownload(
             callback=self._journal_csv, filename="journal.csv", label="Download journal",
             color="light", width=170)
@@ -133,7 +142,7 @@ class JobDetail(pn.viewable.Viewer):
     # -- reading -------------------------------------------------------------------------
 
     def show(self, job_id: int | None) -> None:
-        self._seen, self._rejects_seen, self._last_seq = None, None, 0
+        self._seen, self._rejects_seen, self._last_seq, self._asked = None, None, 0, None
         self.confirm.visible = self.message.visible = False
         self.refresh()
 
@@ -194,6 +203,8 @@ class JobDetail(pn.viewable.Viewer):
             self._history(con, row)
         for label, button in self.buttons.items():
             button.disabled = not (self.can_act and status in BUTTONS[label][1])
+        if self._asked is not None:
+            self.message.object = _request_note(self._asked, status)
 
     def _history(self, con: Any, row: dict[str, Any]) -> None:
         steps = queries.transitions(con, self.job_id)
@@ -212,16 +223,26 @@ class JobDetail(pn.viewable.Viewer):
         return pd.DataFrame({c: [] for c in ("seq", "logged_at", "level", "code", "message")})
 
     def _lines(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Journal lines as listed: a message as its headline (a traceback's exception
+        shows); a message listed shorter is kept whole for the row's expander."""
         frame = frame.copy()
         frame["logged_at"] = [style.when(v) for v in frame["logged_at"]]
         frame["code"] = frame["code"].fillna("")
+        shown = [style.headline(m) for m in frame["message"]]
+        self._wholes.update((int(seq), whole) for seq, whole, short
+                            in zip(frame["seq"], frame["message"], shown) if whole != short)
+        frame["message"] = shown
         return frame
+
+    def _whole_message(self, row: pd.Series) -> pn.pane.HTML:
+        return style.message_pane(self._wholes.get(int(row["seq"]), row["message"]))
 
     def _reload_journal(self) -> None:
         if self.job_id is None:
             return
         frame = queries.journal(self.client.connection(), self.job_id, limit=JOURNAL_TAIL,
                                 level=LEVELS[self.level], search=self.search or None, tail=True)
+        self._wholes = {}
         self.journal.value = self._lines(frame) if len(frame) else self._no_lines()
         self._last_seq = int(frame["seq"].iloc[-1]) if len(frame) else -1
 
@@ -229,7 +250,10 @@ class JobDetail(pn.viewable.Viewer):
         frame = queries.journal(con, self.job_id, after=max(self._last_seq, 0), limit=1000,
                                 level=LEVELS[self.level], search=self.search or None)
         if len(frame):
-            self.journal.stream(self._lines(frame), follow=True)
+            if self.journal.value.empty:  # streaming casts to the empty table's types
+                self.journal.value = self._lines(frame)
+            else:
+                self.journal.stream(self._lines(frame), follow=True)
             self._last_seq = int(frame["seq"].iloc[-1])
 
     def _load_rejects(self, con: Any) -> None:
@@ -281,11 +305,11 @@ class JobDetail(pn.viewable.Viewer):
         except (JobobsError, TimeoutError) as error:
             self._say(str(error), "danger")
         else:
-            self._say(f"{command.capitalize()} requested: the job is now "
-                      f"{Status(outcome).label.lower()}.", "success")
+            self._say(_request_note(command, Status(outcome)), "success", asked=command)
         self.refresh()
 
-    def _say(self, text: str, kind: str) -> None:
+    def _say(self, text: str, kind: str, asked: str | None = None) -> None:
+        self._asked = asked
         self.message.object, self.message.alert_type = text, kind
         self.message.visible = True
 

@@ -6,6 +6,8 @@ import html
 import math
 from typing import Any
 
+import panel as pn
+
 from jobobs.states import LABELS, Status
 
 # One icon and one color per status, so all ten are told apart at a glance.
@@ -70,3 +72,38 @@ def number(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return f"{int(value):,}"
+
+
+TRACEBACK = "Traceback (most recent call last):"
+MESSAGE_STYLE = ("white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 12px; "
+                 "font-size: 12px; max-height: 420px; overflow: auto")
+
+
+def _exception(lines: list[str]) -> str | None:
+    """The exception line of the last traceback in ``lines`` (None without one): the last
+    line after its header that is not indented, where Python names the exception."""
+    starts = [i for i, line in enumerate(lines) if line.startswith(TRACEBACK)]
+    if not starts:
+        return None
+    named = [line for line in lines[starts[-1] + 1:] if line.strip() and not line[0].isspace()]
+    return named[-1] if named else None
+
+
+def headline(message: str) -> str:
+    """A message as one line for a list: the first line and, when it holds a traceback,
+    the exception (a traceback's own header says nothing, so it is left out), with how many
+    more lines the whole message has."""
+    lines = message.rstrip().splitlines()
+    if len(lines) <= 1:
+        return message
+    parts = [lines[0]] if not lines[0].startswith(TRACEBACK) else []
+    exception = _exception(lines)
+    if exception and exception not in parts:
+        parts.append(exception)
+    return f"{' — '.join(parts or lines[:1])} [+{len(lines) - 1} lines]"
+
+
+def message_pane(text: str) -> pn.pane.HTML:
+    """A whole message, its lines and indentation kept, for an expanded row."""
+    return pn.pane.HTML(f'<pre class="jobobs-message" style="{MESSAGE_STYLE}">'
+                        f"{html.escape(text)}</pre>", sizing_mode="stretch_width")

@@ -17,7 +17,7 @@ import panel as pn
 import param
 
 from jobobs import analytics, queries
-from jobobs.dashboard.style import LOOK
+from jobobs.dashboard.style import LOOK, message_pane
 from jobobs.states import LABELS
 
 WINDOWS = {"last hour": (timedelta(hours=1), "minute"),
@@ -100,9 +100,11 @@ class Analytics(pn.viewable.Viewer):
         self.summary = pn.widgets.Tabulator(self._data["summary"], show_index=False,
                                             disabled=True, height=220,
                                             sizing_mode="stretch_width")
-        self.failures = pn.widgets.Tabulator(self._data["failures"], show_index=False,
-                                             disabled=True, height=220,
-                                             sizing_mode="stretch_width")
+        self.failures = pn.widgets.Tabulator(
+            self._data["failures"], show_index=False, disabled=True, height=220,
+            sizing_mode="stretch_width", row_content=self._failure_detail,
+            hidden_columns=["error_type", "last_job_id", "example"],
+            titles={"job_names": "job names", "last_at": "last (UTC)"})
         self.slow = pn.widgets.Tabulator(self._data["slow"], show_index=False, disabled=True,
                                          height=220, sizing_mode="stretch_width")
         self.window_choice = pn.widgets.Select.from_param(self.param.window, label="Window",
@@ -110,6 +112,12 @@ class Analytics(pn.viewable.Viewer):
         self.name_choice = pn.widgets.Select.from_param(self.param.job_name, label="Job name",
                                                         width=220)
         self.param.watch(lambda e: self.refresh(force=True), ["window", "job_name"])
+
+    def _failure_detail(self, row: pd.Series) -> pn.pane.HTML:
+        """The traceback of the group's newest failure, shown when its row is expanded."""
+        text = analytics.failure_detail(self.client.connection(), int(row["last_job_id"]))
+        return message_pane(f"Job {row['last_job_id']}, the newest of {row['failures']}:\n"
+                            f"{text or row['example']}")
 
     def _span(self) -> tuple[datetime | None, str]:
         span, bucket = WINDOWS[self.window]
