@@ -126,6 +126,15 @@ def chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
 
 
+def open_page(browser, url: str, width: int = 1700):
+    """A page of the dashboard at ``url`` in a fresh browser context, once a job's status
+    label shows."""
+    page = browser.new_context(viewport={"width": width, "height": 1100}).new_page()
+    page.goto(url)
+    page.wait_for_selector(".jobobs-status", timeout=30_000)
+    return page
+
+
 def cli(*args: object, timeout: float = 60) -> subprocess.CompletedProcess:
     """The ``jobobs`` command in its own process."""
     return subprocess.run([JOBOBS, *map(str, args)], capture_output=True, text=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
-from serving import Server, env, free_port, wait_status
+from serving import Server, env, free_port, open_page, wait_status
 
 import jobobs
 from jobobs.users import set_password
@@ -31,13 +31,6 @@ def served(tmp_path_factory):
 def client(served):
     with jobobs.connect(served.db) as connected:
         yield connected
-
-
-def open_page(browser, url, width=1700):
-    page = browser.new_context(viewport={"width": width, "height": 1100}).new_page()
-    page.goto(url)
-    page.wait_for_selector(".jobobs-status", timeout=30_000)
-    return page
 
 
 def shot(page, name):

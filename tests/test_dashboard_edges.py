@@ -9,7 +9,7 @@ import time
 import jobs
 import pytest
 from playwright.sync_api import expect
-from serving import Server, wait_status
+from serving import Server, open_page, wait_status
 
 import jobobs
 from jobobs import analytics
@@ -167,13 +167,6 @@ def remote(served):
         yield connected
 
 
-def _open(browser, served):
-    page = browser.new_context(viewport={"width": 1700, "height": 1100}).new_page()
-    page.goto(served.endpoint.dashboard)
-    page.wait_for_selector(".jobobs-status", timeout=30_000)
-    return page
-
-
 def _select(page, name):
     page.get_by_text(name, exact=True).first.click()
     expect(page.locator("h3", has_text=name)).to_be_visible(timeout=30_000)
@@ -183,7 +176,7 @@ def test_the_journal_shows_the_exception_and_the_whole_traceback_on_click(
         browser, served, remote):
     job_id = remote.submit("jobs:boom", name="broken-for-edges")
     remote.wait(job_id, progress=False, timeout=30)
-    page = _open(browser, served)
+    page = open_page(browser, served.endpoint.dashboard)
     _select(page, "broken-for-edges")
     page.get_by_text("Journal", exact=True).click()
     shown = page.locator('.tabulator-cell[tabulator-field="message"]',
@@ -200,7 +193,7 @@ def test_the_journal_shows_the_exception_and_the_whole_traceback_on_click(
 def test_the_banner_says_paused_once_the_pause_is_done(browser, served, remote):
     job_id = remote.submit("jobs:talker", 400, 0.05, name="pause-banner")
     wait_status(remote, job_id, "running")
-    page = _open(browser, served)
+    page = open_page(browser, served.endpoint.dashboard)
     _select(page, "pause-banner")
     page.get_by_role("button", name="Pause").click()
     expect(page.locator("h3 .jobobs-status")).to_contain_text("Paused", timeout=15_000)
@@ -216,7 +209,7 @@ def test_the_analytics_page_groups_failures_and_shows_a_traceback_on_click(
         job_id = remote.submit("test_dashboard_edges:fails_as_told", "ValueError",
                                f"row {row} of '/in/{row}.csv' is short", name="short-rows")
     remote.wait(job_id, progress=False, timeout=30)
-    page = _open(browser, served)
+    page = open_page(browser, served.endpoint.dashboard)
     page.get_by_text("Analytics", exact=True).click()
     group = page.locator(".tabulator-row", has_text="ValueError: row <n> of <value> is short")
     expect(group).to_be_visible(timeout=30_000)
