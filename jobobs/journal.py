@@ -32,7 +32,9 @@ current_job: ContextVar[JobContext | None] = ContextVar("jobobs_current_job", de
 # True while a pool task runs: the job that submitted it (maybe none) is its owner, not
 # the job that started the pool's thread.
 _pool_task: ContextVar[bool] = ContextVar("jobobs_pool_task", default=False)
-_started_by: weakref.WeakKeyDictionary[threading.Thread, JobContext] = (
+# the job each thread was started for, held weakly both ways: a long-lived thread (a
+# shared pool's) must not keep an ended job's context, its row and its store, alive
+_started_by: weakref.WeakKeyDictionary[threading.Thread, weakref.ref[JobContext]] = (
     weakref.WeakKeyDictionary())
 _running: set[JobContext] = set()
 
@@ -41,13 +43,17 @@ def owner() -> JobContext | None:
     """The running job the calling code works for (see the module's docstring), or None."""
     ctx = current_job.get()
     if ctx is None and not _pool_task.get():
-        ctx = _started_by.get(threading.current_thread())
+        started_for = _started_by.get(threading.current_thread())
+        ctx = started_for() if started_for is not None else None
     return ctx if ctx in _running else None
 
 
 @contextmanager
-def running(ctx: JobContext) -> Iterator[None]:
-    """Run a job's function: what it and the threads it starts log goes to its journal."""
+def running(ctx: JobContext, module: str | None = None) -> Iterator[None]:
+    """Run a job's function (defined in ``module``): what it and the threads it starts log
+    goes to its journal, DEBUG included from the loggers of its own package."""
+    if module:
+        _debug_from(module.split(".")[0])
     token = current_job.set(ctx)
     _running.add(ctx)
     try:
@@ -63,7 +69,7 @@ _wrapped: dict[str, Callable[..., Any]] = {}  # what the wrappers call: start, s
 def _start(self: threading.Thread) -> None:
     ctx = owner()
     if ctx is not None:
-        _started_by[self] = ctx
+        _started_by[self] = weakref.ref(ctx)
     _wrapped["start"](self)
 
 
@@ -121,14 +127,17 @@ _handler_users = 0
 _restore: list[tuple[logging.Handler | logging.Logger, int]] = []
 
 
-def capture_logging(level: int | None = logging.DEBUG) -> None:
+def capture_logging(level: int | None = logging.INFO) -> None:
     """Install the journal handler on the root logger (once per process).
 
-    So that a job's ``logger.debug(...)`` reaches its journal as ``ctx.log.debug`` does,
-    the root logger's level is lowered to ``level`` when it is higher (a logger given a
-    level of its own keeps it); handlers that were already on the root logger with no
-    level of their own get the old root level, so what they printed before is what they
-    print now. ``release_logging`` puts both back.
+    So that a job's ``logger.info(...)`` reaches its journal, the root logger's level is
+    lowered to ``level`` when it is higher (a logger given a level of its own keeps it);
+    handlers that were already on the root logger with no level of their own get the old
+    root level, so what they printed before is what they print now. DEBUG is taken only
+    from the job's own package (``running``): lowering the root to DEBUG would fill
+    journals with every library's chatter (an HTTP client's URLs, tokens included) and
+    make each ``debug`` call in the process some fifty times dearer.
+    ``release_logging`` puts all of it back.
     """
     global _handler, _handler_users
     with _handler_lock:
@@ -146,6 +155,17 @@ def capture_logging(level: int | None = logging.DEBUG) -> None:
             root.setLevel(level)
         _handler = JournalHandler()
         root.addHandler(_handler)
+
+
+def _debug_from(package: str) -> None:
+    """Let the loggers of a job's own package (``mypkg`` for ``mypkg.jobs``) pass DEBUG,
+    as ``ctx.log.debug`` does, unless the package's logger was given a level."""
+    with _handler_lock:
+        logger = logging.getLogger(package)
+        if _handler is None or logger.level != logging.NOTSET:
+            return
+        _restore.append((logger, logger.level))
+        logger.setLevel(logging.DEBUG)
 
 
 def release_logging() -> None:

@@ -415,7 +415,7 @@ def _run(link: Link, assignment: dict[str, Any], worker: str | None) -> str:
         pump.start()
         capture_logging()  # a job's own logging reaches its journal, as on the server
         try:
-            with running(ctx):
+            with running(ctx, definition.fn.__module__):
                 definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
         except JobInterrupt:
             end = {"status": "interrupted", "request": control.taken or control.pending}

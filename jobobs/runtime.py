@@ -80,7 +80,7 @@ class Runtime(ControlLoop):
         flush_interval: float = 0.1, poll_interval: float = 0.05, heartbeat: float = 1.0,
         shutdown_timeout: float = 4.0,
         retention: timedelta | None = None, handle_signals: bool | None = None,
-        log_level: int | None = logging.DEBUG, clock: Callable[[], float] = time.time,
+        log_level: int | None = logging.INFO, clock: Callable[[], float] = time.time,
         export_dirs: list[str] | None = None, stall_timeout: float | None = None,
         executor: Any = None,
     ):
@@ -336,7 +336,7 @@ class Runtime(ControlLoop):
             self._end(execution, Status.FAILED, started, error=error)
             return False
         try:
-            with running(ctx):  # what the job and its threads log goes to its journal
+            with running(ctx, definition.fn.__module__):  # its and its threads' logging
                 definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
         except JobInterrupt:
             with self.ledger.lock:  # no request can change the status while we decide

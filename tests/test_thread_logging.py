@@ -41,8 +41,26 @@ def test_logging_debug_is_kept_like_ctx_log_debug(rt):
     assert ("DEBUG", "item 5 in detail") in lines
 
 
+def test_debug_is_kept_from_the_jobs_own_package_only(rt, capsys):
+    """A library's DEBUG lines (an HTTP client's URLs, tokens and all) stay out of the
+    journal and are not printed by a handler of another logger; its INFO lines are kept."""
+    elsewhere = logging.getLogger("an_application")
+    handler = logging.StreamHandler(sys.stdout)
+    elsewhere.addHandler(handler)
+    try:
+        info = rt.wait(rt.submit(thread_jobs.library_chatter).id, timeout=30)
+        elsewhere.debug("an application's debug line outside any job")
+    finally:
+        elsewhere.removeHandler(handler)
+    lines = _lines(rt, info.id)
+    assert ("DEBUG", "the job's own debug line") in lines
+    assert ("INFO", "a library's info line") in lines
+    assert not [m for _, m in lines if "SECRET" in m]
+    assert "outside any job" not in capsys.readouterr().out
+
+
 def test_a_logger_given_a_level_keeps_it(rt):
-    quiet = logging.getLogger("tests.threads")
+    quiet = logging.getLogger("thread_jobs")
     quiet.setLevel(logging.INFO)
     try:
         info = rt.wait(rt.submit(thread_jobs.pooled_logging).id, timeout=30)

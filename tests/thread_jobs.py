@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import jobobs
 
-log = logging.getLogger("tests.threads")
+log = logging.getLogger(__name__)  # the job's own package: DEBUG is kept
 SHARED = ThreadPoolExecutor(2, thread_name_prefix="shared")  # a pool several jobs use
 _gates: dict[str, threading.Event] = {}
 left_behind: dict[str, threading.Thread] = {}
@@ -93,3 +93,14 @@ def many_warnings(ctx, threads=8, each=300):
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(work, range(threads)))
+
+
+@jobobs.job(name="library-chatter")
+def library_chatter(ctx):
+    """Logs as a library would, at DEBUG and INFO, from its own thread and a pool's."""
+    chatty = logging.getLogger("some_http_library.connectionpool")
+    chatty.debug("Starting new HTTPS connection: /v1/x?token=SECRET")
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(chatty.debug, "pooled: /v1/y?token=SECRET").result()
+    chatty.info("a library's info line")
+    log.debug("the job's own debug line")
