@@ -179,3 +179,124 @@ def test_a_failed_replay_leaves_no_helper_file_either(rt, tmp_path):
     again = rt.wait(replay(rt, first.id, str(tmp_path / "r.csv")).id, timeout=60)
     assert again.status is Status.FAILED
     assert csv_files(tmp_path) == ["r.csv", "s.csv"]
+
+
+# -- 7. raw lines and line numbers as DuckDB counts the records ---------------------------
+
+TEXT = {"id": "INTEGER", "txt": "VARCHAR"}
+
+
+@pytest.mark.parametrize("key", [[], ["id"]])
+@pytest.mark.parametrize("data, options, line, raw", [
+    (b'id,txt\n1,5" pipe\n2,x\n3,Caf\xe9 x\n4,ok\n', {}, 4, "3,Caf\\xe9 x"),
+    (b'id,txt\n1,"say \\"hi"\n2,x\n3,Caf\xe9\n4,ok\n', {"escape": "\\"}, 4, "3,Caf\\xe9"),
+    (b'id,txt\r1,a\r2,Caf\xe9\r3,ok\r', {}, 3, "2,Caf\\xe9"),
+    (b'id,txt\n1,a\n\n\n2,"Caf\xe9\nb"\n3,ok\n', {}, 5, '2,"Caf\\xe9\nb"'),
+], ids=["stray quote", "escape", "cr only", "blank lines"])
+def test_an_invalid_encoding_reject_is_its_own_lines_bytes(rt, tmp_path, key, data, options,
+                                                           line, raw):
+    path = tmp_path / "enc.csv"
+    path.write_bytes(data)
+    info = rt.wait(importing.submit(rt, str(path), "t", key=key, columns=TEXT,
+                                    **options).id, timeout=60)
+    assert info.status is Status.FINISHED, info.error
+    assert [(n, r, text) for n, _, r, text in rejects(rt, info.id)] == [
+        (line, "invalid encoding", raw)]
+
+
+def test_stray_quotes_never_give_a_reject_another_lines_bytes(rt, tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_bytes(b'id,txt,s\n1,5" pipe\n2,x\n3,7" pipe\n4,Caf\xe9,shipped\n5,ok\n'
+                     b'6,other row\n')
+    info = rt.wait(importing.submit(rt, str(path), "t", max_rejects=None, columns={
+        **TEXT, "s": "VARCHAR"}).id, timeout=60)
+    assert [(n, text) for n, _, r, text in rejects(rt, info.id) if r == "invalid encoding"
+            ] == [(5, "4,Caf\\xe9,shipped")]
+
+
+@pytest.mark.parametrize("key", [[], ["id"]])
+@pytest.mark.parametrize("data, options, expected", [
+    (b"id,txt\n1,a\n\n2.5,x\n3,ok\n", {}, [(4, "2.5,x")]),
+    (b"id,txt\r\n1,a\r\n\r\n\r\n2.5,x\r\n3,ok\r\n4.5,y\r\n", {},
+     [(5, "2.5,x"), (7, "4.5,y")]),
+    (b'id,txt\n1,"say \\"hi"\n2,x\n3,"a \\"b"\n4.5,y\n5,ok\n', {"escape": "\\"},
+     [(5, "4.5,y")]),
+    (b'id,txt\r1,"a\rb"\r\r2.5,x\r3,ok\r', {}, [(4, "2.5,x")]),
+    (b'id,txt\n1,a,extra\n\n2.5,"x, y"\n3,ok\n', {}, [(2, "1,a,extra"), (4, '2.5,"x, y"')]),
+], ids=["blank line", "crlf blank lines", "escape", "cr only", "after a reject"])
+def test_a_rounding_reject_has_its_line_and_raw(rt, tmp_path, key, data, options, expected):
+    rows(rt, "CREATE TABLE t (id INTEGER, txt VARCHAR)")
+    path = tmp_path / "r.csv"
+    path.write_bytes(data)
+    info = rt.wait(importing.submit(rt, str(path), "t", key=key, **options).id, timeout=60)
+    assert info.status is Status.FINISHED, info.error
+    assert [(n, text) for n, _, _, text in rejects(rt, info.id)] == expected
+
+
+def test_a_replay_of_a_rounding_reject_after_a_blank_line_fixes_it(rt, tmp_path):
+    rows(rt, "CREATE TABLE t (id INTEGER, txt VARCHAR)")
+    source = write(tmp_path / "b.csv", "id,txt\n1,a\n\n2.5,x\n3,ok\n")
+    first = rt.wait(importing.submit(rt, source, "t").id, timeout=60)
+    export_rejects(rt.store.reader(), first.id, str(tmp_path / "r.csv"))
+    write(tmp_path / "fixed.csv", (tmp_path / "r.csv").read_text().replace("2.5,x", "2,x"))
+    again = rt.wait(replay(rt, first.id, str(tmp_path / "fixed.csv")).id, timeout=60)
+    assert (again.succeeded, again.rejected) == (1, 0), again.error
+    assert rows(rt, "SELECT * FROM t ORDER BY id") == [(1, "a"), (2, "x"), (3, "ok")]
+
+
+@pytest.mark.parametrize("key", [[], ["id"]])
+def test_a_reimport_matches_the_tables_columns_whatever_their_case(rt, tmp_path, key):
+    rows(rt, "CREATE TABLE orders (id BIGINT, amount DECIMAL(12,2))")
+    source = write(tmp_path / "o.csv", "ID,Amount\n1,10.755\n2,3.5\n")
+    info = rt.wait(importing.submit(rt, source, "orders", key=key).id, timeout=60)
+    assert info.status is Status.FINISHED, info.error
+    assert rows(rt, "SELECT id, amount::VARCHAR FROM orders") == [(2, "3.50")]
+    assert [(n, c, r) for n, c, r, _ in rejects(rt, info.id)] == [(2, "Amount", "cast error")]
+    assert "Columns of orders: ID BIGINT, Amount DECIMAL(12,2)" in journal(rt, info.id)
+
+
+# -- 8. JSON and Parquet never round either ------------------------------------------------
+
+def json_array(tmp_path):
+    return write(tmp_path / "o.json", '[{"id":1,"amount":10.755,"n":2},'
+                                      '{"id":2,"amount":3.5,"n":3},'
+                                      '{"id":3,"amount":1.25,"n":2.5}]')
+
+
+def ndjson(tmp_path):
+    return write(tmp_path / "o.ndjson", '{"id":1,"amount":10.755,"n":2}\n\n'
+                                        '{"id":2,"amount":3.5,"n":3}\n'
+                                        '{"id":3,"amount":1.25,"n":2.5}\n')
+
+
+def parquet(tmp_path):
+    path = str(tmp_path / "o.parquet")
+    duckdb.sql(f"COPY (SELECT * FROM (VALUES (1::BIGINT, 10.755::DOUBLE, 2::DOUBLE), "
+               f"(2, 3.5, 3), (3, 1.25, 2.5)) v(id, amount, n)) TO '{path}'")
+    return path
+
+
+@pytest.mark.parametrize("source, lines", [
+    (json_array, [(1, "amount", None), (3, "n", None)]),
+    (ndjson, [(1, "amount", '{"id":1,"amount":10.755,"n":2}'),
+              (4, "n", '{"id":3,"amount":1.25,"n":2.5}')]),
+    (parquet, [(1, "amount", None), (3, "n", None)]),
+], ids=["json", "ndjson", "parquet"])
+def test_json_and_parquet_values_that_do_not_fit_are_rejects(rt, tmp_path, source, lines):
+    rows(rt, "CREATE TABLE orders (id BIGINT, amount DECIMAL(12,2), n INTEGER)")
+    info = rt.wait(importing.submit(rt, source(tmp_path), "orders").id, timeout=60)
+    assert info.status is Status.FINISHED, info.error
+    assert rows(rt, "SELECT id, amount::VARCHAR, n FROM orders") == [(2, "3.50", 3)]
+    assert [(n, c, raw) for n, c, _, raw in rejects(rt, info.id)] == lines
+    assert {r for _, _, r, _ in rejects(rt, info.id)} == {"cast error"}
+    message = queries.rejects(rt.store.reader(), info.id).message[0]
+    assert "10.755" in message and "round" in message
+
+
+@pytest.mark.parametrize("kind", ["decimal(12,2)", "NUMERIC(12, 2)"])
+def test_a_decimal_declared_in_any_spelling_keeps_its_cents(rt, tmp_path, kind):
+    source = write(tmp_path / "o.csv", "id,amount\n1,10.75\n2,10.755\n")
+    info = rt.wait(importing.submit(rt, source, "prices", columns={
+        "id": "BIGINT", "amount": kind}).id, timeout=60)
+    assert rows(rt, "SELECT id, amount::VARCHAR FROM prices") == [(1, "10.75")]
+    assert [(line, raw) for line, _, _, raw in rejects(rt, info.id)] == [(3, "2,10.755")]

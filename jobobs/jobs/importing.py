@@ -31,20 +31,17 @@ from jobobs import files
 from jobobs.context import JobContext
 from jobobs.errors import CancelInterrupt, JobInterrupt, JobobsError, TooManyRejects
 from jobobs.job import job
+from jobobs.jobs.rawlines import keep_raw_bytes, located_rows
 from jobobs.jobs.sources import (
     ImportOptions,
     choose_columns,
     expand,
     file_format,
     inexact_reject,
-    keep_raw_bytes,
-    line_of_row,
     lines_rejected,
-    raw_records,
     reader,
     relocate,
     remove_replay_file,
-    set_raw,
     threshold,
     wide_columns,
 )
@@ -115,7 +112,7 @@ class Import:
         sizes = [os.path.getsize(f) for f in files]
         self.cursor.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage} (_file INTEGER,
             _row BIGINT, {', '.join(f'{ident(n)} {t}' for n, t in columns.items())},
-            _inexact VARCHAR, _inexact_message VARCHAR)""")
+            _inexact VARCHAR, _inexact_message VARCHAR, _inexact_values VARCHAR[])""")
         self.cursor.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage_rejects} (
             file INTEGER, path VARCHAR, line BIGINT, column_name VARCHAR, reason VARCHAR,
             raw VARCHAR, message VARCHAR)""")
@@ -156,7 +153,7 @@ class Import:
         source = reader(path, self.options, {**columns, **wide}, rejects if is_csv else None)
         names = ", ".join(f"TRY_CAST({ident(c)} AS {columns[c]})" if c in wide else ident(c)
                           for c in columns)
-        inexact = ", ".join(inexact_reject(columns, wide)) if wide else "NULL, NULL"
+        inexact = ", ".join(inexact_reject(columns, wide)) if wide else "NULL, NULL, NULL"
         with self.ctx.interruptible(cur.interrupt):
             cur.execute("BEGIN TRANSACTION")
             try:
@@ -171,7 +168,9 @@ class Import:
                     cur.execute(f"INSERT INTO {self.stage_rejects} SELECT {index}, * FROM "
                                 f"({lines_rejected(path, rejects)})")
                     keep_raw_bytes(cur, path, rejects, self.stage_rejects, self.options)
-                    self.reject_inexact(index, path, rejects)
+                if wide:
+                    self.reject_inexact(index, path, columns, wide, rejects if is_csv else None)
+                if is_csv:
                     relocate(cur, self.stage_rejects, path, self.options)
                     cur.execute(f"DROP TABLE {ident(rejects)}")
                     cur.execute(f"DROP TABLE {ident(rejects + '_scan')}")
@@ -181,18 +180,19 @@ class Import:
                 cur.execute("ROLLBACK")
                 raise
 
-    def reject_inexact(self, index: int, path: str, reader_rejects: str) -> None:
+    def reject_inexact(self, index: int, path: str, columns: dict[str, str],
+                       wide: dict[str, str], reader_rejects: str | None) -> None:
         """Move the staged rows of file ``index`` with a value that its column would round
-        into the staged rejects, at their line of the file."""
+        into the staged rejects, at their line of the file (see located_rows)."""
         cur = self.cursor
+        found = located_rows(cur, path, self.options, columns, wide, cur.execute(
+            f"SELECT _row, _inexact_values FROM {self.stage} WHERE _file = ? AND _inexact IS "
+            "NOT NULL", [index]).fetchall(), reader_rejects)
         cur.execute(f"""INSERT INTO {self.stage_rejects} SELECT {index}, {literal(path)},
-            {line_of_row("s._row", reader_rejects, self.options.header)}, _inexact,
-            'cast error', NULL, _inexact_message
-            FROM {self.stage} s WHERE _file = {index} AND _inexact IS NOT NULL""")
-        lines = cur.execute(f"SELECT line FROM {self.stage_rejects} WHERE file = ? AND "
-                            "raw IS NULL AND reason = 'cast error'", [index]).fetchall()
-        set_raw(cur, self.stage_rejects, path,
-                raw_records(path, [line for (line,) in lines], self.options))
+            f._line, _inexact, 'cast error', f._raw, _inexact_message FROM {self.stage} s
+            JOIN (SELECT unnest(?::BIGINT[]) AS _row, unnest(?::BIGINT[]) AS _line,
+            unnest(?::VARCHAR[]) AS _raw) f USING (_row) WHERE _file = {index}""",
+                    [list(column) for column in zip(*found)] or [[], [], []])
         cur.execute(f"DELETE FROM {self.stage} WHERE _file = ? AND _inexact IS NOT NULL",
                     [index])
 

@@ -21,16 +21,13 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from jobobs.errors import TooManyRejects
+from jobobs.jobs.rawlines import keep_raw_bytes, located_rows
 from jobobs.jobs.sources import (
     exact,
     inexact_reject,
-    keep_raw_bytes,
-    line_of_row,
     lines_rejected,
-    raw_records,
     reader,
     relocate,
-    set_raw,
     threshold,
     wide_columns,
 )
@@ -162,20 +159,21 @@ class OnePass:
     def hold_inexact(self, path: str, columns: dict[str, str], wide: dict[str, str],
                      reader_rejects: str) -> None:
         """Read ``path`` again to hold its rows with a value that its column would round
-        as rejects, at their line (counted with the first reading's rejects)."""
+        as rejects, at their line (see records.located_rows)."""
         cur, again = self.cursor, f"{reader_rejects}_again"
-        column, message = inexact_reject(columns, wide)
+        column, message, values = inexact_reject(columns, wide)
         source = reader(path, self.options, {**columns, **wide}, again)
-        cur.execute(f"""INSERT INTO {self.holder} SELECT {literal(path)},
-            {line_of_row("_row", reader_rejects, self.options.header)}, _column, 'cast error',
-            NULL, _message FROM (SELECT row_number() OVER () AS _row, {column} AS _column,
-            {message} AS _message FROM {source}) WHERE _column IS NOT NULL""")
+        inexact = cur.execute(f"""SELECT * FROM (SELECT row_number() OVER () AS _row,
+            {values} AS _values, {column} AS _column, {message} AS _message FROM {source})
+            WHERE _column IS NOT NULL""").fetchall()
         for table in (again, again + "_scan"):
             cur.execute(f"DROP TABLE IF EXISTS {ident(table)}")
-        lines = cur.execute(f"SELECT line FROM {self.holder} WHERE path = ? AND raw IS NULL",
-                            [path]).fetchall()
-        set_raw(cur, self.holder, path,
-                raw_records(path, [line for (line,) in lines], self.options))
+        found = located_rows(cur, path, self.options, columns, wide,
+                             [(row, values) for row, values, _, _ in inexact], reader_rejects)
+        cur.execute(f"""INSERT INTO {self.holder} SELECT {literal(path)}, unnest(?::BIGINT[]),
+            unnest(?::VARCHAR[]), 'cast error', unnest(?::VARCHAR[]), unnest(?::VARCHAR[])""",
+                    [[line for _, line, _ in found], [c for _, _, c, _ in inexact],
+                     [raw for _, _, raw in found], [m for _, _, _, m in inexact]])
 
     def finish_without_rows(self, files: list[str], columns: dict[str, str],
                             state: dict[str, Any]) -> None:

@@ -1,18 +1,16 @@
 """What an import reads and how: its options, its files, and DuckDB's readers for them.
 
 Also the reject reason codes: DuckDB's reader error types as the short codes people
-group by, one row per rejected line; the exact reading of numbers (a CSV value that an
-integer or decimal column could only take rounded is a reject); and the raw lines of
-rejects as the file's own bytes.
+group by, one row per rejected line; and the exact reading of numbers (a value that an
+integer or decimal column could only take rounded is a reject). The raw lines of rejects
+are found in the files by records.py.
 """
 
 from __future__ import annotations
 
 import glob
-import gzip
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +116,7 @@ def lines_rejected(path: str, reader_rejects: str) -> str:
         f"WHEN {literal(k)} THEN {literal(v)}" for k, v in REASONS.items())
         + " ELSE lower(" + first.format("error_type") + ") END")
     return f"""SELECT {literal(path)} AS path, line, {first.format('column_name')},
-        {reason}, {first.format('csv_line')},
+        {reason}, ltrim({first.format('csv_line')}, chr(13) || chr(10)),
         string_agg(error_message, '; ' ORDER BY byte_position)
         FROM {ident(reader_rejects)} GROUP BY line"""
 
@@ -194,6 +192,7 @@ def reader(path: str, options: ImportOptions, columns: dict[str, str] | None,
 # -- reading numbers exactly ------------------------------------------------------------
 
 _NUMBER = re.compile(r"U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|DECIMAL\((\d+),(\d+)\)")
+_DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC|DEC)(?:\((\d+)(?:,(\d+))?\))?")
 
 
 def wide_type(kind: str) -> str | None:
@@ -204,12 +203,15 @@ def wide_type(kind: str) -> str | None:
     return "VARCHAR" if _NUMBER.fullmatch(kind) else None
 
 
-def exact(name: str, kind: str) -> str:
-    """SQL: true when text column ``name`` holds a value that ``kind`` takes as it is:
-    no digit past the type's scale other than 0, and within its range."""
-    column, match = ident(name), _NUMBER.fullmatch(kind)
-    scale = int(match.group(3)) if match and match.group(3) else 0
-    fraction = literal(r"\.\d{" + str(scale) + r"}\d*[1-9]")
+def exact(name: str, kind: str, source: str = "VARCHAR") -> str:
+    """SQL: true when column ``name`` (read as ``source``) holds a value that ``kind``
+    takes as it is: text with no digit past the type's scale other than 0, within its
+    range; a number of another type that is the same once cast to ``kind`` and back."""
+    column = ident(name)
+    if source != "VARCHAR":
+        return (f"({column} IS NULL OR coalesce(TRY_CAST({column} AS {kind})::{source} = "
+                f"{column}, false))")
+    fraction = literal(r"\.\d{" + str(scale(kind)) + r"}\d*[1-9]")
     return f"""({column} IS NULL OR (TRY_CAST({column} AS {kind}) IS NOT NULL AND CASE
         WHEN NOT regexp_matches({column}, '[.eE]') THEN true
         WHEN regexp_matches({column}, '[eE]') THEN TRY_CAST({column} AS DOUBLE) =
@@ -217,66 +219,37 @@ def exact(name: str, kind: str) -> str:
         ELSE NOT regexp_matches({column}, {fraction}) END))"""
 
 
-def inexact_reject(columns: dict[str, str], wide: dict[str, str]) -> tuple[str, str]:
-    """SQL: the first column whose text does not convert exactly, and the message."""
+def scale(kind: str) -> int:
+    """The digits after the point of a column of type ``kind`` as declared (``numeric(12,
+    2)``, ``DECIMAL``: DuckDB's DECIMAL(18,3))."""
+    match = _DECIMAL.fullmatch(re.sub(r"\s", "", kind.upper()))
+    if match is None:
+        return 0
+    return 3 if match.group(1) is None else int(match.group(2) or 0)
+
+
+def inexact_reject(columns: dict[str, str], wide: dict[str, str]) -> tuple[str, str, str]:
+    """SQL: the first column whose value read ``wide`` does not convert exactly, the
+    message, and (for such a row) its values as text, to find its record by
+    (``located_rows``)."""
     names, messages = [], []
-    for name in wide:
+    for name, source in wide.items():
         kind, column = columns[name], ident(name)
-        when = f"WHEN NOT {exact(name, kind)} THEN"
+        when = f"WHEN NOT {exact(name, kind, source)} THEN"
+        value = (f"'string \"' || {column} || '\"'" if source == "VARCHAR"
+                 else f"'{source} ' || {column}")
         names.append(f"{when} {literal(name)}")
         messages.append(
             f"{when} 'Error when converting column \"' || {literal(name)} || '\". Could not "
-            f"convert string \"' || {column} || '\" to {kind}' || CASE WHEN TRY_CAST({column} "
+            f"convert ' || {value} || ' to {kind}' || CASE WHEN TRY_CAST({column} "
             f"AS {kind}) IS NULL THEN '' ELSE ' without rounding' END")
-    return (f"CASE {' '.join(names)} END", f"CASE {' '.join(messages)} END")
+    first = f"CASE {' '.join(names)} END"
+    values = ", ".join(f"{ident(name)}::VARCHAR" for name in columns)
+    return first, f"CASE {' '.join(messages)} END", f"CASE WHEN {first} IS NOT NULL THEN " \
+        f"[{values}] END"
 
 
-# -- raw lines as the file's bytes ----------------------------------------------------------
-
-def raw_records(path: str, numbers: Iterable[int], options: ImportOptions) -> dict[int, str]:
-    """The records at DuckDB's line ``numbers`` of a CSV file (a record with a quoted line
-    break counts as one line, as DuckDB counts them), as the file's bytes decoded with
-    bytes that do not decode written as ``\\xe9``: what DuckDB gives for such a line has
-    the delimiter after the byte swallowed. Empty for a file these bytes cannot be
-    found in (zstd, or an encoding whose line end is not one byte)."""
-    wanted = set(numbers)
-    if not wanted or path.endswith(".zst") or "16" in options.encoding:
-        return {}
-    quote = options.quote.encode() if options.quote else b""
-    found: dict[int, str] = {}
-    number, record = 0, b""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as lines:
-        for line in lines:
-            record += line
-            if quote and record.count(quote) % 2:
-                continue  # a quoted line break: the record goes on
-            number += 1
-            if number in wanted:
-                text = record.removesuffix(b"\n").removesuffix(b"\r")
-                found[number] = text.decode(options.encoding, errors="backslashreplace")
-                if len(found) == len(wanted):
-                    break
-            record = b""
-    return found
-
-
-def keep_raw_bytes(cur: duckdb.DuckDBPyConnection, path: str, reader_rejects: str,
-                   table: str, options: ImportOptions) -> None:
-    """Give the rejects of ``path`` in ``table`` that DuckDB found badly encoded their
-    raw line from the file's bytes."""
-    lines = [line for (line,) in cur.execute(
-        f"SELECT DISTINCT line FROM {ident(reader_rejects)} "
-        "WHERE error_type IN ('INVALID ENCODING', 'INVALID UNICODE')").fetchall()]
-    set_raw(cur, table, path, raw_records(path, lines, options))
-
-
-def set_raw(cur: duckdb.DuckDBPyConnection, table: str, path: str,
-            raws: dict[int, str]) -> None:
-    if raws:
-        cur.executemany(f"UPDATE {table} SET raw = ? WHERE path = ? AND line = ?",
-                        [[raw, path, line] for line, raw in raws.items()])
-
+# -- rejects' lines -------------------------------------------------------------------
 
 def relocate(cur: duckdb.DuckDBPyConnection, table: str, path: str,
              options: ImportOptions) -> None:
@@ -297,15 +270,6 @@ def relocate(cur: duckdb.DuckDBPyConnection, table: str, path: str,
 REPLAY_SUFFIX = ".lines.csv"
 
 
-def line_of_row(row: str, reader_rejects: str, header: bool) -> str:
-    """SQL: the line of the file that the reader's output row ``row`` came from, counting
-    the lines it rejected before it (``before``: the rows it gave before each of them)."""
-    first = 1 if header else 0
-    return f"""{row} + {first} + (SELECT count(*) FROM (SELECT line - {first} - row_number()
-        OVER (ORDER BY line) AS before FROM (SELECT DISTINCT line FROM
-        {ident(reader_rejects)})) WHERE before < {row})"""
-
-
 def remove_replay_file(options: ImportOptions) -> None:
     """A replay reads the lines to replay from a file written for it (see rejects.py),
     which nobody needs once the job has ended."""
@@ -321,24 +285,29 @@ def choose_columns(cursor: duckdb.DuckDBPyConnection, files: list[str],
                    options: ImportOptions, target: str | None) -> tuple[str, dict[str, str]]:
     """The file read for its columns and the columns: sniffed from the whole first file that
     has any bytes, each taking the type of the ``target``'s column of the same name when
-    the target is added to (a re-import must not narrow or widen what is there)."""
+    the target is added to (a re-import must not narrow or widen what is there; names
+    match whatever their case, as DuckDB's do)."""
     path = next((f for f in files if os.path.getsize(f)), files[0])
     relation = cursor.sql(f"SELECT * FROM {reader(path, options, None, sniffing=True)} LIMIT 0")
     columns = dict(zip(relation.columns, (str(t) for t in relation.types)))
     if target is not None:
         existing = cursor.sql(f"SELECT * FROM {target} LIMIT 0")
-        types = dict(zip(existing.columns, (str(t) for t in existing.types)))
-        columns = {name: types.get(name, kind) for name, kind in columns.items()}
+        types = {name.lower(): str(t) for name, t in zip(existing.columns, existing.types)}
+        columns = {name: types.get(name.lower(), kind) for name, kind in columns.items()}
     return path, columns
 
 
 def wide_columns(cursor: duckdb.DuckDBPyConnection, path: str, options: ImportOptions,
                  columns: dict[str, str]) -> dict[str, str]:
-    """The CSV columns read in a wider exact type, then checked (see ``wide_type``), by
-    name."""
-    if file_format(path, options.format) != "csv":
-        return {}
+    """The integer and decimal columns read in a type of their own, then checked (see
+    ``wide_type`` and ``exact``), by name: from CSV and JSON, as text; from Parquet, in
+    the file's own type where it is not the column's."""
     kinds = cursor.execute("SELECT " + ", ".join(
         f"typeof(NULL::{t})" for t in columns.values())).fetchone()
-    wide = {name: wide_type(kind) for name, kind in zip(columns, kinds)}
-    return {name: kind for name, kind in wide.items() if kind}
+    numbers = {name: kind for name, kind in zip(columns, kinds) if wide_type(kind)}
+    if file_format(path, options.format) != "parquet":
+        return {name: "VARCHAR" for name in numbers}
+    relation = cursor.sql(f"SELECT * FROM {reader(path, options, None)} LIMIT 0")
+    own = {name.lower(): str(t) for name, t in zip(relation.columns, relation.types)}
+    return {name: own[name.lower()] for name, kind in numbers.items()
+            if own.get(name.lower(), kind) != kind}
