@@ -112,11 +112,13 @@ def _private(outer: int, folder: str, name: str) -> Iterator[tuple[int, str]]:
 
 
 @contextmanager
-def replacing(target: str, within: str | None = None, mode: int | None = None
-              ) -> Iterator[str]:
+def replacing(target: str, within: str | None = None, mode: int | None = None,
+              replace: bool = True) -> Iterator[str]:
     """A path to write ``target``'s new content at; the file there replaces ``target``
     when the block ends without an error (see the module's docstring). ``mode``: the
-    file's mode (default: as made, or as it would have been before ``owner_only()``)."""
+    file's mode (default: as made, or as it would have been before ``owner_only()``).
+    ``replace=False``: FileExistsError if ``target`` exists by then, which stays as it was
+    (a hard link, not a rename, so the check and the move are one step)."""
     folder, name = os.path.split(os.path.abspath(target))
     outer = open_folder(folder, within)
     try:
@@ -141,7 +143,10 @@ def replacing(target: str, within: str | None = None, mode: int | None = None
                         raise outside(folder, within)
                 finally:
                     os.close(again)
-            os.replace(name, name, src_dir_fd=inner, dst_dir_fd=outer)
+            if replace:
+                os.replace(name, name, src_dir_fd=inner, dst_dir_fd=outer)
+            else:
+                os.link(name, name, src_dir_fd=inner, dst_dir_fd=outer, follow_symlinks=False)
         os.fsync(outer)
     finally:
         os.close(outer)

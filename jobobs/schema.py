@@ -204,16 +204,29 @@ CREATE TABLE job_reports (
 """
 
 
-# A differential export remembers the rows it wrote at exactly its watermark's value, so a
-# row that comes later with that value goes out once; and numbers the files it writes.
+# A differential export remembers the rows it wrote at exactly its watermark's value (how
+# many of each, by md5), so a row that comes later with that value goes out once; numbers
+# the files it writes; and runs one at a time for a name (export_runs holds the one running).
 EXPORT_RUNS_DDL = """
-ALTER TABLE export_watermarks ADD COLUMN at_value VARCHAR;
+ALTER TABLE export_watermarks ADD COLUMN rows_at_value BIGINT;
+CREATE TABLE export_watermark_rows (
+    name   VARCHAR NOT NULL,
+    job_id BIGINT NOT NULL,
+    md5    VARCHAR NOT NULL,
+    count  BIGINT NOT NULL,
+    PRIMARY KEY (name, job_id, md5)
+);
 CREATE TABLE export_files (
     name       VARCHAR PRIMARY KEY,
     seq        BIGINT NOT NULL,
     path       VARCHAR NOT NULL,
     job_id     BIGINT NOT NULL,
     written_at TIMESTAMP NOT NULL
+);
+CREATE TABLE export_runs (
+    name       VARCHAR PRIMARY KEY,
+    job_id     BIGINT NOT NULL,
+    started_at TIMESTAMP NOT NULL
 );
 """
 
@@ -310,8 +323,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (4, "submissions from other processes ('submit' commands carry a spec); no function "
         "defaults, so Quack clients can attach", _submissions),
     (5, "job_reports: what jobs on Dask workers report, until the server applies it", _reports),
-    (6, "export_watermarks.at_value (the rows exported at the value) and export_files "
-        "(each export name's last file and its number)", _export_runs),
+    (6, "export_watermarks.rows_at_value, export_watermark_rows (the rows exported at "
+        "the value), export_files (each export name's last file and its number) and "
+        "export_runs (the run of each export name under way)", _export_runs),
     (7, "error_breakdown groups a message by its first line and exception, values as "
         "placeholders; example holds one whole message", _errors_grouped),
 ]

@@ -24,15 +24,24 @@ def run(con: duckdb.DuckDBPyConnection, step: dict[str, Any]) -> None:
     if kind == "load":
         load(con, step)
     elif kind == "watermark":
-        con.execute("INSERT OR REPLACE INTO export_watermarks (name, column_name, value, job_id, "
-                    "updated_at, at_value) VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)",
-                    [step["name"], step["column"], step["value"], step["job_id"],
-                     step.get("at_value")])
+        watermark(con, step)
     elif kind == "export file":
         con.execute("INSERT OR REPLACE INTO export_files VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
                     [step["name"], step["seq"], step["path"], step["job_id"]])
     else:
         raise JobobsError(f"unknown checkpoint step {kind!r}")
+
+
+def watermark(con: duckdb.DuckDBPyConnection, step: dict[str, Any]) -> None:
+    """Move an export's watermark to the run that just wrote its file. The rows it counted
+    at the value (``export_watermark_rows`` of its job) become the mark's; those of earlier
+    runs go."""
+    con.execute("INSERT OR REPLACE INTO export_watermarks (name, column_name, value, job_id, "
+                "updated_at, rows_at_value) VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?)",
+                [step["name"], step["column"], step["value"], step["job_id"],
+                 step.get("rows_at_value")])
+    con.execute("DELETE FROM export_watermark_rows WHERE name = ? AND job_id <> ?",
+                [step["name"], step["job_id"]])
 
 
 def write_rows(con: duckdb.DuckDBPyConnection, target: str, rows: str, *, first: bool,

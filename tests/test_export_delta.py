@@ -9,7 +9,7 @@ import re
 from datetime import UTC, datetime
 
 import duckdb
-import jobs  # noqa: F401  (the test jobs, for the server)
+import jobs  # the test jobs: for the server, and one that waits for its gate
 import pytest
 from click.testing import CliRunner
 from serving import Server, cli
@@ -17,7 +17,7 @@ from serving import Server, cli
 import jobobs
 from jobobs import JobobsError, Status, queries
 from jobobs.cli import main
-from jobobs.jobs import exporting
+from jobobs.jobs import exporting, watermarks
 from jobobs.quack import extension_path
 
 
@@ -129,7 +129,7 @@ def test_a_row_arriving_later_with_the_same_value_is_exported_once(rt, orders, t
     assert third.succeeded == 0 and rows(target) == ["50,2024-01-03,7.5"]
     add(rt, "VALUES (51, DATE '2024-01-03', 8), (52, DATE '2024-01-04', 9)")
     run(rt, target, table=orders, watermark="day", name="by-day")
-    assert rows(target) == ["51,2024-01-03,8.0", "52,2024-01-04,9.0"]
+    assert sorted(rows(target)) == ["51,2024-01-03,8.0", "52,2024-01-04,9.0"]
 
 
 def test_with_a_key_a_changed_row_at_the_mark_is_not_exported_again(rt, orders, tmp_path):
@@ -233,3 +233,102 @@ def test_an_explicit_format_takes_any_name(rt, tmp_path):
     info = run(rt, tmp_path / "y.txt", query="SELECT 1 AS x", format="csv")
     assert info.status is Status.FINISHED and (tmp_path / "y.txt").read_text().split() == [
         "x", "1"]
+
+
+def test_two_runs_of_one_export_name_take_turns_and_number_their_files(rt, tmp_path):
+    rt.store.reader().execute("CREATE TABLE big AS SELECT range AS id FROM range(2000000)")
+    template = str(tmp_path / "out-{seq}.csv")
+    first = exporting.submit(rt, template, query="SELECT * FROM big", name="nightly")
+    second = exporting.submit(rt, template, query="SELECT range AS id FROM range(3)",
+                              name="nightly")
+    for handle in (first, second):
+        assert rt.wait(handle.id, timeout=120).status is Status.FINISHED
+    counts = sorted(len(rows(tmp_path / name)) for name in ("out-1.csv", "out-2.csv"))
+    assert counts == [3, 2000000]
+    assert rt.store.reader().execute(
+        "SELECT seq FROM export_files WHERE name = 'nightly'").fetchall() == [(2,)]
+
+
+def test_a_numbered_template_never_replaces_a_file(rt, tmp_path):
+    (tmp_path / "out-1.csv").write_text("keep me\n")
+    info = run(rt, tmp_path / "out-{seq}.csv", query="SELECT 1 AS x", name="numbered")
+    assert info.status is Status.FAILED
+    assert (tmp_path / "out-1.csv").read_text() == "keep me\n"
+    assert journal(rt, info.id)[-1].endswith(
+        "out-1.csv exists already: a file name with {seq} never replaces a file; move it "
+        "away, or give the export another name")
+
+
+def test_rows_without_a_watermark_value_are_counted_in_a_warning(rt, tmp_path):
+    rt.store.reader().execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, 'a'), (2, 'b'), "
+                              "(NULL, 'n'), (NULL, 'm')) v(id, x)")
+    info = run(rt, tmp_path / "t.csv", table="t", watermark="id", name="nulls")
+    assert info.status is Status.FINISHED and info.has_warning and info.succeeded == 2
+    assert rows(tmp_path / "t.csv") == ["1,a", "2,b"]
+    assert any(line.startswith("2 rows have no id (NULL) and are not exported: a "
+                               "differential export follows the values of id")
+               for line in journal(rt, info.id))
+    again = run(rt, tmp_path / "t.csv", table="t", watermark="id", name="nulls")
+    assert again.has_warning and again.succeeded == 0
+
+
+def test_a_later_row_identical_to_one_exported_goes_out_too(rt, tmp_path):
+    rt.store.reader().execute("CREATE TABLE u AS SELECT * FROM (VALUES (1, 'a'), (2, 'b')) "
+                              "v(id, x)")
+    run(rt, tmp_path / "u.csv", table="u", watermark="id", name="twins")
+    rt.store.reader().execute("INSERT INTO u VALUES (2, 'b'), (2, 'b')")
+    second = run(rt, tmp_path / "u.csv", table="u", watermark="id", name="twins")
+    assert second.succeeded == 2 and rows(tmp_path / "u.csv") == ["2,b", "2,b"]
+    third = run(rt, tmp_path / "u.csv", table="u", watermark="id", name="twins")
+    assert third.succeeded == 0
+    rt.store.reader().execute("INSERT INTO u VALUES (2, 'b')")
+    fourth = run(rt, tmp_path / "u.csv", table="u", watermark="id", name="twins")
+    assert fourth.succeeded == 1 and rows(tmp_path / "u.csv") == ["2,b"]
+
+
+def test_rows_at_the_value_are_counted_in_a_table_not_carried_in_the_mark(rt, tmp_path):
+    rt.store.reader().execute("CREATE TABLE d AS SELECT range AS id, DATE '2024-01-01' AS day "
+                              "FROM range(5000)")
+    first = run(rt, tmp_path / "d.csv", table="d", watermark="day", name="daily")
+    con = rt.store.reader()
+    assert con.execute("SELECT count(*), sum(count) FROM export_watermark_rows "
+                       "WHERE name = 'daily' AND job_id = ?", [first.id]).fetchone() == (5000, 5000)
+    assert len(con.execute("SELECT checkpoint FROM jobs WHERE id = ?", [first.id]).fetchone()[0]) \
+        < 1000
+    assert watermarks.show(con, "daily")["rows_at_value"] == 5000
+
+
+def test_reset_refuses_while_an_export_of_that_name_waits_and_forgets_the_rows(tmp_path):
+    with jobobs.Runtime(str(tmp_path / "jobs.duckdb"), workers=1,
+                        handle_signals=False) as runtime:
+        con = runtime.store.reader()
+        con.execute("CREATE TABLE d AS SELECT range AS id FROM range(3)")
+        run(runtime, tmp_path / "d.csv", table="d", watermark="id", name="held")
+        busy = runtime.submit(jobs.blocked, "reset-held")
+        queued = exporting.submit(runtime, str(tmp_path / "d.csv"), table="d", watermark="id",
+                                  name="held")
+        runtime.flush()
+        with pytest.raises(JobobsError, match=rf"^export job {queued.id} \(held\) is queued; "
+                           r"reset its watermark once it stops$"):
+            watermarks.reset(con, "held")
+        assert watermarks.show(con, "held")["value"] == "2"
+        jobs.gate("reset-held").set()
+        for handle in (busy, queued):
+            runtime.wait(handle.id, timeout=60)
+        assert watermarks.reset(con, "held")["value"] == "2"
+        assert con.execute("SELECT count(*) FROM export_watermark_rows WHERE name = 'held'"
+                           ).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("to", ["out-{seq:>1000000000}.csv", "out-{seq:021}.csv",
+                                "out-{seq:x}.csv", "out-{date:04}.csv", "out-{seq:4}.csv"])
+def test_a_placeholder_takes_only_a_zero_padded_width(rt, tmp_path, to):
+    with pytest.raises(JobobsError, match=r"^out-\{\w+:[^}]*\}\.csv: a placeholder takes no "
+                       r"format but a zero-padded width up to 20, such as \{seq:04\}"):
+        exporting.submit(rt, str(tmp_path / to), query="SELECT 1 AS x")
+
+
+def test_a_zero_padded_seq(rt, tmp_path):
+    info = run(rt, tmp_path / "out-{seq:04}-{job_id:06}.csv", query="SELECT 1 AS x")
+    assert info.status is Status.FINISHED
+    assert (tmp_path / f"out-0001-{info.id:06}.csv").exists()

@@ -11,7 +11,8 @@ DOC = (Path(__file__).parents[1] / "docs" / "sql.md").read_text()
 EXAMPLES = re.findall(r"```sql\n(.*?)```", DOC, flags=re.DOTALL)
 OBJECTS = ["jobs", "job_transitions", "journal", "rejects", "job_commands", "job_reports",
            "statuses",
-           "export_watermarks", "export_files", "schema_version", "job_runs", "reject_breakdown",
+           "export_watermarks", "export_watermark_rows", "export_files", "export_runs",
+           "schema_version", "job_runs", "reject_breakdown",
            "error_breakdown"]
 
 

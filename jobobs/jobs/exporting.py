@@ -8,33 +8,41 @@ submitted. A differential export remembers where it stopped (``jobobs.jobs.water
 and next time exports only the rows it has not sent; the watermark moves only when the
 file is in place. A run with no new rows writes nothing by default: the last delta stays
 until someone picks it up. The target may be a template (``orders-{date}-{seq}.csv``),
-expanded when the job runs; the format comes from the name or ``format``, never a guess.
+expanded when the job runs; a name with ``{seq}`` never replaces a file. The format comes
+from the name or ``format``, never a guess. Runs of one export name take turns (the name
+is held in ``export_runs`` while one runs, on a Dask worker too): two at once would take
+the same number and the same delta.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import string
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 
-from jobobs import files, readonly
+from jobobs import files, quack, readonly
 from jobobs.context import JobContext
 from jobobs.errors import JobobsError
 from jobobs.job import job
 from jobobs.jobs import watermarks
 from jobobs.jobs.sql import StatementProgress, clear, ident, literal, table_name
+from jobobs.states import EXECUTING
 
 FORMATS = ("csv", "parquet", "json", "xlsx")
 EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "json",
               ".ndjson": "json", ".xlsx": "xlsx"}
 COMPRESSIONS = ("gzip", "zstd", "none")
 PLACEHOLDERS = ("date", "job_id", "seq")
+WIDTH = re.compile(r"0\d{1,2}")  # the one format a number placeholder takes: {seq:04}
+MAX_WIDTH = 20
+WAIT = 0.2  # seconds between looks at the run of the same name that goes first
 
 
 @dataclass
@@ -141,10 +149,19 @@ def check_template(to: str) -> None:
         if field not in PLACEHOLDERS or conversion or "{" in (spec or ""):
             raise JobobsError(f"unknown placeholder {{{field}}}; use {{date}}, {{job_id}} or "
                               "{seq} (double a brace to write one: {{ }})")
+        if spec and not (field != "date" and WIDTH.fullmatch(spec)
+                         and int(spec) <= MAX_WIDTH):
+            raise JobobsError(f"{name}: a placeholder takes no format but a zero-padded width "
+                              f"up to {MAX_WIDTH}, such as {{seq:04}} ({{date}} takes none)")
     try:
         name.format(date="2024-01-31", job_id=1, seq=1)
     except ValueError as error:
         raise JobobsError(f"{to}: {error}") from None
+
+
+def numbered(to: str) -> bool:
+    """Whether the file name holds {seq}: each run then writes a file of its own."""
+    return any(field == "seq" for _, field, _, _ in _parsed(os.path.basename(to), to, True))
 
 
 def _parsed(text: str, to: str, strict: bool) -> list[tuple[str, str | None, str | None,
@@ -164,7 +181,6 @@ class Batch:
 
     count: int
     value: str | None = None    # the watermark's highest value among the rows
-    at_value: tuple[str, ...] = ()  # md5s of the rows at that value
 
 
 class Export:
@@ -175,11 +191,26 @@ class Export:
         self.cursor = ctx.cursor()
 
     def run(self) -> None:
+        ctx = self.ctx
+        if (ctx.resume_state or {}).get("done"):  # its file and mark went in; it stopped after
+            ctx.log.info("This export wrote its file before it stopped: nothing more to do")
+            return
+        self.take_turn()
+        try:
+            self.export()
+        finally:
+            with suppress(duckdb.Error):  # else the next run takes it over once this one ends
+                self.change("DELETE FROM export_runs WHERE name = ? AND job_id = ?",
+                            [ctx.name, ctx.job_id])
+
+    def export(self) -> None:
         ctx, options, cur = self.ctx, self.options, self.cursor
         started = time.monotonic()
         seq = self.last_seq() + 1
         target = options.target(job_id=ctx.job_id, seq=seq, now=self.now)
         ctx.log.info("--- Export data to %s ---", target)
+        if numbered(options.to) and os.path.lexists(target):
+            raise self.exists(target)
         previous = self.previous()
         query = self.selection(previous)
         with ctx.interruptible(cur.interrupt):
@@ -189,8 +220,10 @@ class Export:
                 if batch.value is not None:  # rows that come in meanwhile are for next time
                     query = self.bounded(query, batch.value)
                 ctx.progress(0, batch.count)
-                written = self.wanted(batch, target, previous)
+                self.count_unplaced()
+                written, remembered = self.wanted(batch, target, previous), None
                 if written:
+                    remembered = self.remember(query, batch, previous)
                     self.write(query, target, batch.count)
                 cur.execute("COMMIT")
             except BaseException:
@@ -199,11 +232,40 @@ class Export:
         ctx.progress(batch.count, batch.count)
         ctx.count(succeeded=batch.count if written else 0)
         # The file is in place: a pause or cancel now is too late, and the mark must move.
-        ctx.save(steps=self.steps(batch, previous, seq, target) if written else [],
+        ctx.save(steps=self.steps(batch, remembered, seq, target) if written else [],
                  state={"done": True})
         if written:
             ctx.log.info("End of export (%d records to %s in %.1fs)", batch.count, target,
                          time.monotonic() - started)
+
+    def take_turn(self) -> None:
+        """Hold this export's name in ``export_runs``, once no other run holds it: runs of
+        one name take turns, or two would write the same number and the same delta. A
+        hold is taken over when its job no longer runs (its process died). The job's
+        status is written first, so the next run sees that this one runs."""
+        ctx, cur = self.ctx, self.cursor
+        ctx.checkpoint(durable=True)
+        executing = ", ".join(literal(s.value) for s in EXECUTING)
+        told = None
+        while True:
+            try:
+                self.change("DELETE FROM export_runs WHERE name = ? AND (job_id = ? OR job_id "
+                            f"NOT IN (SELECT id FROM jobs WHERE status IN ({executing})))",
+                            [ctx.name, ctx.job_id])
+                self.change("INSERT INTO export_runs VALUES (?, ?, now()::TIMESTAMP)",
+                            [ctx.name, ctx.job_id])
+                return
+            except duckdb.Error as error:
+                if not conflict(error):
+                    raise
+                holder = cur.execute("SELECT job_id FROM export_runs WHERE name = ?",
+                                     [ctx.name]).fetchone()
+            if holder is not None and holder[0] != told:
+                told = holder[0]
+                ctx.log.info("Waiting for export job %s to end: runs of one export name "
+                             "(%s) take turns", told, ctx.name)
+            ctx.checkpoint()  # a pause or cancel while it waits
+            time.sleep(WAIT)
 
     def last_seq(self) -> int:
         row = self.cursor.execute("SELECT seq FROM export_files WHERE name = ?",
@@ -231,7 +293,10 @@ class Export:
         """The query of the rows to export: those not exported yet, at most ``limit`` in
         the watermark's order (then by row, so the rows left out come next time)."""
         options = self.options
-        query = options.query or f"SELECT * FROM {table_name(options.table)}"
+        query = self.source()
+        if options.watermark:
+            query = (f"SELECT * FROM ({query}) AS {watermarks.ROW} "
+                     f"WHERE {ident(options.watermark)} IS NOT NULL")
         if previous is not None:
             query = watermarks.after(query, previous, options.key,
                                      self.typed(query, previous.value))
@@ -244,22 +309,35 @@ class Export:
                      f"LIMIT {int(options.limit)}")
         return query
 
+    def source(self) -> str:
+        options = self.options
+        return options.query or f"SELECT * FROM {table_name(options.table)}"
+
     def measure(self, query: str) -> Batch:
-        """How many rows, and with a watermark their highest value and the rows at it."""
+        """How many rows, and with a watermark their highest value."""
         column = self.options.watermark
         value = None
         if column:
             value = self.first(f"SELECT max({ident(column)})::VARCHAR FROM ({query})")
         if value is not None:
             query = self.bounded(query, value)
-        count = self.first(f"SELECT count(*) FROM ({query})")
-        if value is None:
-            return Batch(count)
-        at = self.cursor.execute(f"""SELECT * FROM {self.ctx.on_server(
-            f"SELECT {watermarks.identity(self.options.key)} FROM ({query}) AS "
-            f"{watermarks.ROW} WHERE {ident(column)} = {self.typed(query, value)}")}"""
-        ).fetchall()
-        return Batch(count, value, tuple(row[0] for row in at))
+        return Batch(self.first(f"SELECT count(*) FROM ({query})"), value)
+
+    def count_unplaced(self) -> None:
+        """Warn of the rows a differential export never sends: those whose watermark
+        column is NULL have no place in its order."""
+        column = self.options.watermark
+        if not column:
+            return
+        unplaced = self.first(f"SELECT count(*) FROM ({self.source()}) AS {watermarks.ROW} "
+                              f"WHERE {ident(column)} IS NULL")
+        if unplaced:
+            self.ctx.warn("%d %s no %s (NULL) and %s not exported: a differential export "
+                          "follows the values of %s; give %s one, or export them with a "
+                          "query of their own", unplaced,
+                          "row has" if unplaced == 1 else "rows have", column,
+                          "is" if unplaced == 1 else "are", column,
+                          "it" if unplaced == 1 else "them")
 
     def wanted(self, batch: Batch, target: str, previous: watermarks.Mark | None) -> bool:
         """Whether to write the file: not for a differential run with no new rows (the
@@ -281,15 +359,42 @@ class Export:
             from jobobs.quack import extension_path
 
             cur.execute(f"LOAD {literal(extension_path('excel'))}")
-        with files.replacing(target, self.within) as temporary, \
-                StatementProgress(cur, lambda percent: ctx.progress(
-                    int(count * percent / 100), count), lambda: ctx.stop_requested):
-            cur.execute(f"COPY (SELECT * FROM {ctx.on_server(query)}) TO "
-                        f"{literal(temporary)} ({self.options.copy_options()}, "
-                        "USE_TMP_FILE false)")
-            ctx.check_interrupt()
+        try:
+            with files.replacing(target, self.within,
+                                 replace=not numbered(self.options.to)) as temporary, \
+                    StatementProgress(cur, lambda percent: ctx.progress(
+                        int(count * percent / 100), count), lambda: ctx.stop_requested):
+                cur.execute(f"COPY (SELECT * FROM {ctx.on_server(query)}) TO "
+                            f"{literal(temporary)} ({self.options.copy_options()}, "
+                            "USE_TMP_FILE false)")
+                ctx.check_interrupt()
+        except FileExistsError:  # came meanwhile, from outside jobobs
+            raise self.exists(target) from None
 
-    def steps(self, batch: Batch, previous: watermarks.Mark | None, seq: int,
+    def exists(self, target: str) -> JobobsError:
+        return JobobsError(f"{target} exists already: a file name with {{seq}} never replaces "
+                           "a file; move it away, or give the export another name")
+
+    def remember(self, query: str, batch: Batch, previous: watermarks.Mark | None
+                 ) -> int | None:
+        """Count the rows to write at the batch's value, by md5, into
+        ``export_watermark_rows`` under this job (with the mark's, if the value did not
+        move); the watermark step makes them the mark's once the file is in place. Return
+        how many."""
+        if batch.value is None:
+            return None
+        ctx, cur, column = self.ctx, self.cursor, self.options.watermark
+        counts = watermarks.at_value(query, column, self.typed(query, batch.value),
+                                     self.options.key, previous, batch.value)
+        self.change("DELETE FROM export_watermark_rows WHERE name = ? AND job_id = ?",
+                    [ctx.name, ctx.job_id])  # an earlier run's, that failed
+        self.change(f"INSERT INTO export_watermark_rows SELECT {literal(ctx.name)}, "
+                    f"{int(ctx.job_id)}, md5, count FROM ({counts})")
+        return int(cur.execute("SELECT coalesce(sum(count), 0) FROM export_watermark_rows "
+                               "WHERE name = ? AND job_id = ?", [ctx.name, ctx.job_id]
+                               ).fetchone()[0])
+
+    def steps(self, batch: Batch, remembered: int | None, seq: int,
               target: str) -> list[dict[str, Any]]:
         """What commits with the checkpoint once the file is in place: its number, and
         the watermark moved to the rows just written."""
@@ -297,11 +402,19 @@ class Export:
         steps = [{"kind": "export file", "name": ctx.name, "seq": seq, "path": target,
                   "job_id": ctx.job_id}]
         if batch.value is not None:
-            remembered = watermarks.at_value(previous, batch.value, list(batch.at_value))
             steps.append({"kind": "watermark", "name": ctx.name,
                           "column": self.options.watermark, "value": batch.value,
-                          "at_value": json.dumps(remembered), "job_id": ctx.job_id})
+                          "rows_at_value": remembered, "job_id": ctx.job_id})
         return steps
+
+    def change(self, sql: str, params: list[Any] | None = None) -> None:
+        """Run a write whole where the job database is (on a Dask worker, on the server:
+        Quack writes only through a query sent whole)."""
+        if self.ctx.remote:
+            sql = quack.bind(sql, params) if params else sql
+            self.cursor.execute(f"FROM {self.ctx.on_server(sql)}").fetchall()
+        else:
+            self.cursor.execute(sql, params or []).fetchall()
 
     def first(self, query: str) -> Any:
         """The one value ``query`` answers, run where the data is."""
@@ -333,6 +446,14 @@ def export_job(ctx: JobContext, options: dict[str, Any], within: str | None = No
         raise JobobsError(f"cannot write {run.options.to}: {error.strerror or error}") from None
     finally:
         run.cursor.close()
+
+
+def conflict(error: duckdb.Error) -> bool:
+    """Whether ``error`` is another transaction's write to the same row (here, another run
+    that took the export's name first), as DuckDB says it, on the server or through Quack."""
+    text = str(error)
+    return any(words in text for words in ("PRIMARY KEY or UNIQUE constraint", "Conflict on",
+                                           "violates primary key constraint"))
 
 
 def confine(path: str, folders: list[str] | None) -> str | None:
