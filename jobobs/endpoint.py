@@ -148,7 +148,11 @@ def in_use(db: str, lock_error: str) -> str:
     if server is not None:
         return (f"{already_running(server)}; connect through it with jobobs.connect({db!r}) "
                 "or the jobobs command instead of opening the file")
+    return (f"the database is in use by {holder(lock_error)} (DuckDB lets one process at "
+            f"a time open {db}); stop it, or run this through it")
+
+
+def holder(lock_error: str) -> str:
+    """Who holds the lock, from DuckDB's lock error: "process N", else "another process"."""
     pid = re.search(r"PID (\d+)", lock_error)
-    who = f"process {pid.group(1)}" if pid else "another process"
-    return (f"the database is in use by {who} (DuckDB lets one process at a time open "
-            f"{db}); stop it, or run this through it")
+    return f"process {pid.group(1)}" if pid else "another process"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import duckdb
 
 from jobobs.errors import SchemaError
+from jobobs.jobs.sql import literal
 from jobobs.states import ACTIVE, LABELS, TERMINAL
 
 SCHEMA_VERSION_DDL = """
@@ -247,16 +248,12 @@ ERROR_PLACEHOLDERS = (
 TRACEBACK = "Traceback (most recent call last)"
 
 
-def _quoted(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def error_normalised(expression: str) -> str:
     """SQL: ERROR_PLACEHOLDERS applied to ``expression``. The patterns are literals, not
     parameters: DuckDB compiles a constant pattern once, a parameter once a row."""
     for pattern, placeholder in ERROR_PLACEHOLDERS:
-        expression = (f"regexp_replace({expression}, {_quoted(pattern)}, "
-                      f"{_quoted(placeholder)}, 'g')")
+        expression = (f"regexp_replace({expression}, {literal(pattern)}, "
+                      f"{literal(placeholder)}, 'g')")
     return f"trim({expression})"
 
 

@@ -23,6 +23,7 @@ from serving import JOBOBS, Server, env, free_port
 from jobobs import users
 from jobobs.dashboard.signin import Sessions, Throttle, _safe_next
 from jobobs.errors import JobobsError
+from jobobs.testing import wait_until
 
 OTTO, VERA, TESS = "hands-on-42", "look-only-42", "tess-pass-42"
 
@@ -31,14 +32,6 @@ def passwd(*args: str, password: str) -> subprocess.CompletedProcess:
     """``jobobs passwd`` with the password on standard input, as a script gives it."""
     return subprocess.run([JOBOBS, "passwd", *args], input=password + "\n", text=True,
                           capture_output=True, timeout=60, env=env())
-
-
-def wait_until(condition, timeout: float = 30.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"no {what} in {timeout} s"
-        time.sleep(0.05)
-    return found
 
 
 # --- the users file -----------------------------------------------------------------------
@@ -246,7 +239,7 @@ def test_a_wrong_password_is_refused_and_logged(server):
     assert unknown.status == 401  # and says nothing more:
     assert unknown.text.replace('value="nobody"', 'value="otto"') == answer.text
     wait_until(lambda: "failed sign-in as 'nobody' from 127.0.0.5" in server.output(),
-               what="log line")
+               timeout=30, message="the log line")
     assert "failed sign-in as 'otto' from 127.0.0.5" in server.output()
     assert "not-the-password" not in server.output()
 
@@ -284,7 +277,7 @@ def test_a_sign_in_posted_from_another_site_is_refused(server):
                     form={"username": "otto", "password": OTTO})
     assert referred.status == 302  # no Origin: the Referer says where the form was
     wait_until(lambda: "refused a sign-in from 127.0.0.7 posted from another site"
-               in server.output(), what="log line")
+               in server.output(), timeout=30, message="the log line")
 
 
 def test_repeated_failures_are_throttled_per_address_and_never_lock_a_user_out_elsewhere(
@@ -297,7 +290,7 @@ def test_repeated_failures_are_throttled_per_address_and_never_lock_a_user_out_e
     assert sign_in(server, "vera", VERA, source="127.0.0.8").status == 429  # the address
     assert sign_in(server, "tess", TESS, source="127.0.0.9").status == 302  # elsewhere: no
     wait_until(lambda: "failed sign-in as 'tess' from 127.0.0.8; the next one waits 30 s"
-               in server.output(), what="log line")
+               in server.output(), timeout=30, message="the log line")
 
 
 def test_sign_ins_in_a_burst_are_throttled_too(server):

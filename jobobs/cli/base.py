@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ import click
 import duckdb
 import pandas as pd
 
+from jobobs.endpoint import holder
 from jobobs.errors import JobobsError
 
 JOB_FIELDS = ("id", "name", "kind", "status", "label", "has_warning", "created_at",
@@ -67,9 +67,8 @@ def _first_line(error: Exception) -> str:
 
 def _lock_message(text: str) -> str:
     if "lock" in text.lower():
-        pid = re.search(r"PID (\d+)", text)
-        who = f"process {pid.group(1)}" if pid else "another process"
-        return f"the database is in use by {who}; stop it or run this command through it"
+        return (f"the database is in use by {holder(text)}; stop it or run this command "
+                "through it")
     return text.splitlines()[0]
 
 

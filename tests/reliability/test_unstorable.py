@@ -4,7 +4,6 @@ or refused at the edge, and a row that still cannot be written fails only its ow
 import json
 import logging
 import subprocess
-import time
 
 import jobs
 import pytest
@@ -14,6 +13,7 @@ import jobobs
 from jobobs.errors import JobobsError
 from jobobs.states import Status
 from jobobs.store import ts
+from jobobs.testing import wait_for_status
 
 ESCAPED = "caf\\xe9.csv"
 
@@ -106,21 +106,14 @@ def test_a_value_past_the_edge_fails_its_job_and_nothing_else(rt, which, caplog)
     rt.pause(other.id)
     assert rt.wait(other.id, timeout=30).status is Status.PAUSED
     rt.resume(other.id)
-    wait_status_local(rt, other.id, Status.RUNNING)
+    wait_for_status(rt, other.id, Status.RUNNING, timeout=30)
     jobs.gate(f"other-{which}").set()
     assert rt.wait(other.id, timeout=30).status is Status.FINISHED
 
 
-def wait_status_local(rt, job_id, status, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while rt.status(job_id) is not status:
-        assert time.monotonic() < deadline, f"job {job_id} is {rt.status(job_id)}"
-        time.sleep(0.01)
-
-
 def test_a_flood_of_submissions_does_not_hold_a_pause_back(rt):
     running = rt.submit(jobs.blocked, "flood")
-    wait_status_local(rt, running.id, Status.RUNNING)
+    wait_for_status(rt, running.id, Status.RUNNING, timeout=30)
     with rt.store.transaction() as con:
         con.execute(
             """INSERT INTO job_commands (id, job_id, command, requested_at, requested_by, spec)
@@ -128,7 +121,7 @@ def test_a_flood_of_submissions_does_not_hold_a_pause_back(rt):
                FROM range(5000)""",
             [ts(rt.clock()), json.dumps({"kind": "python", "function": "jobs:noop"})])
     command_id = rt.store.request(running.id, "pause", by="sql", now=rt.clock())
-    wait_status_local(rt, running.id, Status.PAUSED, timeout=60)
+    wait_for_status(rt, running.id, Status.PAUSED, timeout=60)
     (handled,) = rows(rt, "SELECT count(*) FROM job_commands WHERE command = 'submit' "
                           "AND handled_at IS NOT NULL")[0]
     assert handled < 5000  # the pause went before the submissions still waiting
