@@ -26,8 +26,8 @@ import duckdb
 from figures import percentile
 from serving import Server, chromium
 
-from jobobs import analytics, queries
-from jobobs.store import Store
+from jobobs.access import analytics, queries
+from jobobs.db.store import Store
 
 NAMES = 50
 

@@ -46,7 +46,7 @@ print(json.dumps({"seconds": seconds, "rejected": rejected,
 OURS = """
 import json, resource, sys, time
 import jobobs
-from jobobs.jobs import importing
+from jobobs.kinds import importing
 source, db, columns = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 with jobobs.Runtime(db, workers=1, handle_signals=False) as rt:
     started = time.perf_counter()
@@ -88,7 +88,7 @@ def measure(script: str, source: Path, folder: Path) -> dict:
 
 def pause_samples(source: Path, folder: Path, samples: int, expected: float) -> tuple:
     import jobobs
-    from jobobs.jobs import importing
+    from jobobs.kinds import importing
     from jobobs.testing import wait_for_status
 
     latencies, resumes = [], []

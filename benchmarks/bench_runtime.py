@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 
 import jobobs
-from jobobs.store import ts
+from jobobs.db.store import ts
 from jobobs.testing import wait_for_status, wait_until
 
 

@@ -27,7 +27,7 @@ from figures import p50_p95
 from serving import Server, wait_status
 
 import jobobs
-from jobobs import queries, readonly
+from jobobs.access import queries, readonly
 
 
 def timed(call, samples: int) -> list[float]:

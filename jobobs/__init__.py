@@ -1,8 +1,17 @@
 """jobobs: observable, controllable import and export jobs, with their history in DuckDB."""
 
-from jobobs.client import Client, connect
-from jobobs.context import JobContext
-from jobobs.errors import (
+import importlib.abc
+import importlib.util
+import sys
+from types import ModuleType
+from typing import Any
+
+from jobobs.access.client import Client, connect
+from jobobs.execution.context import JobContext
+from jobobs.execution.handle import JobHandle, JobInfo
+from jobobs.execution.runtime import Runtime
+from jobobs.model.definition import job
+from jobobs.model.errors import (
     IllegalRequest,
     IllegalTransition,
     JobDefinitionError,
@@ -12,10 +21,7 @@ from jobobs.errors import (
     SchemaError,
     TooManyRejects,
 )
-from jobobs.handle import JobHandle, JobInfo
-from jobobs.job import job
-from jobobs.runtime import Runtime
-from jobobs.states import LABELS, Status
+from jobobs.model.states import LABELS, Status
 
 __version__ = "0.1.0"
 __all__ = [
@@ -37,3 +43,67 @@ __all__ = [
     "connect",
     "job",
 ]
+
+
+# Modules under the names they had before the package was split into layers, so code and
+# notebooks written for them, and job specs stored with their functions' old paths, keep
+# working: ``import jobobs.queries`` gives ``jobobs.access.queries`` itself.
+MOVED = {
+    "jobobs.analyst": "jobobs.access.analyst",
+    "jobobs.analytics": "jobobs.access.analytics",
+    "jobobs.cli.control": "jobobs.cli.requests",
+    "jobobs.client": "jobobs.access.client",
+    "jobobs.commands": "jobobs.model.requests",
+    "jobobs.context": "jobobs.execution.context",
+    "jobobs.control": "jobobs.execution.loop",
+    "jobobs.credentials": "jobobs.dask.credentials",
+    "jobobs.dashboard.trends": "jobobs.dashboard.analyticspage",
+    "jobobs.dispatch": "jobobs.dask.executor",
+    "jobobs.endpoint": "jobobs.access.endpoint",
+    "jobobs.errors": "jobobs.model.errors",
+    "jobobs.files": "jobobs.db.files",
+    "jobobs.handle": "jobobs.execution.handle",
+    "jobobs.job": "jobobs.model.definition",
+    "jobobs.jobs": "jobobs.kinds",
+    "jobobs.jobs.exporting": "jobobs.kinds.exporting",
+    "jobobs.jobs.importing": "jobobs.kinds.importing",
+    "jobobs.jobs.onepass": "jobobs.kinds.onepass",
+    "jobobs.jobs.rawlines": "jobobs.kinds.rawlines",
+    "jobobs.jobs.rejects": "jobobs.kinds.rejects",
+    "jobobs.jobs.sources": "jobobs.kinds.sources",
+    "jobobs.jobs.sql": "jobobs.db.sql",
+    "jobobs.jobs.watermarks": "jobobs.kinds.watermarks",
+    "jobobs.journal": "jobobs.execution.logbridge",
+    "jobobs.ledger": "jobobs.db.ledger",
+    "jobobs.process": "jobobs.execution.lifecycle",
+    "jobobs.quack": "jobobs.db.quack",
+    "jobobs.queries": "jobobs.access.queries",
+    "jobobs.readonly": "jobobs.access.readonly",
+    "jobobs.records": "jobobs.model.rows",
+    "jobobs.recovery": "jobobs.execution.recovery",
+    "jobobs.remote": "jobobs.dask.worker",
+    "jobobs.runtime": "jobobs.execution.runtime",
+    "jobobs.schema": "jobobs.db.schema",
+    "jobobs.sifting": "jobobs.db.sifting",
+    "jobobs.states": "jobobs.model.states",
+    "jobobs.steps": "jobobs.db.steps",
+    "jobobs.store": "jobobs.db.store",
+    "jobobs.submissions": "jobobs.access.submissions",
+    "jobobs.users": "jobobs.access.users",
+    "jobobs.values": "jobobs.model.values",
+}
+
+
+class _Moved(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name: str, path: object, target: object = None) -> Any:
+        return importlib.util.spec_from_loader(name, self) if name in MOVED else None
+
+    def create_module(self, spec: Any) -> ModuleType:
+        return importlib.import_module(MOVED[spec.name])
+
+    def exec_module(self, module: ModuleType) -> None:
+        pass  # the module it stands for is already imported
+
+
+if not any(isinstance(finder, _Moved) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _Moved())  # before the path finder, which would load a copy

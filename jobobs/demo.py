@@ -11,9 +11,9 @@ import random
 import threading
 import time
 
-from jobobs.errors import RuntimeClosed
-from jobobs.job import job
-from jobobs.runtime import Runtime
+from jobobs.execution.runtime import Runtime
+from jobobs.model.definition import job
+from jobobs.model.errors import RuntimeClosed
 
 log = logging.getLogger("jobobs.demo")
 
@@ -87,7 +87,7 @@ def mix(rt: Runtime, data: str, *, scale: float = 1.0, wait: bool = False) -> di
     (or here, with ``wait``, which also waits for every job to stop). Returns the job ids
     by name."""
     from jobobs import demodata
-    from jobobs.jobs import exporting, importing
+    from jobobs.kinds import exporting, importing
 
     paths = demodata.generate(data, scale=scale)
     count = max(200, int(4000 * scale))

@@ -15,8 +15,8 @@ import os
 
 import duckdb
 
-from jobobs import files
-from jobobs.jobs.sql import literal
+from jobobs.db import files
+from jobobs.db.sql import literal
 
 CUSTOMERS = 20_000
 ORDERS = 3_000_000

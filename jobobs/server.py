@@ -17,9 +17,9 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from jobobs import endpoint as endpoints
-from jobobs import files, quack
-from jobobs.errors import JobobsError
+from jobobs.access import endpoint as endpoints
+from jobobs.db import files, quack
+from jobobs.model.errors import JobobsError
 
 log = logging.getLogger("jobobs.server")
 WILDCARDS = ("0.0.0.0", "::", "")  # hosts that mean every interface
@@ -33,17 +33,17 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
           executor: Any = None, analyst_token_file: str | None = None,
           analyst_group: str | None = None) -> None:
     """Serve ``db`` until SIGTERM or SIGINT; with ``users``, the dashboard asks people to
-    sign in (``jobobs.users.read``), for sessions of ``session_hours``, and only operators
+    sign in (``jobobs.access.users.read``), for sessions of ``session_hours``, and only operators
     may act. ``on_ready(runtime)`` runs once all is served
     (the demo submits its jobs there). Exports may write under ``export_dirs`` only
     (default: the current folder). A job with no sign of life for ``stall_timeout``
     seconds is failed and its worker replaced. With ``executor`` (a
-    ``jobobs.dispatch.DaskExecutor``) jobs run on its Dask cluster, ``workers`` at once
+    ``jobobs.dask.executor.DaskExecutor``) jobs run on its Dask cluster, ``workers`` at once
     (None: as many as the cluster has threads), and report back through Quack. Analysts
     read through ``POST /api/sql`` with the token in ``analyst_token_file`` (default
     ``DB.analyst-token``; made when missing, readable by ``analyst_group`` if given)."""
-    from jobobs import analyst
-    from jobobs.runtime import Runtime
+    from jobobs.access import analyst
+    from jobobs.execution.runtime import Runtime
 
     files.owner_only()  # the database, its WAL, the scratch folder: the owner's only
     try:
@@ -130,7 +130,7 @@ def _dashboard(rt: Any, host: str, port: int, users: dict[str, dict[str, str]] |
                session_hours: float = 12.0, routes: list[tuple] | None = None) -> Any:
     import panel as pn
 
-    from jobobs.client import Client
+    from jobobs.access.client import Client
     from jobobs.dashboard import app
     from jobobs.dashboard.signin import SignIn
 

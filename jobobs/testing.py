@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from jobobs.states import Status
+from jobobs.model.states import Status
 
 if TYPE_CHECKING:
-    from jobobs.runtime import Runtime
+    from jobobs.execution.runtime import Runtime
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.005,

@@ -5,7 +5,7 @@ import sys
 import time
 
 import jobobs
-from jobobs.jobs import importing
+from jobobs.kinds import importing
 
 db, source, on_failure, ready = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 rt = jobobs.Runtime(db, workers=1)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-from jobobs import endpoint, quack
+from jobobs.access import endpoint
+from jobobs.db import quack
 
 TESTS = Path(__file__).parent
 JOBOBS = str(Path(sys.executable).parent / "jobobs")

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from serving import Server, env, free_port, open_page, wait_status
 
 import jobobs
-from jobobs.users import set_password
+from jobobs.access.users import set_password
 
 SHOTS = Path(__file__).parents[1] / "screenshots"
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from jobobs.context import Control, JobContext
-from jobobs.errors import PauseInterrupt
-from jobobs.ledger import Ledger
-from jobobs.states import Status
-from jobobs.store import Store
+from jobobs.db.ledger import Ledger
+from jobobs.db.store import Store
+from jobobs.execution.context import Control, JobContext
+from jobobs.model.errors import PauseInterrupt
+from jobobs.model.states import Status
 
 README = Path(__file__).parents[1] / "README.md"
 

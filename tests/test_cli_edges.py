@@ -15,8 +15,8 @@ import pytest
 from serving import JOBOBS, Server, env
 
 import jobobs
-from jobobs.errors import JobobsError
-from jobobs.quack import extension_path
+from jobobs.db.quack import extension_path
+from jobobs.model.errors import JobobsError
 
 README = Path(__file__).parents[1] / "README.md"
 ECHO = '''

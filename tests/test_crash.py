@@ -75,8 +75,8 @@ def test_sigterm_and_sigint_stop_at_a_safe_point_and_exit(db, signum, code):
 
 
 def test_a_dead_process_canceling_job_is_recorded_as_canceled(db):
-    from jobobs.ledger import Ledger
-    from jobobs.store import Store
+    from jobobs.db.ledger import Ledger
+    from jobobs.db.store import Store
 
     store = Store(db)
     ledger = Ledger(store, time.time)
@@ -94,8 +94,8 @@ def test_a_dead_process_canceling_job_is_recorded_as_canceled(db):
 def test_every_job_left_active_is_recovered_whatever_its_host_or_heartbeat(db):
     # Only one process can write the file and it runs one runtime on it, so a job found
     # active when a runtime opens the file has no owner, even with a fresh heartbeat.
-    from jobobs.ledger import Ledger
-    from jobobs.store import Store
+    from jobobs.db.ledger import Ledger
+    from jobobs.db.store import Store
 
     store = Store(db)
     ledger = Ledger(store, time.time)

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 import jobobs
-from jobobs import analytics, queries
+from jobobs.access import analytics, queries
 from jobobs.dashboard import Dashboard
+from jobobs.dashboard.analyticspage import Analytics
 from jobobs.dashboard.detail import JobDetail
 from jobobs.dashboard.joblist import JobList
-from jobobs.dashboard.trends import Analytics
 from jobobs.testing import wait_for_status, wait_until
 
 INJECTIONS = ["'; DROP TABLE jobs; --", "%", "_", "\\", "' OR '1'='1", "\"name\"", "?", "$1"]

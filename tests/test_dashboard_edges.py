@@ -12,10 +12,10 @@ from playwright.sync_api import expect
 from serving import Server, open_page, wait_status
 
 import jobobs
-from jobobs import analytics
+from jobobs.access import analytics
+from jobobs.dashboard.analyticspage import Analytics
 from jobobs.dashboard.detail import JobDetail
 from jobobs.dashboard.style import headline
-from jobobs.dashboard.trends import Analytics
 from jobobs.testing import wait_for_status, wait_until
 
 

@@ -244,7 +244,7 @@ def test_without_dask_everything_else_works_and_the_executor_says_what_to_instal
     script = (
         "import sys; sys.modules['distributed'] = None\n"
         "import jobobs\n"
-        "from jobobs.jobs import importing\n"
+        "from jobobs.kinds import importing\n"
         "with jobobs.Runtime(sys.argv[1], workers=1) as rt:\n"
         "    assert rt.wait(rt.submit(lambda ctx: None).id).status == 'finished'\n"
         "assert 'dask' not in sys.modules\n"
@@ -303,7 +303,7 @@ def test_a_jobs_own_logging_reaches_its_journal_on_a_worker(cluster):
 
 
 def test_a_batch_written_twice_is_applied_once(tmp_path):
-    from jobobs.dispatch import Reports
+    from jobobs.dask.executor import Reports
 
     with jobobs.Runtime(str(tmp_path / "j.duckdb"), workers=1, handle_signals=False) as rt:
         job = rt.submit(lambda ctx: None, start=False)

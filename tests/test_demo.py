@@ -8,7 +8,7 @@ import duckdb
 from serving import Server
 
 import jobobs
-from jobobs.states import Status
+from jobobs.model.states import Status
 
 
 def test_the_demo_database_shows_every_outcome(demo_db):

@@ -7,8 +7,9 @@ import json
 import duckdb
 import pytest
 
-from jobobs import JobobsError, Status, queries
-from jobobs.jobs import exporting
+from jobobs import JobobsError, Status
+from jobobs.access import queries
+from jobobs.kinds import exporting
 from jobobs.testing import wait_for_status
 
 

@@ -15,10 +15,11 @@ from click.testing import CliRunner
 from serving import Server, cli
 
 import jobobs
-from jobobs import JobobsError, Status, queries
+from jobobs import JobobsError, Status
+from jobobs.access import queries
 from jobobs.cli import main
-from jobobs.jobs import exporting, watermarks
-from jobobs.quack import extension_path
+from jobobs.db.quack import extension_path
+from jobobs.kinds import exporting, watermarks
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ import json
 import duckdb
 import pytest
 
-from jobobs import JobobsError, Status, queries
-from jobobs.jobs import importing
+from jobobs import JobobsError, Status
+from jobobs.access import queries
+from jobobs.kinds import importing
 from jobobs.testing import wait_for_status, wait_until
 
 COLUMNS = {"id": "BIGINT", "name": "VARCHAR", "score": "INTEGER"}
@@ -202,7 +203,7 @@ def test_cancel_of_an_all_or_nothing_import_leaves_the_target_untouched(rt, tmp_
 
 
 def test_export_fix_and_replay_rejects(rt, people, tmp_path):
-    from jobobs.jobs.rejects import export_rejects, replay
+    from jobobs.kinds.rejects import export_rejects, replay
 
     original = run(rt, people)
     exported = tmp_path / "rejects.csv"
@@ -239,7 +240,7 @@ def test_null_keys_in_the_target_do_not_lose_rows(rt, tmp_path):
 
 
 def test_a_rewind_runs_before_a_checkpoint_step_that_adds_rejects(db):
-    from jobobs.store import Store
+    from jobobs.db.store import Store
 
     store = Store(db)
     store.write(atomic=lambda con: con.execute(
@@ -264,7 +265,7 @@ def test_a_keyed_dry_run_leaves_no_staging_tables(rt, people):
 
 
 def test_replay_after_an_import_with_sniffed_columns(rt, tmp_path):
-    from jobobs.jobs.rejects import export_rejects, replay
+    from jobobs.kinds.rejects import export_rejects, replay
 
     source = write(tmp_path / "s.csv", "id,day\n1,2024-01-02\n2,2024-01-03\n3,2024-01-04\n"
                                        "4,2024-12-01,extra\n")

@@ -7,8 +7,9 @@ import duckdb
 import jobs
 import pytest
 
-from jobobs import Status, queries
-from jobobs.jobs import importing
+from jobobs import Status
+from jobobs.access import queries
+from jobobs.kinds import importing
 
 COLUMNS = {"id": "BIGINT", "name": "VARCHAR"}
 

@@ -9,10 +9,11 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from jobobs import JobobsError, Status, queries
+from jobobs import JobobsError, Status
+from jobobs.access import queries
 from jobobs.cli import main
-from jobobs.jobs import importing
-from jobobs.jobs.rejects import export_rejects, replay
+from jobobs.kinds import importing
+from jobobs.kinds.rejects import export_rejects, replay
 
 
 def write(path, text):

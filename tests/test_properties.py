@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import jobobs
 from jobobs import IllegalRequest, Status
-from jobobs.states import check_transition
+from jobobs.model.states import check_transition
 
 REQUESTS = st.lists(
     st.tuples(st.integers(0, 2), st.sampled_from(["start", "pause", "resume", "cancel"]),

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobobs.errors import JobobsError
-from jobobs.quack import bind
+from jobobs.db.quack import bind
+from jobobs.model.errors import JobobsError
 
 CON = duckdb.connect()
 

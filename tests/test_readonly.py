@@ -20,10 +20,10 @@ import pytest
 from serving import JOBOBS, Server, env, free_port, plain_duckdb
 
 import jobobs
-from jobobs import analyst, analytics, queries, readonly, submissions
-from jobobs.errors import JobobsError, QueryRefused
-from jobobs.jobs import exporting
-from jobobs.quack import ServerUnavailable
+from jobobs.access import analyst, analytics, queries, readonly, submissions
+from jobobs.db.quack import ServerUnavailable
+from jobobs.kinds import exporting
+from jobobs.model.errors import JobobsError, QueryRefused
 
 DOC = (Path(__file__).parents[1] / "docs" / "sql.md").read_text()
 EXAMPLES = re.findall(r"```sql\n(.*?)```", DOC, flags=re.DOTALL)

@@ -12,7 +12,8 @@ import jobs
 import pytest
 
 import jobobs
-from jobobs import IllegalRequest, JobNotFound, RuntimeClosed, Status, queries
+from jobobs import IllegalRequest, JobNotFound, RuntimeClosed, Status
+from jobobs.access import queries
 from jobobs.testing import history, journal_messages, wait_for_status, wait_until
 
 

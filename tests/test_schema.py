@@ -5,9 +5,10 @@ import jobs
 import pytest
 
 import jobobs
-from jobobs import SchemaError, queries
-from jobobs.schema import JOB_COLUMNS, LATEST
-from jobobs.store import Store
+from jobobs import SchemaError
+from jobobs.access import queries
+from jobobs.db.schema import JOB_COLUMNS, LATEST
+from jobobs.db.store import Store
 
 
 def test_a_new_file_is_migrated_and_recorded(db):

@@ -15,9 +15,9 @@ import pytest
 from serving import Server, cli, env, listening, plain_duckdb, wait_status
 
 import jobobs
-from jobobs import endpoint
-from jobobs.errors import IllegalRequest, JobDefinitionError, JobNotFound, JobobsError
-from jobobs.quack import ServerUnavailable
+from jobobs.access import endpoint
+from jobobs.db.quack import ServerUnavailable
+from jobobs.model.errors import IllegalRequest, JobDefinitionError, JobNotFound, JobobsError
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_the_command_line_goes_through_the_server(server, tmp_path):
 def test_plain_duckdb_attaches_and_queries_from_another_process(server):
     script = (
         "import sys, duckdb\n"
-        "from jobobs.quack import extension_path\n"
+        "from jobobs.db.quack import extension_path\n"
         "con = duckdb.connect()\n"
         "con.execute(f\"LOAD '{extension_path('httpfs')}'\")\n"
         "con.execute(f\"LOAD '{extension_path('quack')}'\")\n"
@@ -119,7 +119,7 @@ def test_a_wrong_or_missing_token_is_refused(server):
     with pytest.raises(duckdb.Error, match="Authentication failed"):
         plain_duckdb(server.uri, "not-the-token")
     con = duckdb.connect()
-    from jobobs.quack import load
+    from jobobs.db.quack import load
 
     load(con)
     with pytest.raises(duckdb.Error, match="token"):
@@ -160,7 +160,7 @@ def test_bad_requests_get_one_clear_error_and_the_server_carries_on(server, clie
         """FROM remote.query('INSERT INTO job_commands (id, command, requested_at,
            requested_by, spec) VALUES (nextval(''command_id_seq''), ''submit'',
            now()::TIMESTAMP, ''mallory'', ''{"kind": "shell"}'') RETURNING id')""").fetchone()
-    from jobobs.client import acknowledged
+    from jobobs.access.client import acknowledged
 
     outcome, job_id = acknowledged(client.connection(), command_id, timeout=10)
     assert job_id is None and outcome.startswith("refused: a job spec is a JSON object")

@@ -20,9 +20,9 @@ import pytest
 from playwright.sync_api import expect
 from serving import JOBOBS, Server, env, free_port
 
-from jobobs import users
+from jobobs.access import users
 from jobobs.dashboard.signin import Sessions, Throttle, _safe_next
-from jobobs.errors import JobobsError
+from jobobs.model.errors import JobobsError
 from jobobs.testing import wait_until
 
 OTTO, VERA, TESS = "hands-on-42", "look-only-42", "tess-pass-42"

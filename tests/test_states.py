@@ -6,9 +6,9 @@ import itertools
 import pytest
 
 from jobobs import IllegalTransition, Status
-from jobobs.ledger import Ledger
-from jobobs.states import ACTIVE, LABELS, TERMINAL, TRANSITIONS, check_transition
-from jobobs.store import Store
+from jobobs.db.ledger import Ledger
+from jobobs.db.store import Store
+from jobobs.model.states import ACTIVE, LABELS, TERMINAL, TRANSITIONS, check_transition
 
 LEGAL = [(a, b) for a, nexts in TRANSITIONS.items() for b in nexts]
 ILLEGAL = [(a, b) for a, b in itertools.product(Status, Status) if b not in TRANSITIONS[a]]

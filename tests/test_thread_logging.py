@@ -10,7 +10,8 @@ import thread_jobs
 from serving import Server, wait_status
 
 import jobobs
-from jobobs import Status, queries
+from jobobs import Status
+from jobobs.access import queries
 from jobobs.testing import journal_messages
 
 POOLED = [f"item {i} done" for i in range(8)]

@@ -13,8 +13,8 @@ import click
 import duckdb
 import pandas as pd
 
-from jobobs.endpoint import holder
-from jobobs.errors import JobobsError
+from jobobs.access.endpoint import holder
+from jobobs.model.errors import JobobsError
 
 JOB_FIELDS = ("id", "name", "kind", "status", "label", "has_warning", "created_at",
               "started_at", "finished_at", "duration_s", "total", "processed", "succeeded",
@@ -94,7 +94,7 @@ def database(db: str | None) -> str | None:
 
 @contextmanager
 def client(db: str | None, workers: int = 4) -> Iterator[Any]:
-    from jobobs.client import connect
+    from jobobs.access.client import connect
 
     with connect(database(db), workers=workers) as opened:
         yield opened

@@ -19,7 +19,7 @@ from jobobs.cli.base import (
     show,
     show_job,
 )
-from jobobs.states import ACTIVE, Status
+from jobobs.model.states import ACTIVE, Status
 
 LIST_COLUMNS = ["id", "name", "kind", "label", "has_warning", "started_at", "duration_s",
                 "processed", "rejected", "progress"]

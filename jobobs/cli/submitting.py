@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from jobobs.cli.base import DB_OPTION, JSON_OPTION, client, database, main, show_job
-from jobobs.states import Status
+from jobobs.model.states import Status
 
 WAIT_OPTION = click.option("--wait", is_flag=True, help="Wait for the job to stop, showing "
                            "its progress (always, when no server runs).")
@@ -207,8 +207,8 @@ def _arguments(texts: tuple[str, ...]) -> tuple[list[Any], dict[str, Any]]:
 def _import_here(target: str, values: list[Any], keywords: dict[str, Any]) -> str | None:
     """Import the function in this process to check its arguments; return why it cannot be
     imported here (with a server, only the server needs to import it)."""
-    from jobobs.errors import JobDefinitionError
-    from jobobs.job import check_arguments, resolve
+    from jobobs.model.definition import check_arguments, resolve
+    from jobobs.model.errors import JobDefinitionError
 
     try:
         definition = resolve(target, by="this command")
@@ -222,7 +222,7 @@ def _submit_function(jobs, target: str, values: list[Any], keywords: dict[str, A
                      name: str | None, here: str | None) -> int:
     """Submit the job, saying which side could not import its function: with no server
     the job runs in this command; with one, in the server."""
-    from jobobs.errors import JobDefinitionError
+    from jobobs.model.errors import JobDefinitionError
 
     if here is not None and not jobs.served:
         raise JobDefinitionError(f"{here} (no server runs, so the job runs in this command: "
@@ -279,7 +279,7 @@ QUACK_OPTION = click.option("--quack-port", type=click.IntRange(1, 65535), defau
 
 
 def _path(db: str | None) -> str:
-    from jobobs.client import DEFAULT_DB
+    from jobobs.access.client import DEFAULT_DB
 
     return database(db) or os.environ.get("JOBOBS_DB") or DEFAULT_DB
 
@@ -331,8 +331,8 @@ def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers
     On a Dask cluster: jobobs serve --executor dask --scheduler tcp://sched:8786
     --host 0.0.0.0 --scratch /shared/jobobs
     """
+    from jobobs.access.users import read as read_users
     from jobobs.server import serve as run_server
-    from jobobs.users import read as read_users
 
     if executor == "threads" and (scheduler or dask_workers or scratch or worker_threads):
         raise click.UsageError("--scheduler, --dask-workers, --worker-threads and --scratch "
@@ -343,7 +343,7 @@ def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers
     users = read_users(users) if users else None  # a bad file fails before a cluster starts
     cluster = None
     if executor == "dask":
-        from jobobs.dispatch import DaskExecutor
+        from jobobs.dask.executor import DaskExecutor
 
         cluster = DaskExecutor(scheduler=scheduler, workers=dask_workers, scratch=scratch,
                                threads=worker_threads)
@@ -381,13 +381,13 @@ def demo(db, data, host, port, quack_port, workers, scale, no_serve):
     Example: jobobs demo --port 5006
     """
     from jobobs import demo as demo_jobs
-    from jobobs.endpoint import read
-    from jobobs.runtime import Runtime
+    from jobobs.access.endpoint import read
+    from jobobs.execution.runtime import Runtime
     from jobobs.server import serve as run_server
 
     running = read(db)
     if running is not None:  # one clear line, before touching anything
-        from jobobs.endpoint import already_running
+        from jobobs.access.endpoint import already_running
 
         raise click.ClickException(already_running(running))
     click.echo(f"Generating the demo's files under {data}/ ...")

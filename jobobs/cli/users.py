@@ -6,8 +6,8 @@ import sys
 
 import click
 
+from jobobs.access.users import ROLES, set_password
 from jobobs.cli.base import main
-from jobobs.users import ROLES, set_password
 
 
 @main.command()

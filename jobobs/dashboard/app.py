@@ -14,10 +14,10 @@ from typing import Any
 import panel as pn
 import param
 
+from jobobs.dashboard.analyticspage import Analytics
 from jobobs.dashboard.detail import JobDetail
 from jobobs.dashboard.joblist import JobList
 from jobobs.dashboard.style import CSS
-from jobobs.dashboard.trends import Analytics
 
 log = logging.getLogger("jobobs.dashboard")
 OPERATOR, VIEWER = "operator", "viewer"

@@ -11,12 +11,12 @@ import pandas as pd
 import panel as pn
 import param
 
-from jobobs import analytics, queries
-from jobobs.commands import ACCEPTS
+from jobobs.access import analytics, queries
 from jobobs.dashboard import style
-from jobobs.errors import JobobsError
-from jobobs.handle import missing
-from jobobs.states import ACTIVE, Status
+from jobobs.execution.handle import missing
+from jobobs.model.errors import JobobsError
+from jobobs.model.requests import ACCEPTS
+from jobobs.model.states import ACTIVE, Status
 
 JOURNAL_TAIL = 500
 REJECTS_SHOWN = 1000

@@ -9,9 +9,9 @@ import pandas as pd
 import panel as pn
 import param
 
-from jobobs import queries
+from jobobs.access import queries
 from jobobs.dashboard import style
-from jobobs.states import ACTIVE, LABELS, Status
+from jobobs.model.states import ACTIVE, LABELS, Status
 
 WINDOWS = {"any time": None, "last hour": timedelta(hours=1), "last 24 hours": timedelta(days=1),
            "last 7 days": timedelta(days=7), "last 30 days": timedelta(days=30)}

@@ -32,7 +32,7 @@ from bokeh.server.auth_provider import AuthProvider
 from tornado.ioloop import IOLoop
 from tornado.web import RequestHandler
 
-from jobobs import users as users_file
+from jobobs.access import users as users_file
 
 log = logging.getLogger("jobobs.dashboard")
 COOKIE = "jobobs_session"
@@ -117,7 +117,7 @@ class Sessions:
 
 
 class SignIn(AuthProvider):
-    """The auth provider for ``users`` (as ``jobobs.users.read`` returns them); ``origins``
+    """The auth provider for ``users`` (as ``jobobs.access.users.read`` returns them); ``origins``
     are the ``host:port`` names the dashboard is reached by."""
 
     def __init__(self, users: dict[str, dict[str, str]], origins: Iterable[str], *,

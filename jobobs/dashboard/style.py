@@ -8,7 +8,7 @@ from typing import Any
 
 import panel as pn
 
-from jobobs.states import LABELS, Status
+from jobobs.model.states import LABELS, Status
 
 # One icon and one color per status, so all ten are told apart at a glance.
 LOOK: dict[Status, tuple[str, str]] = {

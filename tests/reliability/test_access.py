@@ -8,7 +8,7 @@ import pytest
 from serving import Server, cli
 
 import jobobs
-from jobobs.errors import JobobsError
+from jobobs.model.errors import JobobsError
 
 TARGETS = [
     "../elsewhere/out.csv",            # up and out

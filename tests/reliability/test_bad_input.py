@@ -9,9 +9,9 @@ import pytest
 from serving import Server, cli, plain_duckdb
 
 import jobobs
-from jobobs.client import acknowledged
+from jobobs.access.client import acknowledged
 from jobobs.dashboard.joblist import JobList
-from jobobs.errors import JobobsError
+from jobobs.model.errors import JobobsError
 
 COLUMNS = {"id": "BIGINT", "name": "VARCHAR"}
 

@@ -10,8 +10,8 @@ import pytest
 from serving import Server, cli, listening, plain_duckdb, wait_status
 
 import jobobs
-from jobobs import endpoint
-from jobobs.errors import JobobsError
+from jobobs.access import endpoint
+from jobobs.model.errors import JobobsError
 from jobobs.testing import wait_until
 
 

@@ -10,10 +10,10 @@ import pytest
 from serving import Server, wait_status
 
 import jobobs
-from jobobs import files
-from jobobs.errors import JobobsError
-from jobobs.jobs import exporting, importing
-from jobobs.states import Status
+from jobobs.db import files
+from jobobs.kinds import exporting, importing
+from jobobs.model.errors import JobobsError
+from jobobs.model.states import Status
 from jobobs.testing import wait_until
 
 

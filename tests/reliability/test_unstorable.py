@@ -10,9 +10,9 @@ import pytest
 from serving import JOBOBS, Server, env, wait_status
 
 import jobobs
-from jobobs.errors import JobobsError
-from jobobs.states import Status
-from jobobs.store import ts
+from jobobs.db.store import ts
+from jobobs.model.errors import JobobsError
+from jobobs.model.states import Status
 from jobobs.testing import wait_for_status
 
 ESCAPED = "caf\\xe9.csv"
@@ -153,7 +153,7 @@ def test_the_cli_run_with_a_name_that_is_not_utf8_through_a_server(tmp_path):
 
 
 def test_a_repeated_error_is_logged_once_with_a_count_and_backed_off(caplog):
-    from jobobs.control import Repeated
+    from jobobs.execution.loop import Repeated
 
     trouble = Repeated(logging.getLogger("jobobs.test"), "writing failed")
     with caplog.at_level(logging.WARNING, logger="jobobs.test"):

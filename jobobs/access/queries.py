@@ -1,0 +1,162 @@
+"""Read-only questions about jobs, answered as DataFrames.
+
+The dashboard, the notebooks and the CLI call these instead of writing their own SQL.
+Every function takes a DuckDB connection (or cursor) to a jobobs database and binds its
+arguments as parameters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from jobobs.model.rows import LEVELS, level_name
+
+JOB_LIST_COLUMNS = """id, name, kind, status, label, has_warning, created_at, started_at,
+    finished_at, duration_s, total, processed, succeeded, rejected, warnings, progress, eta_at,
+    error, parent_id"""
+
+
+def _job_filters(status: str | list[str] | None, kind: str | list[str] | None,
+                 name: str | None, since: datetime | None,
+                 until: datetime | None) -> tuple[str, list]:
+    """The WHERE clause of a job list, every value a parameter."""
+    where, params = ["true"], []
+    for column, value in (("status", status), ("kind", kind)):
+        if value:
+            values = [value] if isinstance(value, str) else list(value)
+            where.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params += values
+    if name:
+        where.append("contains(lower(name), lower(?))")
+        params.append(name)
+    if since:
+        where.append("created_at >= ?")
+        params.append(since)
+    if until:
+        where.append("created_at < ?")
+        params.append(until)
+    return " AND ".join(where), params
+
+
+def jobs(
+    con: duckdb.DuckDBPyConnection, *, status: str | list[str] | None = None,
+    kind: str | list[str] | None = None, name: str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+    limit: int = 100, offset: int = 0,
+) -> pd.DataFrame:
+    """Jobs newest first, with label, duration and progress (the ``job_runs`` view);
+    ``name`` matches part of the name, ignoring case."""
+    where, params = _job_filters(status, kind, name, since, until)
+    # the page's ids first, from the table alone; then the view for those rows only
+    return con.execute(
+        f"""SELECT {JOB_LIST_COLUMNS} FROM job_runs
+            WHERE id IN (SELECT id FROM jobs WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?)
+            ORDER BY id DESC""",
+        [*params, limit, offset],
+    ).df()
+
+
+def count_jobs(
+    con: duckdb.DuckDBPyConnection, *, status: str | list[str] | None = None,
+    kind: str | list[str] | None = None, name: str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+) -> int:
+    """How many jobs ``jobs`` would list with the same filters and no limit."""
+    where, params = _job_filters(status, kind, name, since, until)
+    return con.execute(f"SELECT count(*) FROM jobs WHERE {where}", params).fetchone()[0]
+
+
+def version(con: duckdb.DuckDBPyConnection) -> tuple:
+    """A cheap change check: it differs whenever a job is added or changes."""
+    return con.execute("SELECT max(id), max(updated_at), count(*) FROM jobs").fetchone()
+
+
+def job(con: duckdb.DuckDBPyConnection, job_id: int) -> pd.DataFrame:
+    """One job's row from ``job_runs`` with its spec and checkpoint time (empty if none)."""
+    return con.execute(
+        """SELECT r.*, j.spec, j.checkpoint, j.checkpoint_at, j.created_by, j.runtime_id,
+                  j.heartbeat_at
+           FROM job_runs r JOIN jobs j USING (id) WHERE r.id = ?""",
+        [job_id],
+    ).df()
+
+
+def journal(
+    con: duckdb.DuckDBPyConnection, job_id: int, *, after: int = 0, limit: int = 100,
+    level: str | None = None, search: str | None = None, tail: bool = False,
+) -> pd.DataFrame:
+    """Journal lines after sequence number ``after``, oldest first; ``level`` is a minimum,
+    ``search`` matches part of the message (ignoring case); ``tail`` keeps the last
+    ``limit`` lines instead of the first."""
+    least = LEVELS[level_name(level)] if level is not None else 0
+    levels = [name for name, number in LEVELS.items() if number >= least]
+    where = f"job_id = ? AND seq > ? AND level IN ({', '.join('?' * len(levels))})"
+    params: list = [job_id, after, *levels]
+    if search:
+        where += " AND contains(lower(message), lower(?))"
+        params.append(search)
+    lines = f"""SELECT seq, logged_at, level, code, message FROM journal WHERE {where}
+                ORDER BY seq {'DESC' if tail else ''} LIMIT ?"""
+    if tail:
+        lines = f"SELECT * FROM ({lines}) ORDER BY seq"
+    return con.execute(lines, [*params, limit]).df()
+
+
+def rejects(
+    con: duckdb.DuckDBPyConnection, job_id: int, *, limit: int | None = None, offset: int = 0,
+    reason: str | None = None, column: str | None = None,
+) -> pd.DataFrame:
+    """A job's rejects in the order they were recorded (optionally of one reason or
+    column)."""
+    where, params = "job_id = ?", [job_id]
+    for name, value in (("reason", reason), ("column_name", column)):
+        if value is not None:
+            where += f" AND {name} = ?"
+            params.append(value)
+    return con.execute(
+        f"""SELECT seq, rejected_at, kind, source, line_no, column_name, reason, message, raw,
+                   record FROM rejects WHERE {where} ORDER BY seq LIMIT ? OFFSET ?""",
+        [*params, limit, offset],
+    ).df()
+
+
+def reject_counts(con: duckdb.DuckDBPyConnection, job_id: int | None = None, *,
+                  by: str = "reason") -> pd.DataFrame:
+    """Rejects counted by ``reason``, ``column_name`` or ``source``, most first; of one job
+    or of all."""
+    if by not in ("reason", "column_name", "source"):
+        raise ValueError(f"count rejects by reason, column_name or source, not {by!r}")
+    return con.execute(
+        f"""SELECT coalesce({by}, '(none)') AS {by}, count(*) AS rejects FROM rejects
+            WHERE ? IS NULL OR job_id = ? GROUP BY ALL ORDER BY rejects DESC, {by} LIMIT 50""",
+        [job_id, job_id],
+    ).df()
+
+
+def transitions(con: duckdb.DuckDBPyConnection, job_id: int) -> pd.DataFrame:
+    """A job's status history, oldest first."""
+    return con.execute(
+        """SELECT seq, changed_at, from_status, to_status, actor, reason
+           FROM job_transitions WHERE job_id = ? ORDER BY seq""",
+        [job_id],
+    ).df()
+
+
+def commands(con: duckdb.DuckDBPyConnection, job_id: int) -> pd.DataFrame:
+    """The control requests made for a job and what became of them."""
+    return con.execute(
+        """SELECT id, command, requested_at, requested_by, handled_at, outcome
+           FROM job_commands WHERE job_id = ? ORDER BY id""",
+        [job_id],
+    ).df()
+
+
+def status_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """How many jobs are in each status (every status, zeros included)."""
+    return con.execute(
+        """SELECT s.status, s.label, count(j.id) AS jobs FROM statuses s
+           LEFT JOIN jobs j ON j.status = s.status GROUP BY ALL ORDER BY s.status"""
+    ).df()

@@ -1,0 +1,185 @@
+"""The Analytics page: how runs went over a time window, across jobs.
+
+Figures are HoloViews DynamicMaps fed by ``Pipe`` streams: a refresh sends new data to
+the pipes whose data changed, and the figures update in place.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from jobobs.access import analytics, queries
+from jobobs.dashboard.style import LOOK, message_pane
+from jobobs.model.states import LABELS
+
+WINDOWS = {"last hour": (timedelta(hours=1), "minute"),
+           "last 24 hours": (timedelta(days=1), "hour"),
+           "last 7 days": (timedelta(days=7), "day"),
+           "last 30 days": (timedelta(days=30), "day"),
+           "all time": (None, "week")}
+ALL = "all job names"
+EVERY = 10.0
+COLORS = {LABELS[status]: color for status, (_, color) in LOOK.items()}
+FIGURE = {"height": 260, "responsive": True, "tools": ["hover"], "toolbar": "above"}
+
+
+def _histogram(data: pd.DataFrame) -> hv.Histogram:
+    values = data["duration_s"].dropna().to_numpy(dtype=float)
+    counts, edges = np.histogram(values, bins=30) if len(values) else ([], [0, 1])
+    return hv.Histogram((edges, counts), kdims="Duration (s)", vdims="Runs").opts(
+        title="Duration distribution", color="#0891b2", **FIGURE)
+
+
+def _trend(data: pd.DataFrame) -> hv.Overlay:
+    p50 = hv.Curve(data, "bucket", "p50_s", label="p50").opts(color="#2563eb")
+    p95 = hv.Curve(data, "bucket", "p95_s", label="p95").opts(color="#dc2626")
+    return (p50 * p95).opts(hv.opts.Curve(xlabel="", ylabel="Duration (s)", **FIGURE),
+                            hv.opts.Overlay(title="Duration trend", legend_position="top_left"))
+
+
+def _throughput(data: pd.DataFrame) -> hv.Curve:
+    return hv.Curve(data, "bucket", "processed").opts(
+        title="Throughput: rows processed", interpolation="steps-mid", xlabel="",
+        ylabel="Rows", color="#15803d", **FIGURE)
+
+
+def _statuses(data: pd.DataFrame) -> hv.Bars:
+    return hv.Bars(data, ["when", "label"], "jobs").opts(
+        title="Jobs by status over time", stacked=True, xlabel="", xrotation=45,
+        cmap=COLORS, legend_position="right", **FIGURE)
+
+
+def _bars(title: str, key: str) -> Any:
+    def plot(data: pd.DataFrame) -> hv.Bars:
+        return hv.Bars(data, key, "rejects").opts(title=title, invert_axes=True,
+                                                  color="#b45309", xlabel="", **FIGURE)
+    return plot
+
+
+def _gantt(data: pd.DataFrame) -> hv.Segments:
+    return hv.Segments(data, ["start", "name", "end", "name"], ["label", "id"]).opts(
+        title="Timeline of runs", color=hv.dim("label").categorize(COLORS, default="#6b7280"),
+        line_width=8, xlabel="", ylabel="", **FIGURE)
+
+
+class Analytics(pn.viewable.Viewer):
+    """Durations and trends, throughput, statuses, failures, rejects, a timeline and the
+    runs slower than usual, over a time window."""
+
+    window = param.Selector(default="last 7 days", objects=list(WINDOWS))
+    job_name = param.Selector(default=ALL, objects=[ALL])
+
+    def __init__(self, client: Any, **params: Any):
+        super().__init__(**params)
+        self.client = client
+        self._version: tuple | None = None
+        self._read_at = 0.0
+        self._data: dict[str, pd.DataFrame] = {}
+        self.pipes = {key: hv.streams.Pipe(data=frame) for key, frame in self._read().items()
+                      if key in ("durations", "trend", "throughput", "statuses", "reasons",
+                                 "columns", "timeline")}
+        self.figures = {
+            "durations": hv.DynamicMap(_histogram, streams=[self.pipes["durations"]]),
+            "trend": hv.DynamicMap(_trend, streams=[self.pipes["trend"]]),
+            "throughput": hv.DynamicMap(_throughput, streams=[self.pipes["throughput"]]),
+            "statuses": hv.DynamicMap(_statuses, streams=[self.pipes["statuses"]]),
+            "reasons": hv.DynamicMap(_bars("Rejects by reason", "reason"),
+                                     streams=[self.pipes["reasons"]]),
+            "columns": hv.DynamicMap(_bars("Rejects by column", "column_name"),
+                                     streams=[self.pipes["columns"]]),
+            "timeline": hv.DynamicMap(_gantt, streams=[self.pipes["timeline"]]),
+        }
+        self.summary = pn.widgets.Tabulator(self._data["summary"], show_index=False,
+                                            disabled=True, height=220,
+                                            sizing_mode="stretch_width")
+        self.failures = pn.widgets.Tabulator(
+            self._data["failures"], show_index=False, disabled=True, height=220,
+            sizing_mode="stretch_width", row_content=self._failure_detail,
+            hidden_columns=["error_type", "last_job_id", "example"],
+            titles={"job_names": "job names", "last_at": "last (UTC)"})
+        self.slow = pn.widgets.Tabulator(self._data["slow"], show_index=False, disabled=True,
+                                         height=220, sizing_mode="stretch_width")
+        self.window_choice = pn.widgets.Select.from_param(self.param.window, label="Window",
+                                                          width=160)
+        self.name_choice = pn.widgets.Select.from_param(self.param.job_name, label="Job name",
+                                                        width=220)
+        self.param.watch(lambda e: self.refresh(force=True), ["window", "job_name"])
+
+    def _failure_detail(self, row: pd.Series) -> pn.pane.HTML:
+        """The traceback of the group's newest failure, shown when its row is expanded."""
+        text = analytics.failure_detail(self.client.connection(), int(row["last_job_id"]))
+        return message_pane(f"Job {row['last_job_id']}, the newest of {row['failures']}:\n"
+                            f"{text or row['example']}")
+
+    def _span(self) -> tuple[datetime | None, str]:
+        span, bucket = WINDOWS[self.window]
+        since = None if span is None else datetime.now(UTC).replace(tzinfo=None) - span
+        return since, bucket
+
+    def _read(self) -> dict[str, pd.DataFrame]:
+        con = self.client.connection()
+        since, bucket = self._span()
+        name = None if self.job_name == ALL else self.job_name
+        trend = analytics.duration_trend(con, since, name=name, bucket=bucket)
+        trend = trend.groupby("bucket", as_index=False).agg(
+            p50_s=("p50_s", "median"), p95_s=("p95_s", "max")) if len(trend) else trend
+        statuses = analytics.status_over_time(con, since, bucket=bucket)
+        statuses["when"] = statuses["bucket"].astype(str).str[:16]
+        self._data = {
+            "durations": analytics.durations(con, since, name=name, limit=50_000),
+            "trend": trend[["bucket", "p50_s", "p95_s"]],
+            "throughput": analytics.throughput(con, since, bucket=bucket),
+            "statuses": statuses[["when", "label", "jobs"]],
+            "reasons": analytics.rejects_by(con, since, by="reason"),
+            "columns": analytics.rejects_by(con, since, by="column_name"),
+            "timeline": analytics.timeline(con, since, limit=300),
+            "summary": analytics.duration_summary(con, since),
+            "failures": analytics.failures(con, since),
+            "slow": analytics.slow_runs(con, since),
+        }
+        self.param.job_name.objects = [ALL, *analytics.job_names(con, since)]
+        return self._data
+
+    def refresh(self, force: bool = False) -> None:
+        """Read again when the history changed (at most every ``EVERY`` seconds: these
+        questions span many runs); send only the data that differs."""
+        if not force and time.monotonic() - self._read_at < EVERY:
+            return
+        version = queries.version(self.client.connection())
+        if version == self._version and not force:
+            return
+        before = dict(self._data)
+        data = self._read()
+        self._version, self._read_at = version, time.monotonic()
+        for key, pipe in self.pipes.items():
+            if force or not data[key].equals(before.get(key)):
+                pipe.send(data[key])
+        for key, table in (("summary", self.summary), ("failures", self.failures),
+                           ("slow", self.slow)):
+            if force or not data[key].equals(before.get(key)):
+                table.value = data[key]
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        figure = {"sizing_mode": "stretch_width"}
+        return pn.Column(
+            pn.Row(self.window_choice, self.name_choice),
+            pn.Row(pn.pane.HoloViews(self.figures["durations"], **figure),
+                   pn.pane.HoloViews(self.figures["trend"], **figure)),
+            pn.Row(pn.pane.HoloViews(self.figures["throughput"], **figure),
+                   pn.pane.HoloViews(self.figures["statuses"], **figure)),
+            pn.pane.HoloViews(self.figures["timeline"], **figure),
+            pn.Row(pn.pane.HoloViews(self.figures["reasons"], **figure),
+                   pn.pane.HoloViews(self.figures["columns"], **figure)),
+            "#### Per job name", self.summary,
+            "#### Failures by error", self.failures,
+            "#### Slower than usual (more than twice the median of the job's last 20 runs)",
+            self.slow, sizing_mode="stretch_width",
+        )

@@ -1,1 +1,0 @@
-"""Job kinds that ship with jobobs: imports and exports (one module each)."""

@@ -1,0 +1,313 @@
+"""What an import reads and how: its options, its files, and DuckDB's readers for them.
+
+Also the reject reason codes: DuckDB's reader error types as the short codes people
+group by, one row per rejected line; and the exact reading of numbers (a value that an
+integer or decimal column could only take rounded is a reject). The raw lines of rejects
+are found in the files by records.py.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from jobobs.db.sql import columns_struct, ident, literal, table_name
+from jobobs.model.errors import JobobsError
+
+FORMATS = ("csv", "parquet", "json")
+MODES = ("append", "replace", "upsert")
+POLICIES = ("update", "ignore", "reject")
+# DuckDB's reader error types, as the reason codes people group by.
+REASONS = {
+    "CAST": "cast error",
+    "TOO MANY COLUMNS": "too many columns",
+    "MISSING COLUMNS": "missing columns",
+    "UNQUOTED VALUE": "unquoted value",
+    "INVALID UNICODE": "invalid encoding",
+    "LINE SIZE OVER MAXIMUM": "line too long",
+}
+
+
+@dataclass
+class ImportOptions:
+    """What to import and how; checked when the job is submitted."""
+
+    source: str | list[str]
+    table: str
+    format: str | None = None            # csv, parquet or json; else from the file name
+    columns: dict[str, str] | None = None  # name -> type; else sniffed from the first file
+    delimiter: str = ","
+    quote: str = '"'
+    escape: str = '"'
+    header: bool = True
+    encoding: str = "utf-8"
+    mode: str = "append"                 # append, replace, or upsert on ``key``
+    key: list[str] = field(default_factory=list)
+    doubles: str = "update"              # a key repeated in the input: last wins
+    duplicates: str | None = None        # a key already in the target: by the mode (below)
+    max_rejects: int | str | None = 100  # a count, a percentage such as "5%", or None
+    on_failure: str = "rollback"         # or "keep": chunks already loaded stay
+    dry_run: bool = False
+    chunk_rows: int = 500_000
+    dataset: str | None = None           # a folder: Parquet files there instead of ``table``
+    replay_lines: list[list[Any]] | None = None  # a replay: [file, line] of each source line
+
+    def __post_init__(self) -> None:
+        sources = [self.source] if isinstance(self.source, str) else list(self.source)
+        if not sources or not all(isinstance(s, str) and s for s in sources):
+            raise JobobsError("source must be a file, a glob or a list of files")
+        table_name(self.table)
+        for name, value, allowed in (("format", self.format, FORMATS), ("mode", self.mode, MODES),
+                                     ("doubles", self.doubles, POLICIES),
+                                     ("duplicates", self.duplicates, POLICIES),
+                                     ("on_failure", self.on_failure, ("rollback", "keep"))):
+            if value is not None and value not in allowed:
+                raise JobobsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        if isinstance(self.key, str):
+            self.key = [self.key]
+        if self.mode == "upsert" and not self.key:
+            raise JobobsError("mode 'upsert' needs a key")
+        self.duplicates = duplicates_policy(self.mode, self.duplicates)
+        if self.columns is not None:
+            columns_struct(self.columns)
+            missing = [k for k in self.key if k not in self.columns]
+            if missing:
+                raise JobobsError(f"key column {missing[0]!r} is not among the columns")
+        if not isinstance(self.delimiter, str) or not 1 <= len(self.delimiter) <= 4:
+            raise JobobsError("delimiter must be one to four characters")
+        for name in ("quote", "escape"):
+            if not isinstance(getattr(self, name), str) or len(getattr(self, name)) > 1:
+                raise JobobsError(f"{name} must be one character, or empty for none")
+        threshold(self.max_rejects, 1)
+        if not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
+            raise JobobsError("chunk_rows must be a positive whole number")
+        if self.dataset is not None:
+            if not isinstance(self.dataset, str) or not os.path.isdir(self.dataset):
+                raise JobobsError(f"the dataset folder {self.dataset} does not exist")
+            if self.mode != "append" or (self.key and self.duplicates == "update"):
+                raise JobobsError("a Parquet dataset is only added to: mode 'append', and "
+                                  "duplicates 'reject' or 'ignore' with a key")
+
+
+def duplicates_policy(mode: str, policy: str | None) -> str:
+    """What a key already in the target gets: appending rejects it unless told otherwise;
+    an upsert updates it, which is what upsert means, so any other policy is refused
+    rather than stored in the spec and not followed."""
+    if mode != "upsert":
+        return policy or "reject"
+    if policy not in (None, "update"):
+        raise JobobsError(f"mode 'upsert' updates the rows whose key is already in the table, "
+                          f"so duplicates {policy!r} cannot apply: use mode 'append' with "
+                          f"duplicates {policy!r} to keep those rows as they are")
+    return "update"
+
+
+def lines_rejected(path: str, reader_rejects: str) -> str:
+    """One row per rejected line of ``path`` from the reader's rejects table: (path, line,
+    column_name, reason, raw, message), the first error's column and reason, every
+    error's message."""
+    first = "arg_min({}, byte_position)"
+    reason = ("CASE " + first.format("error_type") + " " + " ".join(
+        f"WHEN {literal(k)} THEN {literal(v)}" for k, v in REASONS.items())
+        + " ELSE lower(" + first.format("error_type") + ") END")
+    return f"""SELECT {literal(path)} AS path, line, {first.format('column_name')},
+        {reason}, ltrim({first.format('csv_line')}, chr(13) || chr(10)),
+        string_agg(error_message, '; ' ORDER BY byte_position)
+        FROM {ident(reader_rejects)} GROUP BY line"""
+
+
+def threshold(limit: int | str | None, records: int) -> int | None:
+    """The number of rejects allowed among ``records``: a count, "N%" of them, or None."""
+    if limit is None:
+        return None
+    if isinstance(limit, str) and limit.endswith("%"):
+        try:
+            percent = float(limit[:-1])
+        except ValueError:
+            percent = -1
+        if not 0 <= percent <= 100:
+            raise JobobsError(f"max_rejects {limit!r} is not a percentage between 0% and 100%")
+        return int(records * percent / 100)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise JobobsError(f"max_rejects must be a count >= 0, a percentage or None, not {limit!r}")
+    return limit
+
+
+def expand(source: str | list[str]) -> list[str]:
+    """The input files, in order; a glob matches sorted, a missing file is an error."""
+    files = []
+    for pattern in [source] if isinstance(source, str) else source:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise JobobsError(f"no file matches {pattern}")
+        for path in matches:
+            if os.path.isdir(path):
+                raise JobobsError(f"{path} is a directory, not a file")
+            if not os.path.exists(path):
+                raise JobobsError(f"{path} does not exist")
+            if not os.access(path, os.R_OK):
+                raise JobobsError(f"{path} cannot be read (permission denied)")
+            files.append(path)
+    return files
+
+
+def file_format(path: str, declared: str | None) -> str:
+    if declared:
+        return declared
+    name = path.lower().removesuffix(".gz").removesuffix(".zst")
+    for suffix, kind in ((".parquet", "parquet"), (".json", "json"), (".ndjson", "json"),
+                         (".jsonl", "json")):
+        if name.endswith(suffix):
+            return kind
+    return "csv"
+
+
+def reader(path: str, options: ImportOptions, columns: dict[str, str] | None,
+           rejects: str | None = None, sniffing: bool = False) -> str:
+    """The DuckDB table function that reads one file with the job's options."""
+    kind = file_format(path, options.format)
+    if kind == "parquet":
+        return f"read_parquet({literal(path)})"
+    if kind == "json":
+        typed = f", columns={columns_struct(columns)}" if columns else ""
+        return f"read_json({literal(path)}{typed})"
+    args = [literal(path), f"header={literal(options.header)}",
+            f"delim={literal(options.delimiter)}", f"quote={literal(options.quote)}",
+            f"escape={literal(options.escape)}", f"encoding={literal(options.encoding)}"]
+    if columns:  # declared or already sniffed: nothing is left to guess
+        args += [f"columns={columns_struct(columns)}", "auto_detect=false"]
+    if rejects:
+        args += ["store_rejects=true", f"rejects_table={literal(rejects)}",
+                 f"rejects_scan={literal(rejects + '_scan')}"]
+    if sniffing:  # the whole file, so that a decimal past any sample is seen
+        args += ["ignore_errors=true", "sample_size=-1"]
+    return f"read_csv({', '.join(args)})"
+
+
+# -- reading numbers exactly ------------------------------------------------------------
+
+_NUMBER = re.compile(r"U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|DECIMAL\((\d+),(\d+)\)")
+_DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC|DEC)(?:\((\d+)(?:,(\d+))?\))?")
+
+
+def wide_type(kind: str) -> str | None:
+    """The type to read a column of type ``kind`` (DuckDB's own name) with, when DuckDB's
+    cast from text would round: integers take "10.75" as 11 and DECIMAL(12,2) takes
+    "10.755" as 10.76. Such a column is read as text and checked (``exact``); a wide
+    DECIMAL would do, but DuckDB's reader parses it a hundred times slower."""
+    return "VARCHAR" if _NUMBER.fullmatch(kind) else None
+
+
+def exact(name: str, kind: str, source: str = "VARCHAR") -> str:
+    """SQL: true when column ``name`` (read as ``source``) holds a value that ``kind``
+    takes as it is: text with no digit past the type's scale other than 0, within its
+    range; a number of another type that is the same once cast to ``kind`` and back."""
+    column = ident(name)
+    if source != "VARCHAR":
+        return (f"({column} IS NULL OR coalesce(TRY_CAST({column} AS {kind})::{source} = "
+                f"{column}, false))")
+    fraction = literal(r"\.\d{" + str(scale(kind)) + r"}\d*[1-9]")
+    return f"""({column} IS NULL OR (TRY_CAST({column} AS {kind}) IS NOT NULL AND CASE
+        WHEN NOT regexp_matches({column}, '[.eE]') THEN true
+        WHEN regexp_matches({column}, '[eE]') THEN TRY_CAST({column} AS DOUBLE) =
+            TRY_CAST({column} AS {kind})::DOUBLE
+        ELSE NOT regexp_matches({column}, {fraction}) END))"""
+
+
+def scale(kind: str) -> int:
+    """The digits after the point of a column of type ``kind`` as declared (``numeric(12,
+    2)``, ``DECIMAL``: DuckDB's DECIMAL(18,3))."""
+    match = _DECIMAL.fullmatch(re.sub(r"\s", "", kind.upper()))
+    if match is None:
+        return 0
+    return 3 if match.group(1) is None else int(match.group(2) or 0)
+
+
+def inexact_reject(columns: dict[str, str], wide: dict[str, str]) -> tuple[str, str, str]:
+    """SQL: the first column whose value read ``wide`` does not convert exactly, the
+    message, and (for such a row) its values as text, to find its record by
+    (``located_rows``)."""
+    names, messages = [], []
+    for name, source in wide.items():
+        kind, column = columns[name], ident(name)
+        when = f"WHEN NOT {exact(name, kind, source)} THEN"
+        value = (f"'string \"' || {column} || '\"'" if source == "VARCHAR"
+                 else f"'{source} ' || {column}")
+        names.append(f"{when} {literal(name)}")
+        messages.append(
+            f"{when} 'Error when converting column \"' || {literal(name)} || '\". Could not "
+            f"convert ' || {value} || ' to {kind}' || CASE WHEN TRY_CAST({column} "
+            f"AS {kind}) IS NULL THEN '' ELSE ' without rounding' END")
+    first = f"CASE {' '.join(names)} END"
+    values = ", ".join(f"{ident(name)}::VARCHAR" for name in columns)
+    return first, f"CASE {' '.join(messages)} END", f"CASE WHEN {first} IS NOT NULL THEN " \
+        f"[{values}] END"
+
+
+# -- rejects' lines -------------------------------------------------------------------
+
+def relocate(cur: duckdb.DuckDBPyConnection, table: str, path: str,
+             options: ImportOptions) -> None:
+    """A replay's rejects in ``table`` at the file and line of the original input, not
+    of the helper file that holds the replayed lines."""
+    if not options.replay_lines:
+        return
+    first = 2 if options.header else 1  # the helper's line of the first replayed line
+    lines = [line for (line,) in cur.execute(
+        f"SELECT DISTINCT line FROM {table} WHERE path = ?", [path]).fetchall()]
+    moves = [[*options.replay_lines[line - first], path, line] for line in lines
+             if 0 <= line - first < len(options.replay_lines)]
+    if moves:
+        cur.executemany(f"UPDATE {table} SET path = ?, line = ? WHERE path = ? AND line = ?",
+                        moves)
+
+
+REPLAY_SUFFIX = ".lines.csv"
+
+
+def remove_replay_file(options: ImportOptions) -> None:
+    """A replay reads the lines to replay from a file written for it (see rejects.py),
+    which nobody needs once the job has ended."""
+    path = options.source
+    if options.replay_lines and isinstance(path, str) and path.endswith(REPLAY_SUFFIX):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def choose_columns(cursor: duckdb.DuckDBPyConnection, files: list[str],
+                   options: ImportOptions, target: str | None) -> tuple[str, dict[str, str]]:
+    """The file read for its columns and the columns: sniffed from the whole first file that
+    has any bytes, each taking the type of the ``target``'s column of the same name when
+    the target is added to (a re-import must not narrow or widen what is there; names
+    match whatever their case, as DuckDB's do)."""
+    path = next((f for f in files if os.path.getsize(f)), files[0])
+    relation = cursor.sql(f"SELECT * FROM {reader(path, options, None, sniffing=True)} LIMIT 0")
+    columns = dict(zip(relation.columns, (str(t) for t in relation.types)))
+    if target is not None:
+        existing = cursor.sql(f"SELECT * FROM {target} LIMIT 0")
+        types = {name.lower(): str(t) for name, t in zip(existing.columns, existing.types)}
+        columns = {name: types.get(name.lower(), kind) for name, kind in columns.items()}
+    return path, columns
+
+
+def wide_columns(cursor: duckdb.DuckDBPyConnection, path: str, options: ImportOptions,
+                 columns: dict[str, str]) -> dict[str, str]:
+    """The integer and decimal columns read in a type of their own, then checked (see
+    ``wide_type`` and ``exact``), by name: from CSV and JSON, as text; from Parquet, in
+    the file's own type where it is not the column's."""
+    kinds = cursor.execute("SELECT " + ", ".join(
+        f"typeof(NULL::{t})" for t in columns.values())).fetchone()
+    numbers = {name: kind for name, kind in zip(columns, kinds) if wide_type(kind)}
+    if file_format(path, options.format) != "parquet":
+        return {name: "VARCHAR" for name in numbers}
+    relation = cursor.sql(f"SELECT * FROM {reader(path, options, None)} LIMIT 0")
+    own = {name.lower(): str(t) for name, t in zip(relation.columns, relation.types)}
+    return {name: own[name.lower()] for name, kind in numbers.items()
+            if own.get(name.lower(), kind) != kind}
