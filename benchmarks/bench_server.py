@@ -27,7 +27,8 @@ from figures import p50_p95
 from serving import Server, wait_status
 
 import jobobs
-from jobobs.access import queries, readonly
+from jobobs.access import queries
+from jobobs.db import readonly
 
 
 def timed(call, samples: int) -> list[float]:

@@ -11,7 +11,9 @@ import random
 import threading
 import time
 
+from jobobs import demodata
 from jobobs.execution.runtime import Runtime
+from jobobs.kinds import exporting, importing
 from jobobs.model.definition import job
 from jobobs.model.errors import RuntimeClosed
 
@@ -86,9 +88,6 @@ def mix(rt: Runtime, data: str, *, scale: float = 1.0, wait: bool = False) -> di
     status shows within a minute. Exports follow their imports, on a thread of their own
     (or here, with ``wait``, which also waits for every job to stop). Returns the job ids
     by name."""
-    from jobobs import demodata
-    from jobobs.kinds import exporting, importing
-
     paths = demodata.generate(data, scale=scale)
     count = max(200, int(4000 * scale))
     ids = {}

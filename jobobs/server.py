@@ -9,7 +9,6 @@ discovery file goes.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import signal
@@ -17,16 +16,15 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from jobobs.access import endpoint as endpoints
+from jobobs.db import endpoint as endpoints
 from jobobs.db import files, quack
 from jobobs.model.errors import JobobsError
 
-log = logging.getLogger("jobobs.server")
 WILDCARDS = ("0.0.0.0", "::", "")  # hosts that mean every interface
 
 
 def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int = 9494,
-          workers: int = 4, on_ready: Callable[[Any], None] | None = None,
+          workers: int | None = None, on_ready: Callable[[Any], None] | None = None,
           echo: Callable[[str], None] = print,
           users: dict[str, dict[str, str]] | None = None, session_hours: float = 12.0,
           export_dirs: list[str] | None = None, stall_timeout: float | None = 600.0,
@@ -50,11 +48,10 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
         running = endpoints.read(db)
         if running is not None:
             raise JobobsError(endpoints.already_running(running))
-        if workers is None:
-            workers = executor.slots() if executor is not None else 4
         rt = Runtime(db, workers=workers, handle_signals=False,
                      export_dirs=export_dirs or [os.getcwd()], stall_timeout=stall_timeout,
                      executor=executor)
+        rt.role = "the server"
     except BaseException:
         if executor is not None:
             executor.close()
@@ -78,7 +75,7 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
         path = endpoints.write(endpoint)
         readers = f"you and the group {analyst_group}" if analyst_group else "you only"
         runs_on = "" if executor is None else (
-            f"  Dask       jobs run on {executor.scheduler}, {workers} at once; imports stage "
+            f"  Dask       jobs run on {executor.scheduler}, {rt.workers} at once; imports stage "
             f"in {executor.scratch}\n")
         echo(f"jobobs is serving {endpoint.db}\n"
              f"  dashboard  {endpoint.dashboard}\n"

@@ -167,9 +167,10 @@ def past_the_edge(ctx, which):
     if which == "row":
         ctx._row.set(total=2**64)
     else:
-        with ctx._ledger.lock:
-            ctx._ledger._lines.append((ctx.job_id, 2, time.time(), "INFO", None, "caf\udce9"))
-            ctx._ledger._line_seq[ctx.job_id] = 2
+        ledger = ctx._sink.ledger
+        with ledger.lock:
+            ledger._lines.append((ctx.job_id, 2, time.time(), "INFO", None, "caf\udce9"))
+            ledger._line_seq[ctx.job_id] = 2
     for _ in range(6000):  # until the runtime fails it: a checkpoint every 10 ms, for a minute
         ctx.checkpoint()
         time.sleep(0.01)

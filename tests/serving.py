@@ -13,8 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-from jobobs.access import endpoint
-from jobobs.db import quack
+from jobobs.db import endpoint, quack
+from jobobs.db.sql import literal
 
 TESTS = Path(__file__).parent
 JOBOBS = str(Path(sys.executable).parent / "jobobs")
@@ -146,7 +146,7 @@ def plain_duckdb(uri: str, token: str) -> duckdb.DuckDBPyConnection:
     """A plain DuckDB connection with the remote catalog attached as ``remote``."""
     con = duckdb.connect()
     quack.load(con)
-    con.execute(f"ATTACH {quack.quote(uri)} AS remote (TOKEN {quack.quote(token)})")
+    con.execute(f"ATTACH {literal(uri)} AS remote (TOKEN {literal(token)})")
     return con
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from jobobs.db.ledger import Ledger
 from jobobs.db.store import Store
-from jobobs.execution.context import Control, JobContext
+from jobobs.execution.context import Interrupts, JobContext
+from jobobs.execution.sinks import LedgerSink
 from jobobs.model.errors import PauseInterrupt
 from jobobs.model.states import Status
 
@@ -36,8 +37,8 @@ def job(db):
     row = ledger.create(name="steps", kind="python", spec=None, actor="t", queue=True)
     ledger.transition(row.id, Status.RUNNING, actor="runtime")
     ledger.flush()
-    control = Control()
-    ctx = JobContext(row, ledger=ledger, control=control, clock=time.time)
+    control = Interrupts()
+    ctx = JobContext(row, sink=LedgerSink(ledger, row.id), interrupts=control, clock=time.time)
     yield ctx, ledger, store, control
     store.close()
 
@@ -71,6 +72,7 @@ def test_a_checkpoint_that_honours_a_request_is_written_before_it_raises(job):
     assert _stored_state(store, ctx.job_id) == {"i": 2}
 
 
+@pytest.mark.slow
 def test_the_readmes_first_example_finishes_in_seconds(tmp_path):
     text = README.read_text().split("## A job in a script or notebook\n", 1)[1]
     example = re.search(r"```python\n(.*?)```", text, re.S).group(1)

@@ -20,8 +20,10 @@ import pytest
 from serving import JOBOBS, Server, env, free_port, plain_duckdb
 
 import jobobs
-from jobobs.access import analyst, analytics, queries, readonly, submissions
+from jobobs.access import analyst, analytics, queries, submissions
+from jobobs.db import readonly
 from jobobs.db.quack import ServerUnavailable
+from jobobs.execution.submissions import submit_spec
 from jobobs.kinds import exporting
 from jobobs.model.errors import JobobsError, QueryRefused
 
@@ -140,7 +142,7 @@ def test_an_export_query_is_checked_the_same_way_on_every_path(rt, tmp_path):
         with pytest.raises(JobobsError):  # the client's check
             submissions.export_spec(str(tmp_path / "o.csv"), query=query)
         with pytest.raises(JobobsError):  # a spec any SQL client wrote, in the runtime
-            submissions.submit_spec(rt, {"kind": "export", "options": {
+            submit_spec(rt, {"kind": "export", "options": {
                 "to": str(tmp_path / "o.csv"), "query": query}})
     # and where the job runs, for a job put in the queue by other means
     handle = rt.submit(exporting.export_job, {"to": str(tmp_path / "o.csv"), "query": smuggle})
@@ -304,6 +306,7 @@ def test_a_missing_or_wrong_token_is_refused(server):
         jobobs.connect(url=server.dashboard, analyst_token="x" * 43).jobs()
 
 
+@pytest.mark.slow
 def test_the_command_line_with_the_analyst_token(server):
     def jobobs_cli(*args):
         return subprocess.run([JOBOBS, *args], capture_output=True, text=True, timeout=60,

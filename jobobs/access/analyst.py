@@ -10,7 +10,7 @@ dashboard's port for whoever sends it as a bearer token::
          -H "Accept: application/json" --data '{"query": "FROM job_runs LIMIT 5"}' \\
          http://127.0.0.1:5006/api/sql
 
-The server checks each query with ``jobobs.access.readonly`` (a refusal is a 400 that says why),
+The server checks each query with ``jobobs.db.readonly`` (a refusal is a 400 that says why),
 runs it on a read cursor of the runtime's store, two at once (others wait their turn), for
 at most ``TIMEOUT`` seconds and ``MAX_ROWS`` rows, and answers an Arrow IPC stream (typed
 columns that pandas and DuckDB read without converting rows) or, when asked, JSON rows.
@@ -39,9 +39,8 @@ import pyarrow as pa
 import tornado.web
 from tornado.ioloop import IOLoop
 
-from jobobs.access import readonly
-from jobobs.db import quack
-from jobobs.model.errors import JobobsError, QueryRefused
+from jobobs.db import quack, readonly
+from jobobs.model.errors import JobobsError, QueryRefused, one_line
 
 PATH = "/api/sql"
 ARROW = "application/vnd.apache.arrow.stream"
@@ -216,7 +215,7 @@ class SqlHandler(tornado.web.RequestHandler):
         except QueryRefused as refused:
             return self._error(400, str(refused), refused=True)
         except (JobobsError, duckdb.Error) as error:
-            return self._error(400, _first_line(error))
+            return self._error(400, one_line(error))
         self.set_header("Content-Type", "application/json" if as_json else ARROW)
         self.finish(body)
 
@@ -224,11 +223,6 @@ class SqlHandler(tornado.web.RequestHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": message, "refused": refused}))
-
-
-def _first_line(error: Exception) -> str:
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 # -- the analysts' side ------------------------------------------------------------------

@@ -22,10 +22,17 @@ from typing import Any
 
 import pandas as pd
 
-from jobobs.access import endpoint as endpoints
-from jobobs.access import queries, readonly, submissions
+from jobobs.access import queries, submissions
+from jobobs.access.analyst import Link
+from jobobs.db import endpoint as endpoints
+from jobobs.db import readonly
+from jobobs.db.quack import Remote
 from jobobs.db.store import purge_statements, ts
 from jobobs.execution.handle import JobInfo, missing
+from jobobs.execution.runtime import Runtime
+from jobobs.execution.submissions import submit_spec
+from jobobs.kinds import watermarks
+from jobobs.kinds.rejects import export_rejects, replay_options, write_frame
 from jobobs.model.definition import JobFunction
 from jobobs.model.errors import IllegalRequest, JobDefinitionError, JobNotFound, JobobsError
 from jobobs.model.requests import check_request, current_user
@@ -45,7 +52,7 @@ class _Local:
         return self.runtime.store.reader()
 
     def submit(self, spec: dict[str, Any], by: str) -> int:
-        handle = submissions.submit_spec(self.runtime, spec, actor=by)
+        handle = submit_spec(self.runtime, spec, actor=by)
         self.runtime.flush()
         return handle.id
 
@@ -57,8 +64,6 @@ class _Local:
         return self.runtime.store.purge(before=before.replace(tzinfo=UTC).timestamp())
 
     def reset_watermark(self, name: str) -> dict[str, Any]:
-        from jobobs.kinds import watermarks
-
         self.runtime.flush()  # the jobs' statuses as the runtime knows them
         with self.runtime.store.transaction() as con:
             return watermarks.reset(con, name)
@@ -74,8 +79,6 @@ class _Served:
 
     def __init__(self, address: str, token: str,
                  find: Callable[[], tuple[str, str] | None] | None = None):
-        from jobobs.db.quack import Remote
-
         self.remote = Remote(address, token, find)
         self.where = address
 
@@ -107,8 +110,6 @@ class _Served:
                 for what, sql, params in purge_statements(before)}
 
     def reset_watermark(self, name: str) -> dict[str, Any]:
-        from jobobs.kinds import watermarks
-
         return watermarks.reset(self.remote, name)
 
     def close(self) -> None:
@@ -119,8 +120,6 @@ class _Analyst:
     """A jobobs server, with the analyst token: reads only (``jobobs.access.analyst``)."""
 
     def __init__(self, url: str, token: str):
-        from jobobs.access.analyst import Link
-
         self.link = Link(url, token)
         self.where = self.link.address
 
@@ -231,7 +230,7 @@ class Client:
     def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Answer one read-only query (SELECT, FROM, WITH, DESCRIBE, EXPLAIN...) over the
         history; ``?`` placeholders take ``params``. QueryRefused for anything else (see
-        ``jobobs.access.readonly``)."""
+        ``jobobs.db.readonly``)."""
         checked = readonly.check(query)
         return self.connection().execute(checked, params or []).df()
 
@@ -257,8 +256,6 @@ class Client:
     def replay(self, job_id: int, corrected: str, *, name: str | None = None) -> int:
         """Import a corrected rejects file (from ``rejects --to``) with the options of import
         ``job_id``, as a new job whose parent is that one; return its id."""
-        from jobobs.kinds.rejects import replay_options
-
         row = self.job(job_id).iloc[0].to_dict()
         options = replay_options(row, corrected, name=name)
         return self.submit_import(options.pop("source"), options.pop("table"), **options)
@@ -266,8 +263,6 @@ class Client:
     def export_rejects(self, job_id: int, path: str) -> int:
         """Write a job's rejects to a CSV file to fix and replay; return how many. Through
         a server the rows come over and the file is written here, by this process."""
-        from jobobs.kinds.rejects import export_rejects, write_frame
-
         self.job(job_id)
         if self.served:
             return write_frame(queries.rejects(self.connection(), job_id), path)
@@ -278,14 +273,10 @@ class Client:
     def watermarks(self) -> pd.DataFrame:
         """Every differential export's watermark: column, value, the rows remembered at
         it, the export that moved it, and the last file of that name."""
-        from jobobs.kinds import watermarks
-
         return watermarks.listing(self.connection())
 
     def watermark(self, name: str) -> dict[str, Any]:
         """One watermark as a dict (JobobsError if there is none)."""
-        from jobobs.kinds import watermarks
-
         return watermarks.show(self.connection(), name)
 
     def reset_watermark(self, name: str) -> dict[str, Any]:
@@ -421,8 +412,6 @@ def connect(db: str | None = None, *, url: str | None = None, token: str | None 
             return (again.quack, again.token) if again is not None else None
 
         return Client(_Served(server.quack, server.token, find), actor=actor)
-    from jobobs.execution.runtime import Runtime
-
     return Client(_Local(Runtime(db, workers=workers), owned=True), actor=actor)
 
 

@@ -12,11 +12,10 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from jobobs.model.rows import LEVELS, level_name
+from jobobs.model.rows import COUNTERS, LEVELS, level_name
 
-JOB_LIST_COLUMNS = """id, name, kind, status, label, has_warning, created_at, started_at,
-    finished_at, duration_s, total, processed, succeeded, rejected, warnings, progress, eta_at,
-    error, parent_id"""
+JOB_LIST_COLUMNS = f"""id, name, kind, status, label, has_warning, created_at, started_at,
+    finished_at, duration_s, {', '.join(COUNTERS)}, progress, eta_at, error, parent_id"""
 
 
 def _job_filters(status: str | list[str] | None, kind: str | list[str] | None,

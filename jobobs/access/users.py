@@ -4,7 +4,8 @@
 the password is stored as a scrypt key with its own random salt and the parameters it was
 derived with, and checked in constant time. ``jobobs passwd`` writes the file (mode 0600);
 ``jobobs serve`` refuses one that others may read or write, that belongs to someone else,
-or that holds a password in plain text. Standard library only.
+or that holds a password in plain text. Standard library only, besides
+``jobobs.db.files``, which writes the file whole.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 
+from jobobs.db import files
 from jobobs.model.errors import JobobsError
 
 ROLES = ("operator", "viewer")
@@ -143,17 +144,5 @@ def set_password(path: str, name: str, password: str,
     previous = users.get(name) if isinstance(users.get(name), dict) else {}
     users[name] = {"password": hash_password(password),
                    "role": role or previous.get("role") or "viewer"}
-    folder, base = os.path.split(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{base}.", dir=folder)  # mode 0600
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(users, file, indent=2)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    files.write_private(path, json.dumps(users, indent=2) + "\n")
     return users[name]

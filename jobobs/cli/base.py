@@ -13,12 +13,12 @@ import click
 import duckdb
 import pandas as pd
 
-from jobobs.access.endpoint import holder
-from jobobs.model.errors import JobobsError
+from jobobs.db.endpoint import holder
+from jobobs.model.errors import JobobsError, one_line
+from jobobs.model.rows import COUNTERS
 
 JOB_FIELDS = ("id", "name", "kind", "status", "label", "has_warning", "created_at",
-              "started_at", "finished_at", "duration_s", "total", "processed", "succeeded",
-              "rejected", "warnings", "doubles", "duplicates", "progress", "eta_at", "error",
+              "started_at", "finished_at", "duration_s", *COUNTERS, "progress", "eta_at", "error",
               "parent_id", "created_by")
 DB_OPTION = click.option(
     "--db", help="The jobobs database (default: $JOBOBS_DB, then ./jobobs.duckdb).",
@@ -43,9 +43,9 @@ class Group(click.Group):
             raise click.ClickException(f"{error.filename or ''}: {error.strerror or error}"
                                        .lstrip(": ")) from None
         except duckdb.IOException as error:
-            raise click.ClickException(_lock_message(str(error))) from None
+            raise click.ClickException(_lock_message(error)) from None
         except duckdb.Error as error:
-            raise click.ClickException(_first_line(error)) from None
+            raise click.ClickException(one_line(error)) from None
 
 
 def _discard_output() -> None:
@@ -60,16 +60,11 @@ def _discard_output() -> None:
     os.close(devnull)
 
 
-def _first_line(error: Exception) -> str:
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
-def _lock_message(text: str) -> str:
-    if "lock" in text.lower():
-        return (f"the database is in use by {holder(text)}; stop it or run this command "
-                "through it")
-    return text.splitlines()[0]
+def _lock_message(error: duckdb.IOException) -> str:
+    if "lock" in str(error).lower():
+        return (f"the database is in use by {holder(str(error))}; stop it or run this "
+                "command through it")
+    return one_line(error)
 
 
 @click.group(cls=Group)

@@ -381,13 +381,13 @@ def demo(db, data, host, port, quack_port, workers, scale, no_serve):
     Example: jobobs demo --port 5006
     """
     from jobobs import demo as demo_jobs
-    from jobobs.access.endpoint import read
+    from jobobs.db.endpoint import read
     from jobobs.execution.runtime import Runtime
     from jobobs.server import serve as run_server
 
     running = read(db)
     if running is not None:  # one clear line, before touching anything
-        from jobobs.access.endpoint import already_running
+        from jobobs.db.endpoint import already_running
 
         raise click.ClickException(already_running(running))
     click.echo(f"Generating the demo's files under {data}/ ...")

@@ -18,6 +18,7 @@ from jobobs.dashboard.analyticspage import Analytics
 from jobobs.dashboard.detail import JobDetail
 from jobobs.dashboard.joblist import JobList
 from jobobs.dashboard.style import CSS
+from jobobs.model.errors import one_line
 
 log = logging.getLogger("jobobs.dashboard")
 OPERATOR, VIEWER = "operator", "viewer"
@@ -62,7 +63,7 @@ class Dashboard(pn.viewable.Viewer):
         except Exception as error:  # shown in the page; the next tick tries again
             log.warning("jobobs dashboard: a refresh failed: %s", error)
             self.error.object = (f"The dashboard cannot read the job history right now: "
-                                 f"{str(error).splitlines()[0]}. It keeps trying.")
+                                 f"{one_line(error)}. It keeps trying.")
             self.error.visible = True
         else:
             if self.error.visible:
@@ -110,6 +111,6 @@ def app(client: Any, *, roles: dict[str, str] | None = None,
     except Exception as error:  # a page that says what is wrong, not a blank one
         log.exception("jobobs dashboard: cannot start a session")
         return pn.pane.Alert(f"The dashboard cannot read the job history: "
-                             f"{str(error).splitlines()[0]}", alert_type="danger")
+                             f"{one_line(error)}", alert_type="danger")
     pn.state.onload(dashboard.start)  # patches only once the page has built its tables
     return dashboard

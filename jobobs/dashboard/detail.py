@@ -16,6 +16,7 @@ from jobobs.dashboard import style
 from jobobs.execution.handle import missing
 from jobobs.model.errors import JobobsError
 from jobobs.model.requests import ACCEPTS
+from jobobs.model.rows import COUNTERS
 from jobobs.model.states import ACTIVE, Status
 
 JOURNAL_TAIL = 500
@@ -31,9 +32,8 @@ BUTTONS = {
 }
 FIELDS = ["id", "name", "kind", "label", "has_warning", "parent_id", "created_at", "queued_at",
           "started_at", "finished_at", "duration_s", "active_seconds", "queue_s", "run_count",
-          "total", "processed", "succeeded", "rejected", "warnings", "doubles", "duplicates",
-          "progress", "eta_at", "error", "created_by", "host", "pid", "worker", "checkpoint_at",
-          "heartbeat_at"]
+          *COUNTERS, "progress", "eta_at", "error", "created_by", "host", "pid", "worker",
+          "checkpoint_at", "heartbeat_at"]
 
 
 def _request_note(command: str, status: Status) -> str:

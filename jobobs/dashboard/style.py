@@ -68,12 +68,6 @@ def when(value: Any) -> str:
     return str(value)[:19]
 
 
-def number(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{int(value):,}"
-
-
 TRACEBACK = "Traceback (most recent call last):"
 MESSAGE_STYLE = ("white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 12px; "
                  "font-size: 12px; max-height: 420px; overflow: auto")

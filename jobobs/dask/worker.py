@@ -2,15 +2,17 @@
 
 ``run(assignment)`` is the Dask task. It attaches the server's database, claims the run
 (a Dask retry after a worker died finds the run claimed, and does nothing), and runs the
-job function with the usual ``JobContext`` on a ``Reporter`` instead of the runtime's
-ledger. The reporter sends what the job reports in batches, one ``job_reports`` row per
-batch: journal lines, rejects, counters and progress, the checkpoint, and the steps to
-commit with it. (An import's rejects, many at once, go straight into ``rejects``,
-numbered from the server's last one, so a resume discards those sent after its
-checkpoint.) A thread sends a batch every
+job with the same body as on the server (``jobobs.execution.runs.run_job``), its context
+writing to a ``Reporter`` (a ``JobSink``) instead of the runtime's ledger.
+
+The reporter sends what the job reports in batches, one ``job_reports`` row per batch:
+journal lines, rejects, counters and progress, the checkpoint, and the steps to commit with
+it; the server applies them (``jobobs.execution.reports``). An import's rejects, many at
+once, go straight into ``rejects``, numbered from the server's last one, so a resume
+discards those sent after its checkpoint. A thread (``Pump``) sends a batch every
 ``flush_interval`` and reads the job's status: ``pausing`` and ``canceling`` become the
-job's pause and cancel, a ``shutdown`` command (the server is stopping) its shutdown,
-each honoured at the next checkpoint as on the server.
+job's pause and cancel, a ``shutdown`` request (the server is stopping) its shutdown, each
+honoured at the next checkpoint as on the server.
 """
 
 from __future__ import annotations
@@ -21,28 +23,26 @@ import os
 import socket
 import threading
 import time
-import traceback
 from typing import Any
 
 import duckdb
 
+from jobobs.dask.credentials import token as server_token
 from jobobs.db import files, quack
 from jobobs.db.ledger import JobRow
-from jobobs.db.sql import ident
+from jobobs.db.sql import ident, literal
 from jobobs.db.store import ts
-from jobobs.execution.context import Control, JobContext
-from jobobs.execution.logbridge import capture_logging, release_logging, running
-from jobobs.model.definition import resolve
-from jobobs.model.errors import JobInterrupt, JobobsError, ShutdownInterrupt, TooManyRejects
+from jobobs.execution.context import Interrupts
+from jobobs.execution.logbridge import capture_logging, release_logging
+from jobobs.execution.reports import REPORTED
+from jobobs.execution.runs import run_job
+from jobobs.execution.sinks import Numbered
+from jobobs.model.errors import JobobsError, ShutdownInterrupt, one_line
 from jobobs.model.rows import Reject, process
-from jobobs.model.states import EXECUTING, Status
+from jobobs.model.states import EXECUTING, Ending, Status
 
 SERVER = quack.CATALOG
 SCRATCH = "jobobs_scratch"
-# what a report may set on the job's row (the server ignores anything else)
-REPORTED = ("total", "processed", "succeeded", "rejected", "warnings", "doubles",
-            "duplicates", "progress_current", "progress_total", "eta_at", "has_warning",
-            "checkpoint", "checkpoint_at")
 HEARTBEAT = 1.0  # seconds between reports when the job has nothing to say
 GIVE_UP = 10.0  # seconds without the server before the job stops
 
@@ -105,7 +105,7 @@ class Link:
         except duckdb.Error as error:
             self.close(discard_scratch=False)
             raise quack.ServerUnavailable(f"the worker cannot reach the jobobs server at "
-                                          f"{address}: {str(error).splitlines()[0]}") from None
+                                          f"{address}: {one_line(error)}") from None
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = self.con.cursor()
@@ -113,12 +113,12 @@ class Link:
         return cursor
 
     def on_server(self, query: str) -> str:
-        return f"quack_query_by_name({quack.quote(self.catalog)}, {quack.quote(query)})"
+        return f"quack_query_by_name({literal(self.catalog)}, {literal(query)})"
 
     def query(self, sql: str) -> list[tuple]:
         """Rows of ``sql`` run whole on the server, on the reports' attachment."""
-        return self.report(f"FROM quack_query_by_name({quack.quote(self.reports)}, "
-                           f"{quack.quote(sql)})", fetch=True)
+        return self.report(f"FROM quack_query_by_name({literal(self.reports)}, "
+                           f"{literal(sql)})", fetch=True)
 
     def report(self, sql: str, fetch: bool = False) -> Any:
         """A statement on the reports' attachment (``self.reports``), one at a time."""
@@ -137,7 +137,7 @@ class Link:
                     raise JobobsError("this job needs a scratch folder the Dask workers share "
                                       "(serve --scratch)")
                 files.private_folder(os.path.dirname(self.scratch_path))
-                self.con.execute(f"ATTACH {quack.quote(self.scratch_path)} AS "
+                self.con.execute(f"ATTACH {literal(self.scratch_path)} AS "
                                  f"{self.scratch_name}")
                 self._attached.append(self.scratch_name)
         return f"{self.scratch_name}.main.{ident(name)}"
@@ -162,9 +162,9 @@ class Link:
                     os.remove(path)
 
 
-class Reporter:
-    """What a ``JobContext`` writes to, on a Dask worker: the Ledger's methods, sending
-    batches to the server's ``job_reports`` instead of writing the job database."""
+class Reporter(Numbered):
+    """The ``JobSink`` of a job on a Dask worker: batches sent to the server's
+    ``job_reports`` table instead of writes to the job database."""
 
     remote = True
 
@@ -172,43 +172,33 @@ class Reporter:
         self.link = link
         self.job_id, self.run = assignment["job_id"], assignment["run"]
         self.worker = worker
+        super().__init__(assignment["reject_seq"])
         self.lock = threading.RLock()
         self._flush_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._lines: list[tuple] = []
         self._rejects: list[Reject] = []
-        self._reject_seq = assignment["reject_seq"]
         self._count = 0
         self._batch = 0
         self._sent_at = 0.0
         self.row: JobRow | None = None
         self.last_contact = time.monotonic()
 
-    # -- the Ledger's methods a JobContext calls ---------------------------------------
+    # -- the JobSink interface (jobobs.execution.sinks) ----------------------------------
 
-    def line(self, job_id: int, level: str, message: str, code: str | None = None) -> int:
+    def line(self, level: str, message: str, code: str | None = None) -> int:
         code, message = process(code, message)
         with self.lock:
             self._lines.append((time.time(), level, code, message))
             self._count += 1
             return self._count
 
-    def reject(self, job_id: int, **fields: Any) -> int:
+    def reject(self, **fields: Any) -> int:
         with self.lock:
-            self._reject_seq += 1
-            self._rejects.append(Reject(job_id=job_id, seq=self._reject_seq,
-                                        rejected_at=time.time(), **fields))
-            return self._reject_seq
-
-    def reserve_rejects(self, job_id: int, count: int) -> int:
-        with self.lock:
-            first = self._reject_seq
-            self._reject_seq += count
-            return first
-
-    def reject_seq(self, job_id: int) -> int:
-        with self.lock:
-            return self._reject_seq
+            seq = self.reject_number()
+            self._rejects.append(Reject(job_id=self.job_id, seq=seq, rejected_at=time.time(),
+                                        **fields))
+            return seq
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self.link.cursor()
@@ -252,17 +242,14 @@ class Reporter:
         with self._send_lock:
             with self.lock:
                 row = self.row
-                changed = sorted(row._changed & set(REPORTED)) if row is not None else []
+                values = row.take_changes(REPORTED) if row is not None else {}
                 lines, rejects = self._lines, self._rejects
-                if not (lines or rejects or changed or steps or end or claim or beat):
+                if not (lines or rejects or values or steps or end or claim or beat):
                     return None
                 self._lines, self._rejects = [], []
-                values = {c: getattr(row, c) for c in changed}
-                if row is not None:
-                    row._changed = set()
                 body: dict[str, Any] = {"lines": lines, "row": values,
                                         "rejects": [list(r) for r in rejects],
-                                        "reject_seq": self._reject_seq}
+                                        "reject_seq": self.reject_seq()}
             for key, value in (("steps", steps), ("end", end), ("claim", claim)):
                 if value:
                     body[key] = value
@@ -273,7 +260,7 @@ class Reporter:
                 with self.lock:  # kept for the next try
                     self._lines[:0], self._rejects[:0] = lines, rejects
                     if row is not None:
-                        row._changed |= set(changed)
+                        row.mark_changed(values)
                 raise
             self._batch = batch
             self._sent_at = time.monotonic()
@@ -284,8 +271,8 @@ class Reporter:
         applies a batch number once)."""
         self.link.report(
             f"INSERT INTO {self.link.reports}.main.job_reports VALUES ({self.job_id}, {self.run}, "
-            f"{batch}, {quack.literal(ts(time.time()))}, {quack.literal(self.worker)}, "
-            f"{quack.quote(json.dumps(body))})")
+            f"{batch}, {literal(ts(time.time()))}, {literal(self.worker)}, "
+            f"{literal(json.dumps(body))})")
 
     def _retry(self, call: Any) -> Any:
         """Try for ``GIVE_UP`` seconds while the server is unreachable (a restart, a
@@ -322,12 +309,12 @@ class Reporter:
 
 class Pump(threading.Thread):
     """Sends the reporter's batches every ``interval`` and turns the server's requests
-    into the job's control."""
+    into the job's interrupts."""
 
-    def __init__(self, reporter: Reporter, control: Control, interval: float,
+    def __init__(self, reporter: Reporter, interrupts: Interrupts, interval: float,
                  since_command: int):
         super().__init__(name=f"jobobs-report-{reporter.job_id}", daemon=True)
-        self.reporter, self.control, self.interval = reporter, control, interval
+        self.reporter, self.interrupts, self.interval = reporter, interrupts, interval
         self.since_command = since_command
         self.stopping = threading.Event()
 
@@ -344,7 +331,7 @@ class Pump(threading.Thread):
                 self.poll()
             except Exception:  # the server is gone for good: stop at the next checkpoint
                 if time.monotonic() - reporter.last_contact > GIVE_UP:
-                    self.control.ask("shutdown")
+                    self.interrupts.ask("shutdown")
 
     def poll(self) -> None:
         job_id = self.reporter.job_id
@@ -354,19 +341,17 @@ class Pump(threading.Thread):
             f"WHERE id = {job_id}")[0]
         self.reporter.last_contact = time.monotonic()
         if run != self.reporter.run:  # the server gave up on this run (its worker seemed lost)
-            self.control.ask("shutdown")
+            self.interrupts.ask("shutdown")
         elif status == Status.PAUSING:
-            self.control.ask("pause")
+            self.interrupts.ask("pause")
         elif status == Status.CANCELING:
-            self.control.ask("cancel")
+            self.interrupts.ask("cancel")
         elif stop or Status(status) not in EXECUTING:
-            self.control.ask("shutdown")
+            self.interrupts.ask("shutdown")
 
 
 def run(assignment: dict[str, Any]) -> str:
     """The Dask task: run one run of a job; return how it ended."""
-    from jobobs.dask.credentials import token as server_token
-
     worker = worker_address()
     link = Link(assignment["address"], server_token(assignment["access"]),
                 assignment.get("scratch"), assignment["job_id"], assignment["run"],
@@ -397,48 +382,21 @@ def _run(link: Link, assignment: dict[str, Any], worker: str | None) -> str:
     reporter = Reporter(link, assignment, worker)
     reporter.send(claim={"host": socket.gethostname(), "pid": os.getpid(), "worker": worker,
                          "at": time.time()})
-    spec = json.loads(assignment["spec"] or "{}")
-    control = Control()
+    interrupts = Interrupts()
     row = JobRow(assignment["row"], reporter.lock)
     reporter.row = row
-    pump = Pump(reporter, control, assignment["flush_interval"], assignment["since_command"])
-    end: dict[str, Any]
+    pump = Pump(reporter, interrupts, assignment["flush_interval"],
+                assignment["since_command"])
+    pump.start()
+    capture_logging()  # a job's own logging reaches its journal, as on the server
     try:
-        definition = resolve(spec.get("function", ""))
-        ctx = JobContext(row, ledger=reporter, control=control, clock=time.time,
-                         resume_state=assignment["resume_state"],
-                         max_rejects=spec.get("max_rejects"),
-                         checkpoint_interval=spec.get("checkpoint_interval", 0.0))
-    except Exception as error:
-        end = _failure(error)
-    else:
-        pump.start()
-        capture_logging()  # a job's own logging reaches its journal, as on the server
-        try:
-            with running(ctx, definition.fn.__module__):
-                definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
-        except JobInterrupt:
-            end = {"status": "interrupted", "request": control.taken or control.pending}
-        except BaseException as error:
-            end = _failure(error)
-        else:
-            end = {"status": "finished"}
-        finally:
-            release_logging()
-            pump.stopping.set()
-            pump.join()
-    reporter.send(end=end)
-    if end["status"] == "interrupted":
-        return "canceled" if end.get("request") == "cancel" else "stopped"
-    return end["status"]
-
-
-def _failure(error: BaseException) -> dict[str, Any]:
-    """How a job's exception travels to the server, which words it as for a local job."""
-    end: dict[str, Any] = {"status": "failed", "type": type(error).__name__, "text": str(error)}
-    if isinstance(error, TooManyRejects):
-        end["rejects"] = [error.rejected, error.limit]
-    elif not isinstance(error, JobobsError):
-        end["traceback"] = "".join(traceback.format_exception(
-            type(error), error, error.__traceback__)).rstrip()
-    return end
+        outcome = run_job(assignment["spec"], row, reporter, interrupts, clock=time.time,
+                          resume_state=assignment["resume_state"])
+    finally:
+        release_logging()
+        pump.stopping.set()
+        pump.join()
+    reporter.send(end=outcome.to_dict())
+    if outcome.ending is Ending.STOPPED:
+        return "canceled" if interrupts.taken == "cancel" else "stopped"
+    return outcome.ending.value

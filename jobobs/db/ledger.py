@@ -10,17 +10,19 @@ always written together. Rows of settled jobs are dropped from memory once writt
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from jobobs.db import steps as checkpoint_steps
 from jobobs.db.schema import JOB_COLUMNS
 from jobobs.db.sifting import blames_values, merge, sift, split
-from jobobs.db.sql import ident
 from jobobs.db.store import Store
-from jobobs.model.errors import IllegalTransition
-from jobobs.model.rows import Reject, process
+from jobobs.model.errors import IllegalTransition, JobNotFound
+from jobobs.model.rows import COUNTERS, Reject, process
 from jobobs.model.states import ACTIVE, TERMINAL, Status, check_transition
 from jobobs.model.values import text
 
@@ -56,6 +58,19 @@ class JobRow:
 
     def values(self) -> dict[str, Any]:
         return {column: getattr(self, column) for column in JOB_COLUMNS}
+
+    def take_changes(self, columns: Collection[str]) -> dict[str, Any]:
+        """The values of ``columns`` changed since the last take; the row is then clean
+        (a Dask worker's report sends them)."""
+        with self._lock:
+            taken = {c: getattr(self, c) for c in sorted(self._changed & set(columns))}
+            self._changed = set()
+            return taken
+
+    def mark_changed(self, columns: Collection[str]) -> None:
+        """Changed again: a report that carried them could not be sent."""
+        with self._lock:
+            self._changed |= set(columns)
 
     @property
     def dirty(self) -> bool:
@@ -95,8 +110,8 @@ class Ledger:
                           "spec": spec, "status": Status.EDITING.value, "transition_seq": 1,
                           "has_warning": False, "created_at": now, "updated_at": now,
                           "created_by": actor, "run_count": 0, "active_seconds": 0.0,
-                          **dict.fromkeys(("processed", "succeeded", "rejected", "warnings",
-                                           "doubles", "duplicates"), 0)}, self.lock, new=True)
+                          **dict.fromkeys((c for c in COUNTERS if c != "total"), 0)},
+                         self.lock, new=True)
             self.rows[row.id] = row
             self._line_seq[row.id] = self._reject_seq[row.id] = 0
             self._transitions.append((row.id, 1, now, None, "editing", actor, "created"))
@@ -141,6 +156,38 @@ class Ledger:
                     updated_at=now, **values)
             self._transitions.append((job_id, seq, now, old.value, new.value, actor, reason))
         return old
+
+    def try_transition(self, job_id: int, new: Status, *, actor: str,
+                       reason: str | None = None, expect: Status | None = None,
+                       **values: Any) -> bool:
+        """``transition``, but False instead of an error when the job is gone or its
+        status no longer allows it (a request or another end came first)."""
+        try:
+            self.transition(job_id, new, actor=actor, reason=reason, expect=expect, **values)
+        except (IllegalTransition, JobNotFound) as error:
+            log.debug("jobobs: %s", error)
+            return False
+        return True
+
+    def restore(self, row: JobRow) -> dict[str, Any] | None:
+        """Before a run after the first: the counters and progress of the last checkpoint
+        back on the row, and the rejects recorded after it discarded (a journal line says
+        so); return the checkpoint (None if none was saved)."""
+        checkpoint = json.loads(row.checkpoint) if row.checkpoint else None
+        if row.run_count <= 1:
+            return checkpoint
+        dropped = self.rewind(row.id, checkpoint["reject_seq"] if checkpoint else 0)
+        counters = checkpoint["counters"] if checkpoint else {}
+        current, total = checkpoint["progress"] if checkpoint else (None, None)
+        row.set(**{name: counters.get(name) or 0 for name in COUNTERS if name != "total"},
+                total=counters.get("total"), progress_current=current, progress_total=total,
+                eta_at=None)
+        saved_at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row.checkpoint_at or 0))
+        where = (f"the checkpoint of {saved_at} UTC" if checkpoint
+                 else "the beginning (no checkpoint was saved)")
+        note = f"; {dropped} rejects recorded after it were discarded" if dropped else ""
+        self.line(row.id, "INFO", f"Resuming from {where}{note}")
+        return checkpoint
 
     def settled(self, job_id: int) -> bool:
         """True when the job is not active and all its changes are committed."""
@@ -215,28 +262,6 @@ class Ledger:
         written with the job's own rows, so a submission is never carried out twice."""
         with self.lock:
             self._handled.append((command_id, outcome, self.clock(), job_id))
-
-    # -- what a running job's context uses ------------------------------------------------
-
-    remote = False  # the job runs in this process, on the job database
-
-    def cursor(self) -> Any:
-        """A connection of the job's own to the job database."""
-        return self.store.con.cursor()
-
-    def connection(self) -> Any:
-        """The connection a checkpoint's atomic step runs on."""
-        return self.store.con
-
-    def on_server(self, query: str) -> str:
-        return f"({query})"
-
-    def handoff(self, start: int) -> str | None:
-        return None  # the job runs where the database is
-
-    def staging(self, name: str) -> str:
-        """Where a job keeps a staging table: the job database itself."""
-        return ident(name)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -352,11 +377,9 @@ class Ledger:
 
 def _with_steps(atomic: Callable[[Any], None] | None,
                 steps: Sequence[dict[str, Any]]) -> Callable[[Any], None]:
-    from jobobs.db import steps as server_steps
-
     def run(con: Any) -> None:
         if atomic is not None:
             atomic(con)
         for step in steps:
-            server_steps.run(con, step)
+            checkpoint_steps.run(con, step)
     return run

@@ -4,7 +4,7 @@ The extensions come from the PyPI packages ``duckdb-extension-quack`` and
 ``duckdb-extension-httpfs`` (pinned with duckdb) and are loaded by file path, never
 installed from the network. A client sends whole queries to the server
 (``quack_query_by_name``), so filters and aggregates run where the data is. Quack takes no
-query parameters, so ``bind`` renders them as SQL literals, quoted by type.
+query parameters, so ``bind`` renders them as SQL literals (``sql.literal``), by type.
 
 Quack's server speaks plain HTTP, and serves only on a loopback name unless told
 otherwise (``allow_other_hostname``); its client speaks HTTPS to any other name, so a
@@ -15,22 +15,19 @@ that no other program listens there, and holds the port for this process while i
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import glob
-import math
 import os
 import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from decimal import Decimal
-from numbers import Integral, Real
 from typing import Any
 
 import duckdb
 
-from jobobs.model.errors import JobobsError
+from jobobs.db.sql import literal
+from jobobs.model.errors import JobobsError, one_line
 
 CATALOG = "jobobs_server"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")  # the names Quack serves and reaches unasked
@@ -62,7 +59,7 @@ def extension_path(package: str) -> str:
 def load(con: duckdb.DuckDBPyConnection) -> None:
     """Load httpfs (Quack's transport, needed by servers and clients) and quack."""
     for package in ("httpfs", "quack"):
-        con.execute(f"LOAD {quote(extension_path(package))}")
+        con.execute(f"LOAD {literal(extension_path(package))}")
 
 
 def uri(host: str, port: int) -> str:
@@ -81,12 +78,11 @@ def serve(con: duckdb.DuckDBPyConnection, host: str, port: int, token: str) -> s
     held = hold(host, port)
     other = "" if loopback(host) else ", allow_other_hostname = true"
     try:
-        con.execute(f"CALL quack_serve({quote(address)}, token = {quote(token)}{other})")
+        con.execute(f"CALL quack_serve({literal(address)}, token = {literal(token)}{other})")
     except duckdb.Error as error:
         if held is not None:
             held.close()
-        raise JobobsError(f"cannot serve Quack on {host}:{port}: "
-                          f"{str(error).splitlines()[0]}") from None
+        raise JobobsError(f"cannot serve Quack on {host}:{port}: {one_line(error)}") from None
     _ports[address] = held
     return address
 
@@ -130,7 +126,7 @@ def _addresses(host: str, port: int) -> list[tuple]:
 
 def stop(con: duckdb.DuckDBPyConnection, address: str) -> None:
     try:
-        con.execute(f"CALL quack_stop({quote(address)})")
+        con.execute(f"CALL quack_stop({literal(address)})")
     finally:
         held = _ports.pop(address, None)
         if held is not None:
@@ -142,48 +138,11 @@ def attach(con: duckdb.DuckDBPyConnection, address: str, token: str, alias: str)
     the server speaks, also when it is reached by another name than a loopback one."""
     host = address.removeprefix("quack:").rpartition(":")[0]
     plain = "" if loopback(host) else ", DISABLE_SSL true"
-    con.execute(f"ATTACH {quote(address)} AS {alias} (TYPE quack, TOKEN {quote(token)}{plain})")
+    con.execute(f"ATTACH {literal(address)} AS {alias} (TYPE quack, TOKEN {literal(token)}{plain})")
 
 
-# -- literals ------------------------------------------------------------------------
+# -- parameters -----------------------------------------------------------------------
 
-
-def quote(text: str) -> str:
-    """A string literal; a NUL, which SQL text cannot hold, is spliced in with chr(0)."""
-    if "\x00" in text:
-        return "(" + " || chr(0) || ".join(quote(part) for part in text.split("\x00")) + ")"
-    return "'" + text.replace("'", "''") + "'"
-
-
-def literal(value: Any) -> str:
-    """A SQL literal for a Python value, by its type (never by its text)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    # numbers in parentheses: "10-?" with -5 must not become the comment "10--5"
-    if isinstance(value, Integral):
-        return f"({int(value)})"
-    if isinstance(value, Decimal):
-        return f"({value}::DECIMAL)" if value.is_finite() else f"({quote(str(value))}::DOUBLE)"
-    if isinstance(value, Real):
-        number = float(value)
-        return f"({repr(number) if math.isfinite(number) else quote(str(number))}::DOUBLE)"
-    if isinstance(value, str):
-        return quote(value)
-    if isinstance(value, dt.datetime):
-        kind = "TIMESTAMPTZ" if value.tzinfo is not None else "TIMESTAMP"
-        return f"{kind} {quote(value.isoformat(sep=' '))}"
-    if isinstance(value, dt.date):
-        return f"DATE {quote(value.isoformat())}"
-    if isinstance(value, dt.time):
-        return f"TIME {quote(value.isoformat())}"
-    if isinstance(value, dt.timedelta):
-        return f"to_microseconds({int(value / dt.timedelta(microseconds=1))})"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(literal(v) for v in value) + "]"
-    raise JobobsError(f"a query parameter of type {type(value).__name__} cannot be sent to "
-                      "the server")
 
 
 def bind(sql: str, params: Sequence[Any] | None) -> str:
@@ -219,7 +178,11 @@ def bind(sql: str, params: Sequence[Any] | None) -> str:
             if used >= len(params):
                 raise JobobsError(f"the query has more placeholders than the {len(params)} "
                                   "parameters given")
-            out.append(literal(params[used]))
+            try:
+                out.append(literal(params[used]))
+            except JobobsError:
+                raise JobobsError(f"a query parameter of type {type(params[used]).__name__} "
+                                  "cannot be sent to the server") from None
             used += 1
             i += 1
         else:
@@ -284,7 +247,7 @@ class Remote:
         return Result(self, bind(sql, params))
 
     def run(self, sql: str, fetch: str) -> Any:
-        query = f"FROM quack_query_by_name({quote(CATALOG)}, ?)"
+        query = f"FROM quack_query_by_name({literal(CATALOG)}, ?)"
         with self._lock:
             if not self._attached:  # a reattach failed earlier (the server was restarting)
                 self._reattach()
@@ -326,11 +289,10 @@ def lost(text: str) -> bool:
 
 
 def _unavailable(address: str, error: duckdb.Error) -> ServerUnavailable:
-    text = str(error)
-    if "authentication" in text.lower() or "token" in text.lower():
+    text = str(error).lower()
+    if "authentication" in text or "token" in text:
         return ServerUnavailable(f"the jobobs server at {address} refused the token")
-    return ServerUnavailable(f"no jobobs server answers at {address} "
-                             f"({text.splitlines()[0]})")
+    return ServerUnavailable(f"no jobobs server answers at {address} ({one_line(error)})")
 
 
 def _server_error(error: duckdb.Error) -> duckdb.Error:

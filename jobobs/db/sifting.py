@@ -25,17 +25,17 @@ import duckdb
 
 from jobobs.db.schema import JOB_COLUMNS
 from jobobs.model import values
-from jobobs.model.errors import RuntimeClosed
+from jobobs.model.errors import RuntimeClosed, one_line
+from jobobs.model.rows import COUNTERS
 
 # Failures of the database, not of a value: the batch is kept and tried again later.
 ENVIRONMENT = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.FatalException,
                duckdb.InterruptException, duckdb.TransactionException, RuntimeClosed, OSError)
 PARTS = ("new_jobs", "updates", "transitions", "lines", "rejects", "handled", "rewinds")
 CORE = ("new_jobs", "updates", "transitions", "handled", "rewinds")
-NOT_NULL = {"transition_seq": 0, "run_count": 0, "active_seconds": 0.0, "processed": 0,
-            "succeeded": 0, "rejected": 0, "warnings": 0, "duplicates": 0, "doubles": 0}
+NOT_NULL = {"transition_seq": 0, "run_count": 0, "active_seconds": 0.0,
+            **dict.fromkeys((name for name in COUNTERS if name != "total"), 0)}
 INT32 = frozenset({"transition_seq", "run_count", "pid"})
-LAST_TIME = 253_402_300_799  # 9999-12-31, in epoch seconds
 
 
 class Verdict(NamedTuple):
@@ -50,8 +50,7 @@ def blames_values(error: BaseException) -> bool:
 
 
 def why(error: BaseException) -> str:
-    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return values.text(first, 300)
+    return values.text(one_line(error), 300)
 
 
 def sift(probe: Any, batch: dict[str, Sequence]) -> Verdict | None:
@@ -157,7 +156,7 @@ def _repair(column: str, value: Any) -> Any:
         if -limit <= value < limit:
             return value
     elif (isinstance(value, float) and math.isfinite(value)
-          and (not column.endswith("_at") or 0 <= value <= LAST_TIME)):
+          and (not column.endswith("_at") or 0 <= value <= values.LAST_TIME)):
         return value
     return NOT_NULL.get(column)
 
@@ -180,6 +179,6 @@ def _storable_rows(probe: Any, name: str, rows: list) -> tuple[list, list[tuple[
 
 def _in_place_of(line: tuple, reason: str) -> tuple:
     job_id, seq, at, _level, _code, _message = line
-    at = at if isinstance(at, float) and 0 <= at <= LAST_TIME else 0.0
+    at = at if isinstance(at, float) and 0 <= at <= values.LAST_TIME else 0.0
     return (job_id, seq, at, "ERROR", None,
             f"A journal line could not be stored ({reason}); it is left out")

@@ -1,15 +1,19 @@
-"""Small SQL helpers for the job kinds: quoting names and values that DuckDB's table
-functions take as literals (their options cannot all be bound as parameters)."""
+"""Small SQL helpers: quoting names, and values as literals where DuckDB takes no parameter
+(table functions' and COPY's options, a query sent whole through Quack)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 from collections.abc import Callable
+from decimal import Decimal
+from numbers import Integral, Real
 from typing import Any
 
 from jobobs.model.errors import JobobsError
 
+DECIMAL_DIGITS = 38  # the most digits a DuckDB DECIMAL holds
 _TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+(\s*,\s*\d+)?\s*\))?(\[\])?$")
 
 
@@ -29,14 +33,53 @@ def table_name(name: str) -> str:
 
 
 def literal(value: object) -> str:
-    """A SQL literal for a string, number, boolean or None."""
+    """A SQL literal of ``value``, by its type (never by its text), holding exactly the
+    value DuckDB gets when it is bound as a parameter: None, bool, int, float (NaN and the
+    infinities too), Decimal, str, datetime, date, time, timedelta, and lists of these.
+    Numbers are in parentheses, so ``10-`` and ``-5`` never make the comment ``10--5``."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    if isinstance(value, Integral):
+        return f"({int(value)})"
+    if isinstance(value, Decimal) and value.is_finite():
+        return _decimal(value)
+    if isinstance(value, (Real, Decimal)):
+        # DuckDB parses text to DOUBLE exactly; a number in SQL goes through DECIMAL first
+        return f"(CAST({_text(repr(float(value)))} AS DOUBLE))"
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dt.datetime):
+        kind = "TIMESTAMPTZ" if value.tzinfo is not None else "TIMESTAMP"
+        return f"{kind} {_text(value.isoformat(sep=' '))}"
+    if isinstance(value, dt.date):
+        return f"DATE {_text(value.isoformat())}"
+    if isinstance(value, dt.time):
+        return f"TIME {_text(value.isoformat())}"
+    if isinstance(value, dt.timedelta):
+        return f"to_microseconds({value // dt.timedelta(microseconds=1)})"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    raise JobobsError(f"a value of type {type(value).__name__} cannot be written as SQL")
+
+
+def _text(text: str) -> str:
+    """A string literal; a NUL, which SQL text cannot hold, is spliced in with chr(0)."""
+    if "\x00" in text:
+        return "(" + " || chr(0) || ".join(_text(part) for part in text.split("\x00")) + ")"
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _decimal(value: Decimal) -> str:
+    """A finite Decimal as a DECIMAL of its own width and scale (DuckDB's widest holds 38
+    digits; a wider one is a DOUBLE, as DuckDB binds it)."""
+    _, digits, exponent = value.as_tuple()
+    scale = max(-int(exponent), 0)
+    width = max(len(digits) + int(exponent), 0) + scale
+    if width > DECIMAL_DIGITS:
+        return f"(CAST({_text(repr(float(value)))} AS DOUBLE))"
+    return f"(CAST({_text(format(value, 'f'))} AS DECIMAL({max(width, 1)}, {scale})))"
 
 
 def column_type(name: str, sql_type: str) -> str:

@@ -1,6 +1,14 @@
-"""The one place that touches the database file: opening and migrating it, writing batches
-(job rows, transitions, journal lines, rejects, handled commands) in one transaction,
-recording control requests, reading rows back, and retention.
+"""The job database file and the runtime's records in it: opening and migrating it, writing
+the runtime's batches (job rows, transitions, journal lines, rejects, handled commands) in
+one transaction, recording control requests, reading rows back, and retention.
+
+It is not the only writer. On the same file, through ``Store.transaction`` or a cursor of
+their own: the job kinds write their data (staging and target tables, rejects in bulk,
+exports' runs and watermarks; ``steps`` describes those that commit with a checkpoint); the
+runtime applies and deletes the ``job_reports`` of jobs on Dask workers. Through Quack,
+from other processes: a client of a server records submissions and requests in
+``job_commands``; a job on a Dask worker appends its ``job_reports``, and writes its
+import's inbox table and its export's runs.
 
 Writes run under one lock on one connection; readers use a cursor per thread
 (``Store.reader``). Rows arrive with times as epoch seconds and are stored as naive UTC
@@ -19,8 +27,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from jobobs.access.endpoint import in_use
 from jobobs.db import schema
+from jobobs.db.endpoint import in_use
 from jobobs.db.schema import JOB_COLUMNS, TRANSITION_COLUMNS
 from jobobs.model.errors import JobNotFound, JobobsError, RuntimeClosed
 from jobobs.model.rows import JOURNAL_COLUMNS, REJECT_COLUMNS

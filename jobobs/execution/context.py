@@ -10,7 +10,8 @@ from typing import Any
 
 import duckdb
 
-from jobobs.db.ledger import JobRow, Ledger
+from jobobs.db.ledger import JobRow
+from jobobs.execution.sinks import JobSink
 from jobobs.model import values
 from jobobs.model.errors import (
     CancelInterrupt,
@@ -19,15 +20,14 @@ from jobobs.model.errors import (
     ShutdownInterrupt,
     TooManyRejects,
 )
-from jobobs.model.rows import raw_of, render, to_json
+from jobobs.model.rows import COUNTERS, raw_of, render, to_json
 
-COUNTERS = ("total", "processed", "succeeded", "rejected", "warnings", "doubles", "duplicates")
 INTERRUPTS = {"pause": PauseInterrupt, "cancel": CancelInterrupt, "shutdown": ShutdownInterrupt}
 
 
-class Control:
-    """What a job should honour at its next safe point: a person's pause or cancel, and the
-    runtime's shutdown.
+class Interrupts:
+    """The requests a running job honours at its next safe point: a person's pause or
+    cancel, and the runtime's shutdown.
 
     A cancel outranks a pause, and both outrank a shutdown (the person asked first); a
     shutdown is kept apart so that withdrawing a pause never drops it. Once the job has
@@ -60,6 +60,10 @@ class Control:
             self.taken = self.pending
             return self.taken
 
+    def reached(self) -> None:
+        """Called as the job calls a checkpoint, before the checkpoint looks for a request
+        (``jobobs.testing`` asks for one here, at the checkpoint a test names)."""
+
 
 class JobLog:
     """The job's journal, with logging's method names: ``ctx.log.info("read %d rows", n)``.
@@ -69,19 +73,18 @@ class JobLog:
 
     def __init__(self, ctx: JobContext):
         self._ctx = ctx
-        self._line = ctx._ledger.line
-        self._job_id = ctx.job_id
+        self._line = ctx._sink.line
 
     def write(self, level: str, message: str, code: str | None = None) -> int:
         if level in ("WARNING", "ERROR"):
             self._ctx._warned()
-        return self._line(self._job_id, level, message, code)
+        return self._line(level, message, code)
 
     def debug(self, message: object, *args: object, code: str | None = None) -> int:
-        return self._line(self._job_id, "DEBUG", render(message, args), code)
+        return self._line("DEBUG", render(message, args), code)
 
     def info(self, message: object, *args: object, code: str | None = None) -> int:
-        return self._line(self._job_id, "INFO", render(message, args), code)
+        return self._line("INFO", render(message, args), code)
 
     def warning(self, message: object, *args: object, code: str | None = None) -> int:
         return self.write("WARNING", render(message, args), code)
@@ -101,7 +104,7 @@ class JobContext:
     """
 
     def __init__(
-        self, row: JobRow, *, ledger: Ledger, control: Control, clock: Callable[[], float],
+        self, row: JobRow, *, sink: JobSink, interrupts: Interrupts, clock: Callable[[], float],
         resume_state: Any = None, max_rejects: int | None = None,
         checkpoint_interval: float = 0.0,
     ):
@@ -111,8 +114,8 @@ class JobContext:
         self.max_rejects = max_rejects
         self.checkpoint_interval = checkpoint_interval
         self._row = row
-        self._ledger = ledger
-        self._control = control
+        self._sink = sink
+        self._interrupts = interrupts
         self._clock = clock
         self._explicit_succeeded = False
         self._segment = (clock(), row.progress_current or 0.0)
@@ -145,8 +148,8 @@ class JobContext:
         longer text (defaults to the reason). With ``warning=True`` the record is kept as
         a warning and does not count toward the limit.
         """
-        seq = self._ledger.reject(
-            self.job_id, kind="warning" if warning else "error",
+        seq = self._sink.reject(
+            kind="warning" if warning else "error",
             source=values.optional_text(source, values.PATH_LIMIT),
             line_no=_count("line", line),
             column_name=values.optional_text(column, values.NAME_LIMIT),
@@ -158,7 +161,7 @@ class JobContext:
         if warning:
             self._warned()
             return seq
-        with self._ledger.lock:  # the job's threads may reject at the same time
+        with self._sink.lock:  # the job's threads may reject at the same time
             rejected = self._row.rejected + 1
             self._row.set(rejected=rejected, **self._succeeded(rejected=rejected))
         if self.max_rejects is not None and rejected > self.max_rejects:
@@ -201,17 +204,12 @@ class JobContext:
         self._explicit_succeeded = self._explicit_succeeded or "succeeded" in counters
         self._row.set(**counted)
 
-    @property
-    def eta(self) -> float | None:
-        """Estimated finish time (epoch seconds), or None before any progress."""
-        return self._row.eta_at
-
     # -- safe point -------------------------------------------------------------
 
     @property
     def stop_requested(self) -> str | None:
         """The pending request (pause, cancel, shutdown) that the next checkpoint will honour."""
-        return self._control.pending
+        return self._interrupts.pending
 
     def checkpoint(self, state: Any = None,
                    atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
@@ -235,11 +233,12 @@ class JobContext:
         ``steps`` are such writes described as data (see ``jobobs.db.steps``): the way a job
         on a Dask worker commits them.
         """
+        self._interrupts.reached()
         if atomic is not None or steps:
             self._save_with(state, atomic, steps)
         elif state is not None:
             self._state = state
-        request = self._control.take() if self._control.pending else None
+        request = self._interrupts.take() if self._interrupts.pending else None
         now = self._clock()
         if atomic is None and not steps:
             if request or durable:
@@ -257,7 +256,7 @@ class JobContext:
     def _save_with(self, state: Any,
                    atomic: Callable[[duckdb.DuckDBPyConnection], None] | None,
                    steps: Sequence[dict[str, Any]]) -> None:
-        con = self._ledger.connection()
+        con = self._sink.connection()
         running = threading.Lock()
         active = [False]
 
@@ -284,7 +283,7 @@ class JobContext:
     def check_interrupt(self) -> None:
         """Raise DuckDB's InterruptException if a request is pending: call it after each
         statement of an ``interruptible`` block, for a request that came between two."""
-        if self._control.pending:
+        if self._interrupts.pending:
             raise duckdb.InterruptException("a pause, cancel or shutdown was requested")
 
     @contextmanager
@@ -297,47 +296,47 @@ class JobContext:
         request that comes between two statements is not seen by DuckDB: call
         ``check_interrupt()`` after each.
         """
-        if self._control.pending:
+        if self._interrupts.pending:
             self.checkpoint()
-        self._control.listeners.append(interrupt)
+        self._interrupts.listeners.append(interrupt)
         try:
             yield
         except duckdb.InterruptException:
-            if not self._control.pending:
+            if not self._interrupts.pending:
                 raise
             self.checkpoint()
         finally:
-            self._control.listeners.remove(interrupt)
+            self._interrupts.listeners.remove(interrupt)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of the job's own to the job database (on a Dask worker, the
         server's database through Quack: queries on its tables work as in the server)."""
-        return self._ledger.cursor()
+        return self._sink.cursor()
 
     @property
     def remote(self) -> bool:
         """True when the job runs on a Dask worker and reports to the server through Quack."""
-        return self._ledger.remote
+        return self._sink.remote
 
     def on_server(self, query: str) -> str:
         """``query`` as a table expression that runs whole where the job database is (on
         a Dask worker, on the server: a filter or count does not pull the rows)."""
-        return self._ledger.on_server(query)
+        return self._sink.on_server(query)
 
     def handoff(self, start: int) -> str | None:
         """On a Dask worker whose scratch folder the server reads too: a file there for
         rows from ``start`` on (faster than sending them through Quack); else None."""
-        return self._ledger.handoff(start)
+        return self._sink.handoff(start)
 
     def staging(self, name: str) -> str:
         """The qualified name of a job's staging table: in the job database, or on a Dask
         worker in the job's scratch database (in the folder workers share)."""
-        return self._ledger.staging(name)
+        return self._sink.staging(name)
 
     def reserve_rejects(self, count: int) -> int:
         """Number ``count`` rejects the job writes itself in SQL (in a checkpoint's atomic
         step); return the number before the first. Counters are the job's to set."""
-        return self._ledger.reserve_rejects(self.job_id, count)
+        return self._sink.reserve_rejects(count)
 
     def save(self, now: float | None = None,
              atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
@@ -352,7 +351,7 @@ class JobContext:
         try:
             # Set under the flush lock, so no other flush writes this checkpoint without
             # the rows of its atomic step.
-            self._ledger.flush(atomic=atomic, steps=steps,
+            self._sink.flush(atomic=atomic, steps=steps,
                                prepare=lambda: row.set(checkpoint=saved, checkpoint_at=now))
         except BaseException:
             if atomic is not None or steps:  # its rows are rolled back: so is the state
@@ -371,7 +370,7 @@ class JobContext:
             saved = json.dumps(
                 {"state": state, "counters": self.counters,
                  "progress": [row.progress_current, row.progress_total],
-                 "reject_seq": self._ledger.reject_seq(self.job_id)}, allow_nan=False,
+                 "reject_seq": self._sink.reject_seq()}, allow_nan=False,
             )
         except (TypeError, ValueError) as error:
             raise JobobsError(f"checkpoint state must be JSON-serializable: {error}") from None

@@ -1,8 +1,12 @@
-"""The runtime's control thread: it carries out requests from ``job_commands`` (control
-requests and submissions from other processes), flushes what the jobs reported, beats the
-heartbeat of running jobs, fails jobs that hang, and purges old history.
+"""The runtime's control loop, on its own thread: it carries out the requests in the
+``job_commands`` table (start, pause, resume, cancel, and submissions from other
+processes), flushes what the jobs reported, beats the heartbeat of running jobs, fails
+jobs that hang, and purges old history.
 
-A mixin of ``Runtime``: it works on the runtime's ledger, store, queue and executions.
+A pause or cancel of a running job is carried out here: the job's status becomes
+``pausing`` or ``canceling`` (``jobobs.model.requests.EFFECTS``) and its run's
+``interrupts`` are asked; the job stops at its next checkpoint
+(``JobContext.checkpoint``) and its executor ends the run (``Runtime.end_run``).
 """
 
 from __future__ import annotations
@@ -10,11 +14,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-from jobobs.model.errors import JobNotFound
-from jobobs.model.requests import plan
-from jobobs.model.states import Status
+from jobobs.execution.submissions import submit_spec
+from jobobs.model.errors import JobNotFound, one_line
+from jobobs.model.requests import effect
+from jobobs.model.states import Ending, Outcome, Status
+
+if TYPE_CHECKING:
+    from jobobs.execution.runtime import Runtime
 
 log = logging.getLogger("jobobs.execution.runtime")
 PURGE_EVERY = 3600.0  # seconds between retention purges while a runtime runs
@@ -42,8 +50,7 @@ class Repeated:
             self.logged_at = now
         elif now - self.logged_at >= self.every:
             self.logger.error("jobobs: %s (%d times so far; the last: %s)", self.what,
-                              self.count, str(error).splitlines()[0] if str(error) else
-                              type(error).__name__)
+                              self.count, one_line(error))
             self.logged_at = now
 
     def recovered(self) -> None:
@@ -56,33 +63,48 @@ class Repeated:
 
 
 class ControlLoop:
-    """What the control thread does; the attributes are the Runtime's."""
+    """The control thread of one runtime."""
 
-    ledger: Any
-    store: Any
-    _executions: dict[int, Any]
+    def __init__(self, runtime: Runtime):
+        self.rt = runtime
+        self._handled: set[int] = set()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="jobobs-control", daemon=True)
+        self._thread.start()
 
-    def _control_loop(self) -> None:
+    def wake(self) -> None:
+        """Look at the requests now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float) -> None:
+        """Carry out no more requests; wait up to ``timeout`` for the thread to end."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        rt = self.rt
         last_flush = last_beat = 0.0
         last_purge = time.monotonic()
         trouble = Repeated(log, "the control loop hit an error; it carries on")
-        while not self._control_stop.is_set():
-            self._wake.wait(trouble.delay(self.poll_interval))
+        while not self._stop.is_set():
+            self._wake.wait(trouble.delay(rt.poll_interval))
             self._wake.clear()
             now = time.monotonic()
             try:
-                if not self._closed.is_set():
+                if not rt.closed:
                     self._apply_pending()
-                if now - last_beat >= self.heartbeat_interval:
+                if now - last_beat >= rt.heartbeat_interval:
                     self._beat()
                     self._watch()
                     last_beat = now
-                if now - last_flush >= self.flush_interval:
-                    self.ledger.flush()
-                    self._notify()
+                if now - last_flush >= rt.flush_interval:
+                    rt.ledger.flush()
+                    rt.notify_waiters()
                     last_flush = now
-                if self.retention is not None and now - last_purge >= PURGE_EVERY:
-                    self.purge(self.retention)
+                if rt.retention is not None and now - last_purge >= PURGE_EVERY:
+                    rt.purge(rt.retention)
                     last_purge = now
             except Exception as error:
                 trouble.failed(error)
@@ -94,110 +116,114 @@ class ControlLoop:
         submissions for at most SUBMIT_BUDGET seconds (and SUBMITS_PER_TICK), so a flood of
         submissions never holds a pause back; the rest wait for the next tick, which
         comes at once."""
-        pending = self.store.pending_commands(limit=SUBMITS_PER_TICK)
+        pending = self.rt.store.pending_commands(limit=SUBMITS_PER_TICK)
         full = len(pending) == SUBMITS_PER_TICK
         if not full:  # all of them: forget the ones written
-            self._handled &= {command[0] for command in pending}
+            self._handled &= {request[0] for request in pending}
         deadline = time.monotonic() + SUBMIT_BUDGET
-        fresh = [command for command in pending if command[0] not in self._handled]
-        for command in fresh:
-            if command[2] == "submit" and time.monotonic() > deadline:
+        fresh = [request for request in pending if request[0] not in self._handled]
+        for request in fresh:
+            if request[2] == "submit" and time.monotonic() > deadline:
                 break
-            self._apply(*command)
+            self._apply(*request)
         else:
             if not (full and fresh):  # more may wait past this page: look again at once
                 return
         self._wake.set()  # submissions held back: the next tick comes at once
 
-    def _apply(self, command_id: int, job_id: int | None, command: str, by: str,
+    def _apply(self, request_id: int, job_id: int | None, request: str, by: str,
                spec: str | None) -> None:
-        """Carry out one request; its outcome is written back to the commands table."""
-        if command_id in self._handled:
+        """Carry out one request; its outcome is written back to the requests' table."""
+        if request_id in self._handled:
             return
-        if command == "submit":
-            self._handled.add(command_id)
-            self._submit_request(command_id, spec, by)
+        if request == "submit":
+            self._handled.add(request_id)
+            self._submission(request_id, spec, by)
             return
-        outcome = self._carry_out(job_id, command, by)
+        outcome = self._carry_out(job_id, request, by)
         if outcome is None:  # not yet: the next poll tries again
             return
-        self._handled.add(command_id)
-        self.ledger.handled(command_id, outcome)
-        self._notify()
+        self._handled.add(request_id)
+        self.rt.ledger.handled(request_id, outcome)
+        self.rt.notify_waiters()
 
-    def _submit_request(self, command_id: int, spec: str | None, by: str) -> None:
+    def _submission(self, request_id: int, spec: str | None, by: str) -> None:
         """A submission from another process: the job and the request's outcome are
         written in the same transaction."""
-        from jobobs.access.submissions import submit_spec
-
+        ledger = self.rt.ledger
         try:
-            handle = submit_spec(self, spec, actor=by)
+            handle = submit_spec(self.rt, spec, actor=by)
         except Exception as error:  # a bad spec is refused; the runtime carries on
-            self.ledger.handled(command_id, f"refused: {error}")
+            ledger.handled(request_id, f"refused: {error}")
         else:
-            self.ledger.handled(command_id, self.ledger.status(handle.id).value,
-                                job_id=handle.id)
-        self._notify()
+            ledger.handled(request_id, ledger.status(handle.id).value, job_id=handle.id)
+        self.rt.notify_waiters()
 
     def _watch(self) -> None:
         """Fail the jobs that show no sign of life for ``stall_timeout`` seconds."""
-        if self.stall_timeout is None:
+        rt = self.rt
+        if rt.stall_timeout is None:
             return
-        now, moment = self.clock(), time.monotonic()
-        stalled = []
-        with self.ledger.lock:
-            for job_id, execution in list(self._executions.items()):
-                row = self.ledger.rows.get(job_id)
+        now, moment = rt.clock(), time.monotonic()
+        message = (f"No sign of life for {rt.stall_timeout:g} s (no progress, journal "
+                   "line or checkpoint): the job is failed and its worker thread "
+                   "abandoned; another worker takes its place")
+        stalled = 0
+        with rt.ledger.lock:
+            for job_id, run in list(rt.runs.items()):
+                row = rt.ledger.rows.get(job_id)
                 last = max(row.updated_at or 0.0 if row else 0.0,
-                           self.ledger.last_line_at.get(job_id, 0.0))
-                if (now - last > self.stall_timeout
-                        and moment - execution.started > self.stall_timeout):
-                    execution.abandoned = True
-                    execution.control.ask("cancel")  # should it ever reach a safe point
-                    self._executions.pop(job_id)
-                    stalled.append(job_id)
-        for job_id in stalled:
-            message = (f"No sign of life for {self.stall_timeout:g} s (no progress, journal "
-                       "line or checkpoint): the job is failed and its worker thread "
-                       "abandoned; another worker takes its place")
-            self.ledger.line(job_id, "ERROR", message)
-            self._set_status(job_id, Status.FAILED, "runtime", "hung", error=message)
-            worker = threading.Thread(target=self._work, daemon=True,
-                                      name=f"jobobs-worker-{len(self._threads)}")
-            self._threads.append(worker)
-            worker.start()
+                           rt.ledger.last_line_at.get(job_id, 0.0))
+                if (now - last > rt.stall_timeout
+                        and moment - run.started > rt.stall_timeout):
+                    run.interrupts.ask("cancel")  # should it ever reach a safe point
+                    rt.end_run(run, Outcome(Ending.FAILED, error=message, detail=message))
+                    run.abandoned = True
+                    stalled += 1
+        for _ in range(stalled):
+            rt.slots.add()
 
     def _beat(self) -> None:
-        now = self.clock()
-        with self.ledger.lock:
-            for job_id, execution in list(self._executions.items()):
-                row = self.ledger.rows.get(job_id)
-                if row is not None and not execution.remote:  # a worker's reports beat
+        rt = self.rt
+        now = rt.clock()
+        with rt.ledger.lock:
+            for job_id, run in list(rt.runs.items()):
+                row = rt.ledger.rows.get(job_id)
+                if row is not None and not run.remote:  # a worker's reports beat for it
                     row.set(heartbeat_at=now)
 
-    def _carry_out(self, job_id: int, command: str, by: str) -> str | None:
+    def _carry_out(self, job_id: int, request: str, by: str) -> str | None:
+        rt, ledger = self.rt, self.rt.ledger
         try:
-            with self.ledger.lock:  # a job's status and its execution change together
-                status = self.ledger.status(job_id)
-                execution = self._executions.get(job_id)
+            with ledger.lock:  # a job's status and its run change together
+                status = ledger.status(job_id)
+                run = rt.runs.get(job_id)
         except JobNotFound:
             return "ignored: no such job"
-        step = plan(command, status, execution is not None)
-        if step is not None and step.to is Status.RUNNING and execution is not None:
-            with execution.control.lock:  # withdraw a pause the job has not taken yet
-                if execution.control.taken or execution.remote:
+        found = effect(request, status, run is not None)
+        if found is not None and found.to is Status.RUNNING and run is not None:
+            with run.interrupts.lock:  # withdraw a pause the job has not taken yet
+                if run.interrupts.taken or run.remote:
                     return None  # it is stopping (on a worker, it may be): resume once paused
-                if self._set_status(job_id, step.to, by, step.reason, expect=status):
-                    execution.control.request = None  # the pause; a shutdown stays
-                    self.ledger.line(job_id, "INFO", step.journal.format(by=by))
-                    return step.to.value
-        if step is None or not self._set_status(job_id, step.to, by, step.reason,
-                                                expect=status):
-            return f"ignored: the job is {self.ledger.status(job_id).value}"
-        if step.to is Status.QUEUED:
-            self._queue.put(job_id)
-        elif execution is not None and step.to in (Status.PAUSING, Status.CANCELING):
-            execution.control.ask("pause" if step.to is Status.PAUSING else "cancel")
-        if step.journal:
-            self.ledger.line(job_id, "INFO", step.journal.format(by=by))
-        return step.to.value
+                if self._transition(job_id, found.to, by, found.reason, expect=status):
+                    run.interrupts.request = None  # the pause; a shutdown stays
+                    ledger.line(job_id, "INFO", found.journal.format(by=by))
+                    return found.to.value
+        if found is None or not self._transition(job_id, found.to, by, found.reason,
+                                                 expect=status):
+            return f"ignored: the job is {ledger.status(job_id).value}"
+        if found.to is Status.QUEUED:
+            rt.slots.put(job_id)
+        elif run is not None and found.to in (Status.PAUSING, Status.CANCELING):
+            run.interrupts.ask("pause" if found.to is Status.PAUSING else "cancel")
+        if found.journal:
+            ledger.line(job_id, "INFO", found.journal.format(by=by))
+        return found.to.value
+
+    def _transition(self, job_id: int, status: Status, by: str, reason: str,
+                    expect: Status) -> bool:
+        if not self.rt.ledger.try_transition(job_id, status, actor=by, reason=reason,
+                                             expect=expect):
+            return False
+        self.rt.notify_waiters()
+        return True

@@ -1,140 +1,104 @@
-"""The runtime: a pool of worker threads that runs jobs and records everything they do.
+"""The runtime: it queues jobs, runs them on an executor and records everything they do.
 
 One ``Runtime`` owns a database file (DuckDB allows one writing process). It queues
-submitted jobs, runs them on at most ``workers`` threads, carries out control requests
-from the ``job_commands`` table at each job's next safe point, flushes journal lines,
-rejects and progress in batches, beats a heartbeat, and on start recovers jobs left
-active by a process that is gone.
+submitted jobs; each of its slot threads claims a queued job and hands the run to its
+executor (threads of this process by default, or a Dask cluster), which ends it through
+``end_run``. Its control loop (``jobobs.execution.loop``) carries out requests from the
+``job_commands`` table at each job's next safe point and flushes journal lines, rejects
+and progress in batches. On start it recovers jobs left active by a process that is gone.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import queue
-import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from jobobs.db.ledger import JobRow, Ledger
+from jobobs.db.ledger import Ledger
 from jobobs.db.store import Store
-from jobobs.execution import lifecycle as process
-from jobobs.execution import recovery
-from jobobs.execution.context import Control, JobContext
+from jobobs.execution import lifecycle
+from jobobs.execution.executors import HOST, Executor, ThreadExecutor
 from jobobs.execution.handle import JobHandle, JobInfo
-from jobobs.execution.logbridge import capture_logging, release_logging, running
+from jobobs.execution.logbridge import capture_logging, release_logging
 from jobobs.execution.loop import ControlLoop
+from jobobs.execution.runs import Run
+from jobobs.execution.slots import Slots
 from jobobs.model import values
-from jobobs.model.definition import JobFunction, as_job, resolve
-from jobobs.model.errors import (
-    IllegalTransition,
-    JobInterrupt,
-    JobNotFound,
-    JobobsError,
-    RuntimeClosed,
-    TooManyRejects,
-)
+from jobobs.model.definition import JobFunction, as_job
+from jobobs.model.errors import IllegalTransition, JobNotFound, RuntimeClosed
 from jobobs.model.requests import check_request, current_user
-from jobobs.model.states import ACTIVE, Status
+from jobobs.model.states import ACTIVE, Ending, Outcome, Status
 
 log = logging.getLogger(__name__)
-HOST = socket.gethostname()
-# Where a job that stopped at a safe point ends, by the status it was in then.
-STOPPED = {Status.PAUSING: Status.PAUSED, Status.CANCELING: Status.CANCELED}
-STOP_REASONS = {
-    Status.PAUSED: "paused at a checkpoint",
-    Status.CANCELED: "canceled at a checkpoint",
-    Status.SHUTDOWN: "the runtime stopped; the job stopped at a checkpoint and Start resumes "
-                     "it from there",
-}
 
 
-class _Execution:
-    """A job on a worker thread: its control request and its context."""
-
-    def __init__(self, job_id: int):
-        self.job_id = job_id
-        self.started = time.monotonic()
-        self.abandoned = False  # hung past the stall timeout: failed, its thread let go
-        self.ended = False  # failed by the runtime (a value it reported cannot be stored)
-        self.remote = False  # on a Dask worker: the thread follows it
-        self.control = Control()
-        self.ctx: JobContext | None = None
-
-
-class Runtime(ControlLoop):
-    """Runs jobs on threads of this process and records them in a DuckDB file.
+class Runtime:
+    """Runs jobs and records them in a DuckDB file.
 
     >>> rt = Runtime("jobs.duckdb", workers=4)      # doctest: +SKIP
     >>> job = rt.submit(score_customers)            # doctest: +SKIP
     >>> rt.wait(job.id).status                      # doctest: +SKIP
     <Status.FINISHED: 'finished'>
+
+    ``workers`` jobs run at once on threads of this process, or, with an ``executor``
+    (``jobobs.dask.executor.DaskExecutor``), as many as it has capacity for (or
+    ``workers``) on a Dask cluster.
     """
 
     def __init__(
-        self, path: str = "jobs.duckdb", workers: int = 4, *, actor: str | None = None,
-        flush_interval: float = 0.1, poll_interval: float = 0.05, heartbeat: float = 1.0,
-        shutdown_timeout: float = 4.0,
+        self, path: str = "jobs.duckdb", workers: int | None = None, *,
+        actor: str | None = None, flush_interval: float = 0.1, poll_interval: float = 0.05,
+        heartbeat: float = 1.0, shutdown_timeout: float = 4.0,
         retention: timedelta | None = None, handle_signals: bool | None = None,
         log_level: int | None = logging.INFO, clock: Callable[[], float] = time.time,
         export_dirs: list[str] | None = None, stall_timeout: float | None = None,
-        executor: Any = None,
+        executor: Executor | None = None,
     ):
-        if workers < 1:
+        if workers is not None and workers < 1:
             raise ValueError("workers must be at least 1")
+        self.executor: Executor = executor or ThreadExecutor(workers or 4)
+        self.workers = workers or self.executor.capacity()
         self.id = uuid.uuid4().hex[:12]
         self.clock = clock
         self.actor = actor or current_user()
-        self.workers = workers
         self.flush_interval, self.poll_interval = flush_interval, poll_interval
         self.heartbeat_interval = heartbeat
         self.shutdown_timeout = shutdown_timeout
         # a job with no progress, journal line or checkpoint for this long is failed and
-        # its worker thread abandoned (a thread cannot be stopped); another takes its place
+        # its slot thread abandoned (a thread cannot be stopped); another takes its place
         self.stall_timeout = stall_timeout
         # exports may write only under these folders (None: anywhere, for a script's own
         # runtime; a server sets them, since its clients name the paths)
         self.export_dirs = None if export_dirs is None else [os.path.abspath(d)
                                                              for d in export_dirs]
-        # None: jobs run on this process's threads; a DaskExecutor: on a Dask cluster, each
-        # thread following one job there (see jobobs.dask.executor)
-        self.executor = executor
-        process.claim(path)
+        self.retention = retention
+        self.role = "the runtime"  # as errors name it ("the server" when one serves it)
+        lifecycle.claim(path)
         self.store = Store(path)
         self.ledger = Ledger(self.store, clock)
         self.ledger.on_unstorable = self._unstorable
-        self._queue: queue.Queue[int | None] = queue.Queue()
-        self._executions: dict[int, _Execution] = {}
+        # the runs under way, by job id; changed with their job's status, under the
+        # ledger's lock
+        self.runs: dict[int, Run] = {}
         self._changed = threading.Condition()
-        self._wake = threading.Event()
         self._closed = threading.Event()
-        self._control_stop = threading.Event()
         self._close_lock = threading.Lock()
-        self._handled: set[int] = set()
-        if self.store.has_reports():
-            from jobobs.dask import executor as dispatch
-
-            dispatch.recover(self.ledger)
-        self.recovered = recovery.recover(self.ledger)
-        self.retention = retention
+        self.recovered = self.executor.recover(self.ledger)
         if retention is not None:
             self.purge(retention)
         capture_logging(log_level)
-        self._threads = [
-            threading.Thread(target=self._work, name=f"jobobs-worker-{n}", daemon=True)
-            for n in range(workers)
-        ]
-        self._control = threading.Thread(target=self._control_loop, name="jobobs-control",
-                                         daemon=True)
-        for thread in [*self._threads, self._control]:
-            thread.start()
-        process.register(self, handle_signals)
+        self.slots = Slots(self.workers, self._take)
+        self.loop = ControlLoop(self)
+        lifecycle.register(self, handle_signals)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
 
     # -- the public API ---------------------------------------------------------
 
@@ -147,7 +111,7 @@ class Runtime(ControlLoop):
         Like everything the runtime records, the job is written within ``flush_interval``;
         call ``flush()`` before telling another process about it.
         """
-        if self._closed.is_set():
+        if self.closed:
             raise RuntimeClosed()
         definition = as_job(fn)
         max_rejects = definition.max_rejects
@@ -161,8 +125,8 @@ class Runtime(ControlLoop):
             parent_id=None if parent is None else values.bigint("parent", parent, minimum=1),
         )
         if start:
-            self._queue.put(row.id)
-        self._wake.set()
+            self.slots.put(row.id)
+        self.loop.wake()
         return JobHandle(self, row.id, row.name)
 
     def flush(self) -> None:
@@ -184,12 +148,12 @@ class Runtime(ControlLoop):
 
     def request(self, job_id: int, command: str, *, by: str | None = None) -> int:
         """Record a control request (IllegalRequest if the job's status forbids it)."""
-        if self._closed.is_set():
+        if self.closed:
             raise RuntimeClosed()
         check_request(job_id, command, self.ledger.status(job_id))
         by = values.name(by or self.actor, "actor")
         command_id = self.store.request(job_id, command, by=by, now=self.clock())
-        self._wake.set()
+        self.loop.wake()
         return command_id
 
     def job(self, job_id: int) -> JobInfo:
@@ -249,39 +213,30 @@ class Runtime(ControlLoop):
     def _close(self, timeout: float, before_store_closes: Callable[[], None] | None) -> None:
         deadline = time.monotonic() + timeout
         try:
-            self._control_stop.set()  # no request is carried out from here on
-            self._wake.set()
-            self._control.join(timeout)
-            for job_id in self._drain_queue():
-                self._set_status(job_id, Status.SHUTDOWN, "runtime", "the runtime stopped",
-                                 expect=Status.QUEUED)
+            self.loop.stop(timeout)  # no request is carried out from here on
+            for job_id in self.slots.drain():
+                self.ledger.try_transition(job_id, Status.SHUTDOWN, actor="runtime",
+                                           reason="the runtime stopped", expect=Status.QUEUED)
             with self.ledger.lock:
-                executions = list(self._executions.values())
-            for execution in executions:
-                execution.control.ask("shutdown")
-            for _ in self._threads:
-                self._queue.put(None)
-            for thread in self._threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
+                runs = list(self.runs.values())
+            for run in runs:
+                run.interrupts.ask("shutdown")
+            self.slots.stop(deadline)
             with self.ledger.lock:
-                stuck = list(self._executions)
-            for job_id in stuck:
-                late = ("the runtime stopped and the job did not reach a safe point within "
-                        f"{timeout} s")
-                if not self._set_status(job_id, Status.CANCELED, "runtime",
-                                        f"{late}; the cancel is complete",
-                                        expect=Status.CANCELING):
-                    self._set_status(job_id, Status.SHUTDOWN, "runtime", late)
+                stuck = list(self.runs.values())
+            for run in stuck:
+                self.end_run(run, Outcome.cut_short(
+                    f"the runtime stopped and the job did not reach a safe point within "
+                    f"{timeout} s"))
             self.ledger.flush()
         finally:
             try:
-                if self.executor is not None:
-                    self.executor.close()
+                self.executor.close()
                 if before_store_closes is not None:
                     before_store_closes()
             except Exception:
                 log.exception("jobobs: stopping the executor or the endpoint failed")
-            process.unregister(self)
+            lifecycle.unregister(self)
             release_logging()
             self.store.close()
 
@@ -291,27 +246,32 @@ class Runtime(ControlLoop):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- workers ------------------------------------------------------------------
+    # -- slots, runs and their ends --------------------------------------------------------
 
-    def _work(self) -> None:
-        while (job_id := self._queue.get()) is not None:
-            if self._closed.is_set():
-                self._set_status(job_id, Status.SHUTDOWN, "runtime", "the runtime stopped",
-                                 expect=Status.QUEUED)
-                continue
-            try:
-                if self._execute(job_id):
-                    return  # abandoned as hung, and replaced: this thread is one too many
-            except RuntimeClosed:  # a job that outlived close(); it was recorded as shutdown
-                log.debug("jobobs: job %s ended after the runtime closed", job_id)
-            except Exception:  # the runtime must outlive any single job
-                log.exception("jobobs: job %s could not be recorded", job_id)
-            finally:
-                self._notify()
+    def _take(self, job_id: int) -> bool:
+        """On a slot thread: claim a queued job and launch it on the executor, which
+        returns once the run has ended. True if the run was abandoned as hung (the thread
+        has been replaced and ends)."""
+        if self.closed:
+            self.ledger.try_transition(job_id, Status.SHUTDOWN, actor="runtime",
+                                       reason="the runtime stopped", expect=Status.QUEUED)
+            return False
+        try:
+            run = self._claim(job_id)
+            if run is not None:
+                self.executor.launch(self, run)
+                return run.abandoned
+        except RuntimeClosed:  # a job that outlived close(); it was recorded as shutdown
+            log.debug("jobobs: job %s ended after the runtime closed", job_id)
+        except Exception:  # the runtime must outlive any single job
+            log.exception("jobobs: job %s could not be recorded", job_id)
+        finally:
+            self.notify_waiters()
+        return False
 
-    def _execute(self, job_id: int) -> bool:
-        """Run one job; True if it was abandoned as hung while it ran."""
-        execution = _Execution(job_id)
+    def _claim(self, job_id: int) -> Run | None:
+        """Move a queued job to ``running`` as this runtime's run, restored to its last
+        checkpoint; None if it is no longer queued (paused, canceled meanwhile)."""
         with self.ledger.lock:
             try:
                 self.ledger.transition(
@@ -320,148 +280,70 @@ class Runtime(ControlLoop):
                     worker=threading.current_thread().name,
                     run_count=self.ledger.row(job_id).run_count + 1,
                 )
-            except (IllegalTransition, JobNotFound):  # paused, canceled or refused meanwhile
-                return False
-            self._executions[job_id] = execution
-            if self._closed.is_set():  # close() took its list of executions before this one
-                execution.control.ask("shutdown")
-        self._notify()
-        started = self.clock()
-        row = self.ledger.row(job_id)
-        if self.executor is not None:
-            return self._execute_remote(execution, row)
+            except (IllegalTransition, JobNotFound):
+                return None
+            row = self.ledger.row(job_id)
+            run = self.runs[job_id] = Run(row, None, self.clock())
+            if self.closed:  # close() took its list of runs before this one
+                run.interrupts.ask("shutdown")
+        self.notify_waiters()
         try:
-            spec = json.loads(row.spec or "{}")
-            definition = resolve(spec.get("function", ""))
-            ctx = execution.ctx = self._context(row, spec, execution.control)
+            run.checkpoint = self.ledger.restore(row)
         except Exception as error:
-            self._end(execution, Status.FAILED, started, error=error)
-            return False
-        try:
-            with running(ctx, definition.fn.__module__):  # its and its threads' logging
-                definition.fn(ctx, *spec.get("args", []), **spec.get("kwargs", {}))
-        except JobInterrupt:
-            with self.ledger.lock:  # no request can change the status while we decide
-                status = STOPPED.get(self.ledger.status(job_id), Status.SHUTDOWN)
-                self._end(execution, status, started, STOP_REASONS[status])
-        except BaseException as error:
-            self._end(execution, Status.FAILED, started, error=error)
-        else:
-            self._end(execution, Status.FINISHED, started)
-        return execution.abandoned
+            self.end_run(run, Outcome.failed(error))
+            return None
+        run.resume_state = run.checkpoint["state"] if run.checkpoint else None
+        return run
 
-    def _execute_remote(self, execution: _Execution, row: JobRow) -> bool:
-        from jobobs.dask.executor import RemoteRun
-
-        execution.remote = True
-        try:
-            checkpoint = self._restore(row)
-        except Exception as error:
-            self._end(execution, Status.FAILED, self.clock(), error=error)
-            return False
-        RemoteRun(self, self.executor, execution).run(row, checkpoint)
-        return execution.abandoned
-
-    def _context(self, row: JobRow, spec: dict[str, Any], control: Control) -> JobContext:
-        """The job's context, restored to its last checkpoint when it ran before."""
-        checkpoint = self._restore(row)
-        self.ledger.line(row.id, "INFO", f"Job started (run {row.run_count}) on {HOST} "
-                         f"pid {os.getpid()} {threading.current_thread().name}")
-        return JobContext(
-            row, ledger=self.ledger, control=control, clock=self.clock,
-            resume_state=checkpoint["state"] if checkpoint else None,
-            max_rejects=spec.get("max_rejects"),
-            checkpoint_interval=spec.get("checkpoint_interval", 0.0),
-        )
-
-    def _restore(self, row: JobRow) -> dict[str, Any] | None:
-        """On a run after the first: the counters of the last checkpoint back on the row,
-        and the rejects recorded after it discarded; return the checkpoint."""
-        checkpoint = json.loads(row.checkpoint) if row.checkpoint else None
-        if row.run_count > 1:
-            keep = checkpoint["reject_seq"] if checkpoint else 0
-            dropped = self.ledger.rewind(row.id, keep)
-            counters = checkpoint["counters"] if checkpoint else {}
-            current, total = checkpoint["progress"] if checkpoint else (None, None)
-            row.set(**{name: counters.get(name) or 0 for name in
-                       ("processed", "succeeded", "rejected", "warnings", "doubles",
-                        "duplicates")},
-                    total=counters.get("total"), progress_current=current,
-                    progress_total=total, eta_at=None)
-            saved_at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row.checkpoint_at or 0))
-            where = (f"the checkpoint of {saved_at} UTC" if checkpoint
-                     else "the beginning (no checkpoint was saved)")
-            note = f"; {dropped} rejects recorded after it were discarded" if dropped else ""
-            self.ledger.line(row.id, "INFO", f"Resuming from {where}{note}")
-        return checkpoint
-
-    def _end(self, execution: _Execution, status: Status, started: float,
-             reason: str | None = None, error: BaseException | None = None,
-             level: str = "INFO") -> None:
-        job_id, ctx = execution.job_id, execution.ctx
-        if execution.abandoned:  # it was failed as hung; what it did since is not its end
-            log.warning("jobobs: job %s came back after it was abandoned as hung", job_id)
-            return
-        if execution.ended:  # failed by the runtime while it ran
-            return
-        row = self.ledger.row(job_id)
-        took = max(0.0, self.clock() - started)
-        changed: dict[str, Any] = {"active_seconds": (row.active_seconds or 0.0) + took}
-        if error is not None:
-            message = getattr(error, "summary", None) or f"{type(error).__name__}: {error}"
-            changed["error"] = reason = values.text(message)
-            if isinstance(error, TooManyRejects):
-                self.ledger.line(job_id, "ERROR", f"Too many rejects: {error.rejected} "
-                                 f"(the limit is {error.limit}); the job stops")
-            elif isinstance(error, JobobsError):  # an error we worded: one clear line
-                self.ledger.line(job_id, "ERROR", str(error))
-            else:
-                self.ledger.line(job_id, "ERROR", "".join(
-                    traceback.format_exception(type(error), error, error.__traceback__)).rstrip())
-        elif status is Status.FINISHED and (ctx is not None or execution.remote):
-            self.ledger.line(job_id, "INFO", f"End of job ({row.processed} processed in "
-                             f"{took:.1f}s)")
-            if row.has_warning:
-                self.ledger.line(job_id, "WARNING", "End of job with warning(s)")
-        elif reason:
-            self.ledger.line(job_id, level, reason[0].upper() + reason[1:])
-        with self.ledger.lock:
-            self._executions.pop(job_id, None)
-            self._set_status(job_id, status, "runtime", reason, **changed)
+    def end_run(self, run: Run, outcome: Outcome) -> None:
+        """Record how a run ended (every executor ends its runs here): the job's status
+        from the outcome and the status it is in now (``Outcome.status``), its active
+        time, and its journal line. A run already ended (failed as hung, or for a value
+        it reported that cannot be stored) keeps that end."""
+        job_id, ledger = run.job_id, self.ledger
+        with ledger.lock:  # no request can change the status while we decide
+            if run.abandoned:
+                log.warning("jobobs: job %s came back after it was abandoned as hung", job_id)
+                return
+            if run.ended:
+                return
+            run.ended = True
+            self.runs.pop(job_id, None)
+            row = ledger.row(job_id)
+            status = outcome.status(Status(row.status))
+            reason = outcome.reason(status)
+            took = max(0.0, self.clock() - run.began)
+            changed: dict[str, Any] = {"active_seconds": (row.active_seconds or 0.0) + took}
+            if outcome.ending is Ending.FAILED:
+                changed["error"] = reason = values.text(outcome.error or "failed")
+                ledger.line(job_id, "ERROR", outcome.detail or reason)
+            elif outcome.ending is Ending.FINISHED:
+                ledger.line(job_id, "INFO", f"End of job ({row.processed} processed in "
+                            f"{took:.1f}s)")
+                if row.has_warning:
+                    ledger.line(job_id, "WARNING", "End of job with warning(s)")
+            elif reason:
+                level = "WARNING" if outcome.ending is Ending.CUT_SHORT else "INFO"
+                ledger.line(job_id, level, reason[0].upper() + reason[1:])
+            ledger.try_transition(job_id, status, actor="runtime", reason=reason, **changed)
+        self.notify_waiters()
 
     def _unstorable(self, job_id: int, reason: str) -> None:
         """Fail a job that reported a value the database cannot store; it stops at its
         next checkpoint, and what it does until then is not recorded as its end."""
+        message = f"{reason}; the job fails"
         with self.ledger.lock:
-            execution = self._executions.pop(job_id, None)
-            if execution is not None:
-                execution.ended = True
-                execution.control.ask("cancel")
-        self.ledger.line(job_id, "ERROR", f"{reason}; the job fails")
-        self._set_status(job_id, Status.FAILED, "runtime", "a value could not be stored",
-                         error=reason)
+            run = self.runs.get(job_id)
+            if run is not None:
+                run.interrupts.ask("cancel")
+                self.end_run(run, Outcome(Ending.FAILED, error=reason, detail=message))
+                return
+        self.ledger.line(job_id, "ERROR", message)
+        self.ledger.try_transition(job_id, Status.FAILED, actor="runtime",
+                                   reason="a value could not be stored", error=reason)
+        self.notify_waiters()
 
-    def _set_status(self, job_id: int, status: Status, actor: str, reason: str | None,
-                    expect: Status | None = None, **values: Any) -> bool:
-        try:
-            self.ledger.transition(job_id, status, actor=actor, reason=reason, expect=expect,
-                                   **values)
-        except (IllegalTransition, JobNotFound) as error:
-            log.debug("jobobs: %s", error)
-            return False
-        self._notify()
-        return True
-
-    def _notify(self) -> None:
+    def notify_waiters(self) -> None:
+        """Wake the callers of ``wait`` and ``run_until_idle`` to look again."""
         with self._changed:
             self._changed.notify_all()
-
-    def _drain_queue(self) -> list[int]:
-        drained = []
-        while True:
-            try:
-                job_id = self._queue.get_nowait()
-            except queue.Empty:
-                return drained
-            if job_id is not None:
-                drained.append(job_id)

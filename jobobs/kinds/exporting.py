@@ -27,9 +27,9 @@ from typing import Any
 
 import duckdb
 
-from jobobs.access import readonly
-from jobobs.db import files, quack
+from jobobs.db import files, quack, readonly
 from jobobs.db.sql import StatementProgress, clear, ident, literal, table_name
+from jobobs.execution import submissions
 from jobobs.execution.context import JobContext
 from jobobs.kinds import watermarks
 from jobobs.model.definition import job
@@ -480,3 +480,6 @@ def submit(rt: Any, to: str, *, name: str | None = None, actor: str | None = Non
     within = confine(checked.to, getattr(rt, "export_dirs", None))
     return rt.submit(export_job, asdict(checked), name=name or f"export {os.path.basename(to)}",
                      actor=actor, **({} if within is None else {"within": within}))
+
+
+submissions.register("export", submit)

@@ -30,7 +30,10 @@ import duckdb
 from jobobs.db import files
 from jobobs.db.sql import StatementProgress, clear, ident, literal, table_name
 from jobobs.db.steps import INBOX_PREFIX, write_rows
+from jobobs.execution import submissions
 from jobobs.execution.context import JobContext
+from jobobs.kinds.exporting import confine
+from jobobs.kinds.onepass import OnePass
 from jobobs.kinds.rawlines import keep_raw_bytes, located_rows
 from jobobs.kinds.sources import (
     ImportOptions,
@@ -376,8 +379,6 @@ class Import:
 
     def one_pass_import(self, files: list[str], state: dict[str, Any]) -> None:
         """No key and all or nothing: read straight into the target (see onepass.py)."""
-        from jobobs.kinds.onepass import OnePass
-
         self.ctx.log.info("--- Read the input ---")
         columns = state.get("columns") or self.choose_columns(files)
         self.columns = columns
@@ -455,8 +456,6 @@ class Import:
             drop = f"DROP TABLE IF EXISTS {ident(self.inbox)}"
             con.execute(f"FROM {self.ctx.on_server(drop)}")
         if self.in_one_pass:
-            from jobobs.kinds.onepass import OnePass
-
             OnePass(self).drop()
 
 
@@ -491,8 +490,9 @@ def submit(rt: Any, source: str | list[str], table: str, *, name: str | None = N
     checked = ImportOptions(source=source, table=table, **options)
     within = None
     if checked.dataset is not None:  # written like an export's file
-        from jobobs.kinds.exporting import confine
-
         within = confine(checked.dataset, getattr(rt, "export_dirs", None))
     return rt.submit(import_job, asdict(checked), name=name or f"import {table}", parent=parent,
                      actor=actor, **({} if within is None else {"within": within}))
+
+
+submissions.register("import", submit)

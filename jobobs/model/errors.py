@@ -16,7 +16,7 @@
     └── ShutdownInterrupt            the runtime is shutting down
 
 JobInterrupt derives from BaseException so that a job's own ``except Exception`` does not
-swallow a pause or a cancel.
+swallow a pause or a cancel. ``one_line`` gives any error as the one line a message shows.
 """
 
 from __future__ import annotations
@@ -86,3 +86,13 @@ class CancelInterrupt(JobInterrupt):
 
 class ShutdownInterrupt(JobInterrupt):
     pass
+
+
+def one_line(error: BaseException | str) -> str:
+    """The first line of an error's text that is not blank, stripped; for an error with no
+    text, its type's name (for text with none, "")."""
+    text = error if isinstance(error, str) else str(error)
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return "" if isinstance(error, str) else type(error).__name__

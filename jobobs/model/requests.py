@@ -1,9 +1,9 @@
-"""Control requests: what each command does to a job in each status.
+"""Control requests: what each request does to a job in each status.
 
-Pause, resume, cancel and start are requests (rq's ``command.py`` is the model): any
-client records one in ``job_commands`` and the runtime that owns the job carries it out,
-recording the transition; a running job stops at its next safe point. ``PLANS`` is the
-one table of what a request leads to; a status missing from it refuses the request.
+Start, pause, resume and cancel are requests (rq's ``command.py`` is the model): any
+client records one in the ``job_commands`` table and the runtime that owns the job carries
+it out, recording the transition; a running job stops at its next safe point. ``EFFECTS``
+is the one table of what a request leads to; a status missing from it refuses the request.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from jobobs.model.errors import IllegalRequest
 from jobobs.model.states import EXECUTING, Status
 
 
-class Plan(NamedTuple):
+class Effect(NamedTuple):
     to: Status
     reason: str
     journal: str | None  # a journal line, formatted with ``by``
@@ -24,21 +24,21 @@ class Plan(NamedTuple):
 
 S = Status
 _RESUME = {
-    S.EDITING: Plan(S.QUEUED, "start requested", None),
-    S.PAUSED: Plan(S.QUEUED, "resume requested", None),
-    S.SHUTDOWN: Plan(S.QUEUED, "resume requested", None),
-    S.PAUSING: Plan(S.RUNNING, "resumed before it reached a safe point",
+    S.EDITING: Effect(S.QUEUED, "start requested", None),
+    S.PAUSED: Effect(S.QUEUED, "resume requested", None),
+    S.SHUTDOWN: Effect(S.QUEUED, "resume requested", None),
+    S.PAUSING: Effect(S.RUNNING, "resumed before it reached a safe point",
                     "Pause withdrawn by {by}"),
 }
-_CANCELED = Plan(S.CANCELED, "canceled", "Canceled by {by}")
-_CANCELING = Plan(S.CANCELING, "cancel requested",
+_CANCELED = Effect(S.CANCELED, "canceled", "Canceled by {by}")
+_CANCELING = Effect(S.CANCELING, "cancel requested",
                   "Cancel requested by {by}; the job stops at its next checkpoint")
-PLANS: dict[str, dict[Status, Plan]] = {
+EFFECTS: dict[str, dict[Status, Effect]] = {
     "start": _RESUME,
     "resume": _RESUME,
     "pause": {
-        S.QUEUED: Plan(S.PAUSED, "paused before it started", "Paused by {by} before it started"),
-        S.RUNNING: Plan(S.PAUSING, "pause requested",
+        S.QUEUED: Effect(S.PAUSED, "paused before it started", "Paused by {by} before it started"),
+        S.RUNNING: Effect(S.PAUSING, "pause requested",
                         "Pause requested by {by}; the job stops at its next checkpoint"),
     },
     "cancel": {
@@ -48,16 +48,16 @@ PLANS: dict[str, dict[Status, Plan]] = {
 }
 del S
 
-COMMANDS = tuple(PLANS)
-ACCEPTS: dict[str, frozenset[Status]] = {c: frozenset(plans) for c, plans in PLANS.items()}
+REQUESTS = tuple(EFFECTS)
+ACCEPTS: dict[str, frozenset[Status]] = {r: frozenset(effects) for r, effects in EFFECTS.items()}
 
 
-def check_request(job_id: int, command: str, status: Status | str) -> None:
-    """Raise IllegalRequest unless a job in ``status`` accepts ``command``."""
-    if command not in PLANS:
-        raise ValueError(f"unknown command {command!r}; use one of {', '.join(COMMANDS)}")
-    if Status(status) not in PLANS[command]:
-        raise IllegalRequest(job_id, command, Status(status).value)
+def check_request(job_id: int, request: str, status: Status | str) -> None:
+    """Raise IllegalRequest unless a job in ``status`` accepts ``request``."""
+    if request not in EFFECTS:
+        raise ValueError(f"unknown request {request!r}; use one of {', '.join(REQUESTS)}")
+    if Status(status) not in EFFECTS[request]:
+        raise IllegalRequest(job_id, request, Status(status).value)
 
 
 def current_user() -> str:
@@ -68,10 +68,10 @@ def current_user() -> str:
         return getpass.getuser()
 
 
-def plan(command: str, status: Status, executing_here: bool) -> Plan | None:
-    """What ``command`` does now, or None. A job that executes is acted on only by the
+def effect(request: str, status: Status, executing_here: bool) -> Effect | None:
+    """What ``request`` does now, or None. A job that executes is acted on only by the
     runtime running it (``executing_here``)."""
-    step = PLANS.get(command, {}).get(status)
-    if step is None or (status in EXECUTING and not executing_here):
+    found = EFFECTS.get(request, {}).get(status)
+    if found is None or (status in EXECUTING and not executing_here):
         return None
-    return step
+    return found

@@ -1,8 +1,9 @@
-"""Journal lines and rejects as plain records, and the small functions that shape them.
+"""Journal lines and rejects as plain records, the small functions that shape them, and
+the names of a job's counters.
 
 A journal line is data first (structlog's processors are the model): it is built as a
-tuple, passed through ``PROCESSORS``, and only written, in batches, at the end.
-Standard library only.
+tuple, passed through ``process`` (its code split out, its text made storable), and only
+written, in batches, at the end. Standard library only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ import re
 from typing import Any, NamedTuple
 
 from jobobs.model import values
+
+# A job's counters (``ctx.count``'s names, and columns of the jobs table). Each starts at 0
+# and is never NULL, except ``total``, which stays unknown (None) until a job says it.
+COUNTERS = ("total", "processed", "succeeded", "rejected", "warnings", "doubles", "duplicates")
 
 LEVELS: dict[str, int] = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 
@@ -93,13 +98,9 @@ def storable(code: str | None, message: str) -> tuple[str | None, str]:
     return values.optional_text(code, values.NAME_LIMIT), values.text(message, values.LINE_LIMIT)
 
 
-PROCESSORS = (split_code, storable)
-
-
 def process(code: str | None, message: str) -> tuple[str | None, str]:
-    for processor in PROCESSORS:
-        code, message = processor(code, message)
-    return code, message
+    """A journal line's code and message as stored: the code split out, then made storable."""
+    return storable(*split_code(code, message))
 
 
 def to_json(value: Any) -> str:

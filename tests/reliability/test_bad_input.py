@@ -13,6 +13,8 @@ from jobobs.access.client import acknowledged
 from jobobs.dashboard.joblist import JobList
 from jobobs.model.errors import JobobsError
 
+pytestmark = pytest.mark.slow
+
 COLUMNS = {"id": "BIGINT", "name": "VARCHAR"}
 
 
@@ -170,7 +172,7 @@ def test_api_calls(client):
         (lambda: client.pause(987654), "job 987654 does not exist"),
         (lambda: client.cancel(done), "cannot cancel a job that is 'finished'"),
         (lambda: client.resume(done), "cannot resume a job that is 'finished'"),
-        (lambda: client.request(done, "explode"), "unknown command"),
+        (lambda: client.request(done, "explode"), "unknown request"),
         (lambda: client.sql("DROP TABLE jobs"), "DROP statement"),
         (lambda: client.sql("EXPLAIN ANALYZE DELETE FROM jobs"), "cannot be EXPLAIN ANALYZE"),
         (lambda: client.sql("SELECT 1; SELECT 2"), "one statement, not 2"),
@@ -183,7 +185,7 @@ def test_api_calls(client):
     for call, pattern in calls:
         try:
             refused(call, pattern)
-        except ValueError as error:  # an unknown command is a programming error
+        except ValueError as error:  # an unknown request is a programming error
             assert re.search(pattern, str(error))
     client.cancel(running)
     assert client.wait(running, progress=False, timeout=30).status.value == "canceled"

@@ -10,9 +10,11 @@ import pytest
 from serving import Server, cli, listening, plain_duckdb, wait_status
 
 import jobobs
-from jobobs.access import endpoint
+from jobobs.db import endpoint
 from jobobs.model.errors import JobobsError
 from jobobs.testing import wait_until
+
+pytestmark = pytest.mark.slow
 
 
 def ended_or_ready(server: Server) -> int | None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import duckdb
 
-from jobobs.model.errors import JobobsError, QueryRefused
+from jobobs.model.errors import JobobsError, QueryRefused, one_line
 
 TABLE_FUNCTIONS = frozenset({
     "range", "generate_series", "unnest", "repeat", "json_each", "json_tree",
@@ -90,7 +90,7 @@ def _statements(query: str) -> list[Any]:
     try:
         return duckdb.extract_statements(query)
     except duckdb.Error as error:
-        raise JobobsError(str(error).splitlines()[0]) from None
+        raise JobobsError(one_line(error)) from None
 
 
 def _explained(text: str) -> str:

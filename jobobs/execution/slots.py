@@ -1,0 +1,55 @@
+"""The runtime's slots: the threads that take queued jobs, one at a time each, and the queue
+they take them from."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+
+class Slots:
+    """``count`` threads, each calling ``take(job_id)`` for the next queued job; a thread
+    ends when ``take`` returns True (it was abandoned with a hung job, and replaced)."""
+
+    def __init__(self, count: int, take: Callable[[int], bool]):
+        self._take = take
+        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        for _ in range(count):
+            self.add()
+
+    def put(self, job_id: int) -> None:
+        """Queue a job for the next free slot."""
+        self._queue.put(job_id)
+
+    def add(self) -> None:
+        """One more slot thread (one replaces each thread abandoned with a hung job)."""
+        thread = threading.Thread(target=self._run, daemon=True,
+                                  name=f"jobobs-worker-{len(self._threads)}")
+        self._threads.append(thread)
+        thread.start()
+
+    def drain(self) -> list[int]:
+        """Take the jobs no slot has taken yet off the queue."""
+        drained = []
+        while True:
+            try:
+                job_id = self._queue.get_nowait()
+            except queue.Empty:
+                return drained
+            if job_id is not None:
+                drained.append(job_id)
+
+    def stop(self, deadline: float) -> None:
+        """Let each thread end once its job has (waiting until ``deadline``, monotonic)."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run(self) -> None:
+        while (job_id := self._queue.get()) is not None:
+            if self._take(job_id):
+                return

@@ -1,0 +1,80 @@
+"""How a runtime carries out a submission: the JSON spec another process records in
+``job_commands`` (see ``jobobs.access.submissions``, which writes them).
+
+The runtime that owns the file creates the job and writes the request's outcome (the job's
+id, or why it was refused) in the same transaction. The spec is checked here too, since
+any SQL client can write one:
+
+    {"kind": "python", "name": ..., "function": "module:qualname", "args": [], "kwargs": {}}
+    {"kind": "import", "name": ..., "parent": null, "options": {"source": ..., ...}}
+    {"kind": "export", "name": ..., "options": {"to": ..., "query": ..., ...}}
+
+Python jobs are this layer's own; the other kinds register how they are submitted
+(``register``) when their module is imported (``jobobs.kinds``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from jobobs.execution.handle import JobHandle
+from jobobs.model import values
+from jobobs.model.definition import JobFunction, resolve
+from jobobs.model.errors import JobDefinitionError
+
+if TYPE_CHECKING:
+    from jobobs.execution.runtime import Runtime
+
+# kind -> fn(runtime, *, name, actor, [parent,] **options) -> JobHandle
+SUBMITTERS: dict[str, Callable[..., JobHandle]] = {}
+
+
+def register(kind: str, submit: Callable[..., JobHandle]) -> None:
+    """Let submissions of ``kind`` reach ``submit`` (called with the spec's options)."""
+    SUBMITTERS[kind] = submit
+
+
+def kinds() -> tuple[str, ...]:
+    return ("python", *SUBMITTERS)
+
+
+def submit_spec(rt: Runtime, spec: str | dict[str, Any] | None, *,
+                actor: str | None = None) -> JobHandle:
+    """Submit the job a spec describes to the runtime ``rt``; return its handle."""
+    if isinstance(spec, str):
+        values.sized("job spec", spec, values.SPEC_LIMIT)
+        try:
+            spec = json.loads(spec)
+        except ValueError as error:
+            raise JobDefinitionError(f"the job spec is not JSON ({error})") from None
+    if not isinstance(spec, dict) or spec.get("kind") not in kinds():
+        raise JobDefinitionError(f"a job spec is a JSON object whose kind is one of "
+                                 f"{', '.join(kinds())}")
+    name = spec.get("name")
+    if name is not None and not isinstance(name, str):
+        raise JobDefinitionError("the job's name must be text")
+    if spec["kind"] == "python":
+        args, kwargs = spec.get("args", []), spec.get("kwargs", {})
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise JobDefinitionError("args must be a JSON array and kwargs a JSON object")
+        return rt.submit(_function(rt, str(spec.get("function"))), *args, name=name,
+                         actor=actor, **kwargs)
+    options = spec.get("options")
+    if not isinstance(options, dict):
+        raise JobDefinitionError(f"an {spec['kind']} spec needs its options as a JSON object")
+    parent = spec.get("parent")
+    if parent is not None:
+        options = {**options, "parent": values.bigint("parent", parent, minimum=1)}
+    return SUBMITTERS[spec["kind"]](rt, name=name, actor=actor, **options)
+
+
+def _function(rt: Runtime, path: str) -> JobFunction:
+    try:
+        return resolve(path)
+    except JobDefinitionError:  # again, saying who could not: the submitter may be another
+        # process, with other modules installed
+        return resolve(path, by=f"{rt.role} (pid {os.getpid()} on {socket.gethostname()})")
