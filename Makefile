@@ -1,11 +1,13 @@
 # `make demo` and `make test` each set everything up (a .venv with the project and its test
-# dependencies) and run. `make bench` prints the benchmarks' figures and ratios.
+# dependencies) and run. `make test` runs the fast set (tests not marked slow, a few minutes);
+# `make test-all` adds the slow ones (kill loop, soak, Dask, browser, notebooks), as CI does.
+# `make bench` prints the benchmarks' figures and ratios.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench soak lint clean
+.PHONY: demo test test-all bench soak lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +19,10 @@ demo: $(STAMP)
 	$(BIN)/jobobs demo --db demo.duckdb
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -16,6 +16,8 @@ from serving import Server, env, free_port, open_page, wait_status
 import jobobs
 from jobobs.access.users import set_password
 
+pytestmark = pytest.mark.slow
+
 SHOTS = Path(__file__).parents[1] / "screenshots"
 
 

@@ -101,6 +101,7 @@ def test_run_says_this_command_could_not_import_the_function_without_a_server(db
     assert "No module named 'no_such_module_here'" in result.stderr
 
 
+@pytest.mark.slow
 def test_run_says_the_server_could_not_import_the_function(server, folder):
     result = jobobs_command("run", "edgejobs:echo", "--db", server.db, cwd=folder)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -109,6 +110,7 @@ def test_run_says_the_server_could_not_import_the_function(server, folder):
     assert "this command can import it" in result.stderr
 
 
+@pytest.mark.slow
 def test_run_through_a_server_that_can_import_what_this_command_cannot(server, tmp_path):
     # jobs.py is on the server's path (tests/serving.py), not on this command's
     result = subprocess.run([JOBOBS, "run", "jobs:steps", "3", "delay=0", "--db", server.db,
@@ -120,6 +122,7 @@ def test_run_through_a_server_that_can_import_what_this_command_cannot(server, t
 
 # -- 9. a database another process owns ----------------------------------------------------
 
+@pytest.mark.slow
 def test_a_runtime_on_a_database_a_server_owns_says_how_to_connect(server):
     with pytest.raises(JobobsError) as caught:
         jobobs.Runtime(server.db, handle_signals=False)
@@ -158,6 +161,7 @@ def statements(sql: str) -> list[str]:
     return [s.strip() for s in re.split(r";\s*(?:\n|$)", sql) if s.strip()]
 
 
+@pytest.mark.slow
 def test_the_readmes_plain_duckdb_example_join_runs_on_the_server(server, tmp_path):
     with jobobs.connect(server.db) as client:
         done = client.submit("jobs:steps", 3, 0.0)

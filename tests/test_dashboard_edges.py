@@ -172,6 +172,7 @@ def _select(page, name):
     expect(page.locator("h3", has_text=name)).to_be_visible(timeout=30_000)
 
 
+@pytest.mark.slow
 def test_the_journal_shows_the_exception_and_the_whole_traceback_on_click(
         browser, served, remote):
     job_id = remote.submit("jobs:boom", name="broken-for-edges")
@@ -190,6 +191,7 @@ def test_the_journal_shows_the_exception_and_the_whole_traceback_on_click(
     page.context.close()
 
 
+@pytest.mark.slow
 def test_the_banner_says_paused_once_the_pause_is_done(browser, served, remote):
     job_id = remote.submit("jobs:talker", 400, 0.05, name="pause-banner")
     wait_status(remote, job_id, "running")
@@ -203,6 +205,7 @@ def test_the_banner_says_paused_once_the_pause_is_done(browser, served, remote):
     page.context.close()
 
 
+@pytest.mark.slow
 def test_the_analytics_page_groups_failures_and_shows_a_traceback_on_click(
         browser, served, remote):
     for row in (41, 42, 43):

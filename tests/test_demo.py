@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 from serving import Server
 
 import jobobs
@@ -41,6 +42,7 @@ def check_outcomes(con, demo_db):
     assert (folder / "orders_2026.csv.gz").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_the_served_demo_shows_every_status_within_a_minute(tmp_path):
     db = str(tmp_path / "demo.duckdb")
     server = Server(db, workers=3, command="demo",

@@ -189,6 +189,7 @@ def test_watermark_show_list_and_reset_on_the_file(db, tmp_path):
         assert info.succeeded == 3
 
 
+@pytest.mark.slow
 def test_watermark_reset_through_a_server_and_refused_to_an_analyst(tmp_path):
     db = str(tmp_path / "jobs.duckdb")
     server = Server(db, "--export-dir", str(tmp_path)).wait_ready()

@@ -14,6 +14,8 @@ import pytest
 import jobobs
 from jobobs import Status
 
+pytestmark = pytest.mark.slow
+
 TESTS = Path(__file__).parent
 ROWS = 600_000
 

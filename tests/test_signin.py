@@ -36,6 +36,7 @@ def passwd(*args: str, password: str) -> subprocess.CompletedProcess:
 
 # --- the users file -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_passwd_writes_an_owner_only_file_with_a_hash_and_never_the_password(tmp_path):
     path = str(tmp_path / "users.json")
     done = passwd("ann", "--role", "operator", "--users", path, password="correct horse")
@@ -91,6 +92,7 @@ def test_serve_refuses_plain_text_passwords(tmp_path):
     assert "'ann'" in line and "plain text" in line and f"jobobs passwd ann --users {path}" in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o620, 0o604])
 def test_serve_refuses_a_users_file_others_may_read_or_write(tmp_path, mode):
     path = str(tmp_path / "users.json")
@@ -280,6 +282,7 @@ def test_a_sign_in_posted_from_another_site_is_refused(server):
                in server.output(), timeout=30, message="the log line")
 
 
+@pytest.mark.slow
 def test_repeated_failures_are_throttled_per_address_and_never_lock_a_user_out_elsewhere(
         server):
     for _ in range(5):
@@ -293,6 +296,7 @@ def test_repeated_failures_are_throttled_per_address_and_never_lock_a_user_out_e
                in server.output(), timeout=30, message="the log line")
 
 
+@pytest.mark.slow
 def test_sign_ins_in_a_burst_are_throttled_too(server):
     """Sign-ins are checked one at a time: twenty at once cannot all try a password."""
     from concurrent.futures import ThreadPoolExecutor
@@ -305,6 +309,7 @@ def test_sign_ins_in_a_burst_are_throttled_too(server):
 
 # --- in Chromium --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_signing_in_and_out_in_a_browser(browser, server):
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     page = context.new_page()

@@ -108,6 +108,7 @@ def dask_server(tmp_path_factory):
     assert server.stop(timeout=30) == 0, server.output()
 
 
+@pytest.mark.slow
 def test_logging_in_threads_reaches_the_journal_on_a_dask_worker(dask_server):
     _, client = dask_server
     job_id = client.submit("thread_jobs:pooled_logging")

@@ -10,6 +10,8 @@ from serving import Server, cli
 import jobobs
 from jobobs.model.errors import JobobsError
 
+pytestmark = pytest.mark.slow
+
 TARGETS = [
     "../elsewhere/out.csv",            # up and out
     "sub/../../elsewhere/out.csv",     # up and out, in the middle

@@ -11,6 +11,8 @@ from serving import Server, plain_duckdb
 
 import jobobs
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def tiny(tmp_path):

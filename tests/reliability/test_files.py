@@ -16,6 +16,8 @@ from jobobs.model.errors import JobobsError
 from jobobs.model.states import Status
 from jobobs.testing import wait_until
 
+pytestmark = pytest.mark.slow
+
 
 def mode(path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)

@@ -19,6 +19,8 @@ from serving import Server, free_port
 
 import jobobs
 
+pytestmark = pytest.mark.slow
+
 ROWS = 60_000
 EXPORTED = 200_000
 

@@ -1,25 +1,32 @@
 """A bounded soak on loopback: 50 jobs running at once, 10 dashboard sessions in headless
-Chromium and 2 notebook-style clients polling, against one real server. No error, journal
-lines reach a client within a second, and the server's memory stays flat after warm-up.
+Chromium and 2 notebook-style clients polling, against one real server. No error, every job
+runs the whole time, clients see journal lines arrive and each job's journal holds every line
+once and in order, and the server's memory stays flat after warm-up. The journal's lag to a
+client is printed (``make soak``), not bounded: a loaded machine is slower, not wrong.
 
-``JOBOBS_SOAK_SECONDS`` sets the length (20 s in ``make test``, 600 s in ``make soak``).
+``JOBOBS_SOAK_SECONDS`` sets the length (20 s in ``make test-all``, 600 s in ``make soak``).
 """
 
 import os
+import re
 import statistics
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 from playwright.sync_api import sync_playwright
 from serving import Server, chromium
 
 import jobobs
 
+pytestmark = pytest.mark.slow
+
 SECONDS = float(os.environ.get("JOBOBS_SOAK_SECONDS", "20"))
 JOBS, SESSIONS, CLIENTS = 50, 10, 2
+STEP = re.compile(r"talking: step (\d+) of")  # a line jobs:talker logs
 
 
 def rss_mb(pid: int) -> float:
@@ -103,7 +110,8 @@ def test_soak(tmp_path):
         stop.set()
         code = server.stop()
     lags = sorted(lag for poller in pollers for lag in poller.lags)
-    p95 = lags[int(0.95 * (len(lags) - 1))] if lags else float("inf")
+    assert lags, "no client saw a journal line arrive"
+    p95 = lags[int(0.95 * (len(lags) - 1))]
     warm = [mb for at, mb in memory if at >= SECONDS * 0.4]
     after_warm_up, end = warm[0], statistics.median(warm[-max(1, len(warm) // 4):])
     print(f"\nsoak {SECONDS:.0f} s: {JOBS} jobs, {SESSIONS} dashboard sessions, {CLIENTS} "
@@ -117,5 +125,18 @@ def test_soak(tmp_path):
     assert "Traceback" not in server.output(), server.output()[-3000:]
     assert statuses == {"running": JOBS}, statuses  # all ran the whole time, none failed
     assert all(count > 0 for count in visible)
-    assert p95 < 1.0
+    with duckdb.connect(server.db, read_only=True) as con:
+        lines = con.execute("SELECT job_id, seq, message FROM journal ORDER BY job_id, seq")
+        journals: dict[int, list[tuple[int, str]]] = {}
+        for job_id, seq, message in lines.fetchall():
+            journals.setdefault(job_id, []).append((seq, message))
+        rejects = con.execute("""
+            SELECT j.id, j.rejected, (SELECT count(*) FROM rejects r WHERE r.job_id = j.id)
+            FROM jobs j ORDER BY j.id""").fetchall()
+    assert len(journals) == JOBS
+    for job_id, journal in journals.items():  # every line once, in order
+        assert [seq for seq, _ in journal] == list(range(1, len(journal) + 1)), job_id
+        steps = [int(m.group(1)) for _, message in journal if (m := STEP.match(message))]
+        assert steps and steps == list(range(1, len(steps) + 1)), (job_id, steps)
+    assert [(job, counted, rows) for job, counted, rows in rejects if counted != rows] == []
     assert end <= after_warm_up * 1.2 + 20  # flat after warm-up

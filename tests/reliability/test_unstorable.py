@@ -15,6 +15,8 @@ from jobobs.model.errors import JobobsError
 from jobobs.model.states import Status
 from jobobs.testing import wait_for_status
 
+pytestmark = pytest.mark.slow
+
 ESCAPED = "caf\\xe9.csv"
 
 
