@@ -6,6 +6,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
+import jobobs.kinds  # noqa: F401 - the job kinds register how a runtime submits them
 from jobobs.access.client import Client, connect
 from jobobs.execution.context import JobContext
 from jobobs.execution.handle import JobHandle, JobInfo
@@ -47,7 +48,8 @@ __all__ = [
 
 # Modules under the names they had before the package was split into layers, so code and
 # notebooks written for them, and job specs stored with their functions' old paths, keep
-# working: ``import jobobs.queries`` gives ``jobobs.access.queries`` itself.
+# working: ``import jobobs.queries`` gives ``jobobs.access.queries`` itself. (``jobobs.job``
+# stays the decorator: the module that held it is ``jobobs.model.definition``.)
 MOVED = {
     "jobobs.analyst": "jobobs.access.analyst",
     "jobobs.analytics": "jobobs.access.analytics",
@@ -63,7 +65,6 @@ MOVED = {
     "jobobs.errors": "jobobs.model.errors",
     "jobobs.files": "jobobs.db.files",
     "jobobs.handle": "jobobs.execution.handle",
-    "jobobs.job": "jobobs.model.definition",
     "jobobs.jobs": "jobobs.kinds",
     "jobobs.jobs.exporting": "jobobs.kinds.exporting",
     "jobobs.jobs.importing": "jobobs.kinds.importing",
@@ -94,15 +95,25 @@ MOVED = {
 }
 
 
+def moved(name: str) -> str | None:
+    """The module an old name stands for (``jobobs.jobs.x`` is ``jobobs.kinds.x``)."""
+    if name in MOVED:
+        return MOVED[name]
+    package, _, last = name.rpartition(".")
+    return f"{MOVED[package]}.{last}" if package in MOVED else None
+
+
 class _Moved(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, name: str, path: object, target: object = None) -> Any:
-        return importlib.util.spec_from_loader(name, self) if name in MOVED else None
+        return importlib.util.spec_from_loader(name, self) if moved(name) else None
 
     def create_module(self, spec: Any) -> ModuleType:
-        return importlib.import_module(MOVED[spec.name])
+        module = importlib.import_module(moved(spec.name))
+        spec.loader_state = module.__spec__  # import sets the alias's: put its own back
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        pass  # the module it stands for is already imported
+        module.__spec__ = module.__spec__.loader_state  # already run under its own name
 
 
 if not any(isinstance(finder, _Moved) for finder in sys.meta_path):

@@ -156,7 +156,8 @@ class Recorder(Numbered):
         current, total = checkpoint["progress"] if checkpoint else (None, None)
         self.row = _Row({
             "id": 1, "name": name, "kind": "python", "status": Status.RUNNING.value,
-            "run_count": 2 if resume is not None else 1, "has_warning": False,
+            "run_count": 2 if resume is not None else 1,
+            "has_warning": resume is not None and resume.has_warning,
             **{c: counters.get(c) or 0 for c in COUNTERS}, "total": counters.get("total"),
             "progress_current": current, "progress_total": total,
             "checkpoint": json.dumps(checkpoint) if checkpoint else None,
@@ -226,8 +227,9 @@ class Recorder(Numbered):
 
     def reject(self, **fields: Any) -> int:
         with self.lock:
-            self.rejects.append(fields)
-            return self.reject_number()
+            seq = self.reject_number()
+            self.rejects.append({"seq": seq, **fields})
+            return seq
 
     def flush(self, atomic: Atomic | None = None, prepare: Callable[[], None] | None = None,
               steps: Sequence[dict[str, Any]] = ()) -> None:
@@ -319,7 +321,11 @@ def wait_for_status(rt: Runtime, job_id: int, *statuses: Status | str,
                     timeout: float = 10.0) -> Status:
     """Wait until the job is in one of ``statuses`` (as the runtime knows it)."""
     wanted = {Status(s) for s in statuses}
-    return wait_until(lambda: rt.status(job_id) in wanted and rt.status(job_id), timeout,
+    def arrived() -> Status | None:
+        status = rt.status(job_id)
+        return status if status in wanted else None
+
+    return wait_until(arrived, timeout,
                       message=f"job {job_id} in {sorted(s.value for s in wanted)}")
 
 

@@ -182,3 +182,13 @@ def far_eta(ctx):
     ctx.progress(0, 10**15)
     ctx.progress(1, 10**15)
     ctx.checkpoint()
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+@jobobs.job(name="unprintable-error")
+def unprintable_error(ctx):
+    raise Unprintable()

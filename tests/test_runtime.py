@@ -375,8 +375,36 @@ def test_a_hung_job_is_failed_and_its_worker_replaced(db):
         assert info.status.value == "failed" and "No sign of life for 0.5 s" in info.error
         assert rt.wait(rt.submit(jobs.steps, 3, 0.0).id, timeout=10).status.value == "finished"
         gate.set()  # the abandoned thread comes back: its job stays failed
-        time.sleep(0.3)
+
+        def workers():
+            return {t for t in threading.enumerate() if t.name.startswith("jobobs-worker")}
+
+        wait_until(lambda: len(workers() - before) == 1, timeout=30,
+                   message="the abandoned thread left when it came back")
         assert rt.job(hung).status.value == "failed"
         assert rt.wait(rt.submit(jobs.steps, 3, 0.0).id, timeout=10).status.value == "finished"
-        alive = {t for t in threading.enumerate() if t.name.startswith("jobobs-worker")}
-        assert len(alive - before) == 1  # the abandoned thread left when it came back
+    reasons = [reason for (reason,) in duckdb.connect(db).execute(
+        "SELECT reason FROM job_transitions WHERE job_id = ? AND to_status = 'failed'",
+        [hung]).fetchall()]
+    assert reasons == ["hung"]
+
+
+def test_a_close_does_not_wait_for_a_thread_abandoned_with_a_hung_job(db):
+    gate = jobs.gate("abandoned")
+    rt = jobobs.Runtime(db, workers=1, handle_signals=False, stall_timeout=0.5,
+                        heartbeat=0.1, shutdown_timeout=60)
+    try:
+        hung = rt.submit(jobs.hold_then_run, "abandoned").id
+        assert rt.wait(hung, timeout=30).status is Status.FAILED
+        started = time.monotonic()
+        rt.close()
+        assert time.monotonic() - started < 30  # it would wait out the 60 s for the thread
+    finally:
+        gate.set()
+        rt.close()
+
+
+def test_a_job_whose_error_cannot_be_shown_still_fails(rt):
+    info = rt.wait(rt.submit(jobs.unprintable_error).id, timeout=30)
+    assert info.status is Status.FAILED
+    assert info.error == "Unprintable: <Unprintable whose text cannot be shown>"

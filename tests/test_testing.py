@@ -80,7 +80,7 @@ def test_what_a_job_reports_is_captured_as_data():
         ("WARNING", "XDT-320029", "Unknown column"),
     ]
     assert result.rejects == [{
-        "kind": "error", "source": None, "line_no": 3, "column_name": "day",
+        "seq": 1, "kind": "error", "source": None, "line_no": 3, "column_name": "day",
         "raw": '{"id": 7}', "record": '{"id": 7}', "reason": "bad date",
         "message": "no such date"}]
     assert result.progress == [(1, 2), (2, 2)]
@@ -119,10 +119,17 @@ def test_a_job_paused_at_a_checkpoint_resumes_from_it():
     assert second.lines == [("INFO", None, f"sum {SUM}")]
     assert second.counters == whole.counters  # restored from the checkpoint, as Start does
     assert second.counters["rejected"] == 2
+    assert [r["seq"] for r in first.rejects] == [1] and [r["seq"] for r in second.rejects] == [2]
 
     alone = run(add_up, 10, resume_state=first.state)  # the state without its counters
     assert alone.state == {"i": 10, "sum": SUM}
     assert alone.counters["rejected"] == 1
+
+
+def test_a_warning_before_a_pause_is_kept_by_the_resumed_run():
+    first = run(chatty, pause_at=2)
+    assert first.status is Status.PAUSED and first.has_warning
+    assert run(chatty, resume=first).has_warning
 
 
 def test_a_cancel_at_a_checkpoint_stops_the_job_there():

@@ -171,15 +171,15 @@ class RemoteRun:
         run.row.set(worker=unclaimed, host=None, pid=None)
         rt.ledger.line(job_id, "INFO", f"Job sent to the Dask cluster at "
                        f"{self.executor.scheduler} (run {run.number})")
-        rt.ledger.flush()  # the worker reads the row, rejects and requests from the database
-        assignment = {
-            "job_id": job_id, "run": run.number, "spec": run.row.spec,
-            "row": run.row.values(), "resume_state": run.resume_state,
-            "reject_seq": rt.ledger.reject_seq(job_id), "unclaimed": unclaimed,
-            "since_command": rt.store.last_command_id(),
-            "flush_interval": max(rt.flush_interval, 0.2),
-        }
         try:
+            rt.ledger.flush()  # the worker reads the row, rejects and requests from the file
+            assignment = {
+                "job_id": job_id, "run": run.number, "spec": run.row.spec,
+                "row": run.row.values(), "resume_state": run.resume_state,
+                "reject_seq": rt.ledger.reject_seq(job_id), "unclaimed": unclaimed,
+                "since_command": rt.store.last_command_id(),
+                "flush_interval": max(rt.flush_interval, 0.2),
+            }
             future = self.executor.submit(assignment,
                                           key=f"jobobs-{rt.id}-{job_id}-{run.number}")
         except Exception as error:

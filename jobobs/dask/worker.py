@@ -266,6 +266,16 @@ class Reporter(Numbered):
             self._sent_at = time.monotonic()
             return batch
 
+    def send_pending(self) -> None:
+        """Send what is pending (a heartbeat if nothing is, once a ``HEARTBEAT`` has passed),
+        unless a checkpoint is being sent: its state goes with its steps."""
+        if not self._flush_lock.acquire(blocking=False):
+            return
+        try:
+            self.send(beat=time.monotonic() - self._sent_at >= HEARTBEAT)
+        finally:
+            self._flush_lock.release()
+
     def _write(self, batch: int, body: dict[str, Any]) -> None:
         """One batch, one row (a retry after a lost reply may write it twice: the server
         applies a batch number once)."""
@@ -322,12 +332,7 @@ class Pump(threading.Thread):
         reporter = self.reporter
         while not self.stopping.wait(self.interval):
             try:
-                # not while a checkpoint is being sent: its state goes with its steps
-                if reporter._flush_lock.acquire(blocking=False):
-                    try:
-                        reporter.send(beat=time.monotonic() - reporter._sent_at >= HEARTBEAT)
-                    finally:
-                        reporter._flush_lock.release()
+                reporter.send_pending()
                 self.poll()
             except Exception:  # the server is gone for good: stop at the next checkpoint
                 if time.monotonic() - reporter.last_contact > GIVE_UP:
@@ -398,5 +403,6 @@ def _run(link: Link, assignment: dict[str, Any], worker: str | None) -> str:
         pump.join()
     reporter.send(end=outcome.to_dict())
     if outcome.ending is Ending.STOPPED:
-        return "canceled" if interrupts.taken == "cancel" else "stopped"
+        request = interrupts.taken or interrupts.pending
+        return "canceled" if request == "cancel" else "stopped"
     return outcome.ending.value

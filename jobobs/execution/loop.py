@@ -168,7 +168,7 @@ class ControlLoop:
         message = (f"No sign of life for {rt.stall_timeout:g} s (no progress, journal "
                    "line or checkpoint): the job is failed and its worker thread "
                    "abandoned; another worker takes its place")
-        stalled = 0
+        stalled = []
         with rt.ledger.lock:
             for job_id, run in list(rt.runs.items()):
                 row = rt.ledger.rows.get(job_id)
@@ -177,11 +177,12 @@ class ControlLoop:
                 if (now - last > rt.stall_timeout
                         and moment - run.started > rt.stall_timeout):
                     run.interrupts.ask("cancel")  # should it ever reach a safe point
-                    rt.end_run(run, Outcome(Ending.FAILED, error=message, detail=message))
+                    rt.end_run(run, Outcome(Ending.FAILED, error=message, detail=message,
+                                            because="hung"))
                     run.abandoned = True
-                    stalled += 1
-        for _ in range(stalled):
-            rt.slots.add()
+                    stalled.append(run.thread)
+        for thread in stalled:
+            rt.slots.replace(thread)
 
     def _beat(self) -> None:
         rt = self.rt

@@ -6,6 +6,7 @@ process or on a Dask worker.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,8 @@ class Run:
     stall watch starts counting: at once here, when a worker claims it on Dask.
     """
 
-    def __init__(self, row: JobRow, checkpoint: dict[str, Any] | None, began: float):
+    def __init__(self, row: JobRow, checkpoint: dict[str, Any] | None, began: float,
+                 thread: threading.Thread | None = None):
         self.job_id = row.id
         self.row = row
         self.number = row.run_count
@@ -35,6 +37,7 @@ class Run:
         self.resume_state = checkpoint["state"] if checkpoint else None
         self.interrupts = Interrupts()
         self.began = began  # the runtime's clock, for the job's active time
+        self.thread = thread  # the slot that runs or follows it
         self.started = time.monotonic()
         self.remote = False  # it runs elsewhere, and reports beat for it
         self.abandoned = False  # failed as hung by the stall watch; its thread let go

@@ -256,18 +256,23 @@ class Runtime:
             self.ledger.try_transition(job_id, Status.SHUTDOWN, actor="runtime",
                                        reason="the runtime stopped", expect=Status.QUEUED)
             return False
+        run = None
         try:
             run = self._claim(job_id)
             if run is not None:
                 self.executor.launch(self, run)
-                return run.abandoned
         except RuntimeClosed:  # a job that outlived close(); it was recorded as shutdown
             log.debug("jobobs: job %s ended after the runtime closed", job_id)
-        except Exception:  # the runtime must outlive any single job
+        except Exception as error:  # the runtime must outlive any single job
             log.exception("jobobs: job %s could not be recorded", job_id)
+            if run is not None and not self.closed:
+                self.end_run(run, Outcome.failed(error))
+        else:
+            if run is not None and not (run.ended or run.abandoned or self.closed):
+                self.end_run(run, Outcome.cut_short("its executor returned without ending it"))
         finally:
             self.notify_waiters()
-        return False
+        return run is not None and run.abandoned
 
     def _claim(self, job_id: int) -> Run | None:
         """Move a queued job to ``running`` as this runtime's run, restored to its last
@@ -283,7 +288,7 @@ class Runtime:
             except (IllegalTransition, JobNotFound):
                 return None
             row = self.ledger.row(job_id)
-            run = self.runs[job_id] = Run(row, None, self.clock())
+            run = self.runs[job_id] = Run(row, None, self.clock(), threading.current_thread())
             if self.closed:  # close() took its list of runs before this one
                 run.interrupts.ask("shutdown")
         self.notify_waiters()
@@ -315,8 +320,9 @@ class Runtime:
             took = max(0.0, self.clock() - run.began)
             changed: dict[str, Any] = {"active_seconds": (row.active_seconds or 0.0) + took}
             if outcome.ending is Ending.FAILED:
-                changed["error"] = reason = values.text(outcome.error or "failed")
-                ledger.line(job_id, "ERROR", outcome.detail or reason)
+                changed["error"] = values.text(outcome.error or "failed")
+                reason = values.text(reason or "failed")
+                ledger.line(job_id, "ERROR", outcome.detail or changed["error"])
             elif outcome.ending is Ending.FINISHED:
                 ledger.line(job_id, "INFO", f"End of job ({row.processed} processed in "
                             f"{took:.1f}s)")
@@ -331,16 +337,19 @@ class Runtime:
     def _unstorable(self, job_id: int, reason: str) -> None:
         """Fail a job that reported a value the database cannot store; it stops at its
         next checkpoint, and what it does until then is not recorded as its end."""
+        why = "a value could not be stored"
         message = f"{reason}; the job fails"
         with self.ledger.lock:
             run = self.runs.get(job_id)
             if run is not None:
-                run.interrupts.ask("cancel")
-                self.end_run(run, Outcome(Ending.FAILED, error=reason, detail=message))
-                return
+                self.end_run(run, Outcome(Ending.FAILED, error=reason, detail=message,
+                                          because=why))
+        if run is not None:
+            run.interrupts.ask("cancel")  # not under the ledger's lock: a request holds
+            return  # the interrupts' lock, then takes the ledger's
         self.ledger.line(job_id, "ERROR", message)
-        self.ledger.try_transition(job_id, Status.FAILED, actor="runtime",
-                                   reason="a value could not be stored", error=reason)
+        self.ledger.try_transition(job_id, Status.FAILED, actor="runtime", reason=why,
+                                   error=reason)
         self.notify_waiters()
 
     def notify_waiters(self) -> None:

@@ -17,6 +17,7 @@ class Slots:
         self._take = take
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self._made = 0
         for _ in range(count):
             self.add()
 
@@ -26,10 +27,18 @@ class Slots:
 
     def add(self) -> None:
         """One more slot thread (one replaces each thread abandoned with a hung job)."""
+        self._made += 1
         thread = threading.Thread(target=self._run, daemon=True,
-                                  name=f"jobobs-worker-{len(self._threads)}")
+                                  name=f"jobobs-worker-{self._made - 1}")
         self._threads.append(thread)
         thread.start()
+
+    def replace(self, thread: threading.Thread | None) -> None:
+        """Let go of a thread abandoned with a hung job (a close does not wait for it), and
+        add one in its place."""
+        if thread in self._threads:
+            self._threads.remove(thread)
+        self.add()
 
     def drain(self) -> list[int]:
         """Take the jobs no slot has taken yet off the queue."""

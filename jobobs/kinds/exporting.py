@@ -473,13 +473,15 @@ def confine(path: str, folders: list[str] | None) -> str | None:
 
 
 def submit(rt: Any, to: str, *, name: str | None = None, actor: str | None = None,
-           **options: Any) -> Any:
+           parent: int | None = None, **options: Any) -> Any:
     """Submit an export to ``to``; options are ExportOptions' fields (``query`` or ``table``).
-    A runtime with ``export_dirs`` refuses targets outside them."""
+    A runtime with ``export_dirs`` refuses targets outside them; ``parent`` links it to the
+    job it follows up."""
     checked = ExportOptions(to=to, **options)
     within = confine(checked.to, getattr(rt, "export_dirs", None))
     return rt.submit(export_job, asdict(checked), name=name or f"export {os.path.basename(to)}",
-                     actor=actor, **({} if within is None else {"within": within}))
+                     actor=actor, parent=parent,
+                     **({} if within is None else {"within": within}))
 
 
 submissions.register("export", submit)

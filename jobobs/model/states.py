@@ -107,17 +107,19 @@ class Outcome:
 
     ``error`` is the one line stored with a failed job and ``detail`` its journal text (a
     traceback, or the wording of an error jobobs raised); ``what`` says what cut a run
-    short. An Outcome is plain data: a Dask worker sends it to the server as a dict.
+    short; ``because`` is a failure's transition reason when it is not the error ("hung").
+    An Outcome is plain data: a Dask worker sends it to the server as a dict.
     """
 
     ending: Ending
     error: str | None = None
     detail: str | None = None
     what: str | None = None
+    because: str | None = None  # a failure's transition reason, when not its error
 
     @classmethod
     def failed(cls, error: BaseException) -> Outcome:
-        summary = getattr(error, "summary", None) or f"{type(error).__name__}: {error}"
+        summary = getattr(error, "summary", None) or f"{type(error).__name__}: {_text(error)}"
         if isinstance(error, TooManyRejects):
             detail = (f"Too many rejects: {error.rejected} (the limit is {error.limit}); "
                       "the job stops")
@@ -152,7 +154,7 @@ class Outcome:
             then = ("the cancel is complete" if status is Status.CANCELED
                     else "Start resumes it from its last checkpoint")
             return f"{self.what}; {then}"
-        return self.error
+        return self.because or self.error
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if v is not None}
@@ -161,5 +163,13 @@ class Outcome:
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
         """An outcome a worker sent (anything else in it is ignored)."""
         text = {k: None if data.get(k) is None else str(data[k])
-                for k in ("error", "detail", "what")}
+                for k in ("error", "detail", "what", "because")}
         return cls(Ending(data["ending"]), **text)
+
+
+def _text(error: BaseException) -> str:
+    """An exception's text, even when its ``__str__`` fails."""
+    try:
+        return str(error)
+    except Exception:
+        return f"<{type(error).__name__} whose text cannot be shown>"
