@@ -28,13 +28,11 @@ class Run:
     stall watch starts counting: at once here, when a worker claims it on Dask.
     """
 
-    def __init__(self, row: JobRow, checkpoint: dict[str, Any] | None, began: float,
-                 thread: threading.Thread | None = None):
+    def __init__(self, row: JobRow, began: float, thread: threading.Thread | None = None):
         self.job_id = row.id
         self.row = row
         self.number = row.run_count
-        self.checkpoint = checkpoint
-        self.resume_state = checkpoint["state"] if checkpoint else None
+        self.resume_state: Any = None  # what the last checkpoint saved, once restored
         self.interrupts = Interrupts()
         self.began = began  # the runtime's clock, for the job's active time
         self.thread = thread  # the slot that runs or follows it

@@ -288,16 +288,16 @@ class Runtime:
             except (IllegalTransition, JobNotFound):
                 return None
             row = self.ledger.row(job_id)
-            run = self.runs[job_id] = Run(row, None, self.clock(), threading.current_thread())
+            run = self.runs[job_id] = Run(row, self.clock(), threading.current_thread())
             if self.closed:  # close() took its list of runs before this one
                 run.interrupts.ask("shutdown")
         self.notify_waiters()
         try:
-            run.checkpoint = self.ledger.restore(row)
+            checkpoint = self.ledger.restore(row)
         except Exception as error:
             self.end_run(run, Outcome.failed(error))
             return None
-        run.resume_state = run.checkpoint["state"] if run.checkpoint else None
+        run.resume_state = checkpoint["state"] if checkpoint else None
         return run
 
     def end_run(self, run: Run, outcome: Outcome) -> None:
