@@ -1,6 +1,7 @@
 """Import benchmark against DuckDB's raw reader, measured in the same run.
 
     python benchmarks/bench_import.py [--rows 5000000] [--runs 5] [--samples 5]
+                                      [--format csv|ndjson|both]
 
 Generates a CSV with 1% bad rows of four kinds (a text in a number column, an extra
 column, missing columns, an impossible date), then reports medians of:
@@ -11,6 +12,13 @@ column, missing columns, an impossible date), then reports medians of:
 - rejects counted by each (they must be equal);
 - the time from a pause request to the recorded ``paused`` during that import (target:
   p95 at most 1 s) and the time from resume to finished.
+
+Then the same rows as newline-delimited JSON, 1% bad of four kinds (a text in a number
+column, a line that is not JSON, a line that is not an object, an impossible date): wall
+time and peak memory of a jobobs import (line-level rejects, staged then loaded) as ratios
+to DuckDB's raw ``read_json(..., columns=..., ignore_errors=true)`` into a table on the
+same file (it cannot reject a line: it sets what it cannot read to NULL), and the lines
+rejected against the bad lines generated.
 """
 
 from __future__ import annotations
@@ -40,6 +48,20 @@ seconds = time.perf_counter() - started
 rejected = con.execute("SELECT count(*) FROM (SELECT DISTINCT file_id, line FROM reject_errors)"
                        ).fetchone()[0]
 print(json.dumps({"seconds": seconds, "rejected": rejected,
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+RAW_NDJSON = """
+import duckdb, json, resource, sys, time
+source, db, columns = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+con = duckdb.connect(db)
+struct = "{" + ", ".join(f"'{n}': '{t}'" for n, t in columns.items()) + "}"
+started = time.perf_counter()
+con.execute(f"CREATE TABLE t AS SELECT * FROM read_json('{source}', columns={struct}, "
+            "format='newline_delimited', ignore_errors=true)")
+con.execute("CHECKPOINT")
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "rejected": None,
                   "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -77,6 +99,25 @@ def generate(path: Path, rows: int) -> None:
         while chunk := lines.read(1 << 24):
             out.write(chunk)
     body.unlink()
+
+
+def generate_ndjson(path: Path, rows: int) -> int:
+    """The rows of ``generate`` as newline-delimited JSON, 1% bad; returns the bad lines."""
+    import duckdb
+
+    duckdb.sql(f"""COPY (SELECT CASE
+        WHEN i % 400 = 11 THEN '{{"id":' || i || ',"name":"name' || i
+             || '","score":"notanumber","day":"2024-01-01"}}'
+        WHEN i % 400 = 57 THEN '{{"id":' || i || ',"name":"name' || i || '","sco'
+        WHEN i % 400 = 133 THEN '[' || i || ',"name' || i || '"]'
+        WHEN i % 400 = 271 THEN '{{"id":' || i || ',"name":"name' || i
+             || '","score":5,"day":"2024-13-45"}}'
+        ELSE '{{"id":' || i || ',"name":"name' || i || '","score":' || (i % 1000)
+             || ',"day":"' || strftime(DATE '2020-01-01' + (i % 1500)::INT, '%Y-%m-%d')
+             || '"}}'
+        END FROM range({rows}) t(i)) TO '{path}'
+        (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\\x01')""")
+    return sum(1 for i in range(rows) if i % 400 in (11, 57, 133, 271))
 
 
 def measure(script: str, source: Path, folder: Path) -> dict:
@@ -123,7 +164,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--format", choices=["csv", "ndjson", "both"], default="both")
     args = parser.parse_args(argv)
+    print(f"{args.rows:,} rows, 1% bad; median of {args.runs} runs each, fresh processes")
+    print(f"{'figure':28} {'value':>10}  {'reference':32} {'ratio':>7}  {'target':12} ok")
+    rows = []
+    if args.format in ("csv", "both"):
+        rows += csv_rows(args)
+    if args.format in ("ndjson", "both"):
+        rows += ndjson_rows(args)
+    return 0 if all(r[-1] for r in rows) else 1
+
+
+def show(rows: list[tuple]) -> None:
+    for name, value, ref, ratio, target, passed in rows:
+        print(f"{name:28} {value:>10}  {ref:32} {ratio:>7}  {target:12} "
+              f"{'yes' if passed else 'NO'}", flush=True)
+
+
+def csv_rows(args: argparse.Namespace) -> list[tuple]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         source = folder / "input.csv"
@@ -150,12 +209,34 @@ def main(argv: list[str] | None = None) -> int:
          f"p95 {p95 * 1e3:.0f} ({len(latencies)} samples)", "", "p95 <= 1000", p95 <= 1.0),
         ("resume to finished, s", f"{statistics.median(resumes):.2f}", "", "", "", True),
     ]
-    print(f"{args.rows:,} rows, 1% bad; median of {args.runs} runs each, fresh processes")
-    print(f"{'figure':28} {'value':>10}  {'reference':32} {'ratio':>7}  {'target':12} ok")
-    for name, value, ref, ratio, target, passed in rows:
-        print(f"{name:28} {value:>10}  {ref:32} {ratio:>7}  {target:12} "
-              f"{'yes' if passed else 'NO'}")
-    return 0 if all(r[-1] for r in rows) else 1
+    show(rows)
+    return rows
+
+
+def ndjson_rows(args: argparse.Namespace) -> list[tuple]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        source = folder / "input.ndjson"
+        bad = generate_ndjson(source, args.rows)
+        raw, ours = [], []
+        for _ in range(args.runs):
+            raw.append(measure(RAW_NDJSON, source, folder))
+            ours.append(measure(OURS, source, folder))
+    raw_s = statistics.median(r["seconds"] for r in raw)
+    ours_s = statistics.median(r["seconds"] for r in ours)
+    raw_m = statistics.median(r["rss"] for r in raw)
+    ours_m = statistics.median(r["rss"] for r in ours)
+    reference = "(read_json ignore_errors)"
+    rows = [
+        ("NDJSON import wall time, s", f"{ours_s:.2f}", f"{raw_s:.2f} {reference}",
+         f"{ours_s / raw_s:.2f}x", "", True),
+        ("NDJSON peak memory, MB", f"{ours_m / 1024:.0f}", f"{raw_m / 1024:.0f} "
+         f"{reference}", f"{ours_m / raw_m:.2f}x", "", True),
+        ("NDJSON rejected lines", f"{ours[0]['rejected']:,}", f"{bad:,} (generated bad)", "",
+         "equal", {r["rejected"] for r in ours} == {bad}),
+    ]
+    show(rows)
+    return rows
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 (Debian's ``chromium`` through Playwright's Python package). Screenshots go to
 ``screenshots/``."""
 
+import re
 import subprocess
 import sys
 import time
@@ -59,8 +60,8 @@ def test_the_list_shows_jobs_with_their_labels(browser, served, client):
     expect(page.get_by_text("tidy-steps").first).to_be_visible()
     expect(page.locator('.jobobs-status[data-status="finished"]').first).to_contain_text(
         "Finished")
-    expect(page.locator('.jobobs-status[data-status="failed"]').first).to_contain_text(
-        "Finished with errors")
+    expect(page.locator('.jobobs-status[data-status="failed"]').first).to_have_text(
+        re.compile(r"Finished with error$"))
     shot(page, "job-list")
     page.context.close()
 
@@ -114,6 +115,31 @@ def test_pause_resume_and_cancel_from_the_page(browser, served, client):
     assert client.info(other).status.value == "running"  # nothing until confirmed
     page.get_by_role("button", name="Yes, cancel it").click()
     assert _seen_after_transition(page, client, other, "canceled", "Canceled") <= 1.5
+    page.context.close()
+
+
+def test_start_resumes_a_paused_job_from_the_page(browser, served, client):
+    job_id = client.submit("jobs:talker", 200, 0.05, name="start-me")  # 10 s to be paused
+    wait_status(client, job_id, "running")
+    page = open_page(browser, served.endpoint.dashboard)
+    select(page, "start-me")
+    start = page.get_by_role("button", name="Start", exact=True)
+    expect(start).to_be_disabled()
+    page.get_by_role("button", name="Pause", exact=True).click()
+    expect(title_status(page)).to_contain_text("Paused", timeout=15_000)
+    expect(start).to_be_enabled()
+    processed = client.info(job_id).processed
+    assert 0 < processed < 200
+    start.click()
+    expect(page.get_by_text("Start requested.")).to_be_visible(timeout=10_000)
+    expect(title_status(page)).to_contain_text("Finished", timeout=90_000)
+    expect(start).to_be_disabled()
+    history = client.transitions(job_id)
+    resumed = history[history["from_status"] == "paused"]
+    assert resumed["to_status"].tolist() == ["queued"]
+    assert resumed["actor"].iloc[0] == history[history["to_status"] == "pausing"][
+        "actor"].iloc[0]  # the page's user paused and started it
+    assert client.journal(job_id)["message"].str.startswith("Job started (run 2)").any()
     page.context.close()
 
 

@@ -33,7 +33,7 @@ def run(*args):
 def test_list_and_json(filled):
     db, _, failed, _ = filled
     code, out = run("list", "--db", db)
-    assert code == 0 and "Finished with errors" in out and "Being edited" in out
+    assert code == 0 and "Finished with error" in out and "Editing in progress" in out
     code, out = run("list", "--db", db, "--status", "failed", "--json")
     rows = json.loads(out)
     assert code == 0 and [r["id"] for r in rows] == [failed]

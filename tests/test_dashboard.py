@@ -36,8 +36,8 @@ def test_the_list_shows_jobs_newest_first_with_their_labels(history, client):
     listed = JobList(client)
     table = listed.table.value
     assert listed.total == 12 and table["id"].tolist() == list(range(12, 0, -1))
-    assert "Being edited" in table["status"].iloc[0]
-    assert "Finished with errors" in table["status"].iloc[1]
+    assert "Editing in progress" in table["status"].iloc[0]
+    assert "Finished with error<" in table["status"].iloc[1]
     assert 'data-status="finished"' in table["status"].iloc[2]
     assert table["progress"].iloc[2].endswith("<small>100%</small>")
 

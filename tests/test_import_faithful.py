@@ -278,10 +278,12 @@ def parquet(tmp_path):
 
 
 @pytest.mark.parametrize("source, lines", [
-    (json_array, [(1, "amount", None), (3, "n", None)]),
+    (json_array, [(1, "amount", '{"id":1,"amount":10.755,"n":2}'),
+                  (3, "n", '{"id":3,"amount":1.25,"n":2.5}')]),
     (ndjson, [(1, "amount", '{"id":1,"amount":10.755,"n":2}'),
               (4, "n", '{"id":3,"amount":1.25,"n":2.5}')]),
-    (parquet, [(1, "amount", None), (3, "n", None)]),
+    (parquet, [(1, "amount", '{"id":1,"amount":10.755,"n":2.0}'),
+               (3, "n", '{"id":3,"amount":1.25,"n":2.5}')]),
 ], ids=["json", "ndjson", "parquet"])
 def test_json_and_parquet_values_that_do_not_fit_are_rejects(rt, tmp_path, source, lines):
     rows(rt, "CREATE TABLE orders (id BIGINT, amount DECIMAL(12,2), n INTEGER)")

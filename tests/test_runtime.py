@@ -144,7 +144,7 @@ def test_a_request_from_another_client_goes_through_the_commands_table(rt):
 
 def test_a_failing_job_is_failed_with_its_traceback_in_the_journal(rt):
     info = rt.wait(rt.submit(jobs.boom).id, timeout=10)
-    assert info.status is Status.FAILED and info.label == "Finished with errors"
+    assert info.status is Status.FAILED and info.label == "Finished with error"
     assert info.error == "ValueError: the input is broken"
     lines = queries.journal(rt.store.reader(), info.id, level="error")
     assert len(lines) == 1

@@ -7,8 +7,10 @@ import pytest
 import jobobs
 from jobobs import SchemaError
 from jobobs.access import queries
+from jobobs.db import schema
 from jobobs.db.schema import JOB_COLUMNS, LATEST
 from jobobs.db.store import Store
+from jobobs.model.states import LABELS
 
 
 def test_a_new_file_is_migrated_and_recorded(db):
@@ -22,6 +24,31 @@ def test_a_new_file_is_migrated_and_recorded(db):
     Store(db).close()  # opening again applies nothing twice
     con = duckdb.connect(db)
     assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == LATEST
+    con.close()
+
+
+# The labels of databases made before migration 8 (jobobs 0.x up to it).
+OLD_LABELS = {"editing": "Being edited", "canceling": "Cancel in progress",
+              "failed": "Finished with errors"}
+
+
+def test_an_older_database_gets_the_labels_as_the_product_names_them(db):
+    con = duckdb.connect(db)
+    schema.current_version(con)
+    for number, description, apply in schema.MIGRATIONS[:7]:
+        apply(con)
+        con.execute("INSERT INTO schema_version VALUES (?, ?, now()::TIMESTAMP)",
+                    [number, description])
+    for status, label in OLD_LABELS.items():
+        con.execute("UPDATE statuses SET label = ? WHERE status = ?", [label, status])
+    con.close()
+    Store(db).close()
+    con = duckdb.connect(db)
+    labels = dict(con.execute("SELECT status, label FROM statuses").fetchall())
+    assert labels == {s.value: label for s, label in LABELS.items()}
+    assert (labels["editing"], labels["canceling"], labels["failed"]) == (
+        "Editing in progress", "Cancellation in progress", "Finished with error")
+    assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == LATEST
     con.close()
 
 
@@ -58,7 +85,7 @@ def test_analyst_views(db):
         runs = con.execute("SELECT name, label, duration_s >= 0, queue_s >= 0 FROM job_runs "
                            "ORDER BY id").fetchall()
         assert runs == [("steps", "Finished", True, True),
-                        ("boom", "Finished with errors", True, True)]
+                        ("boom", "Finished with error", True, True)]
         breakdown = con.execute("SELECT reason, column_name, rejects FROM reject_breakdown"
                                 ).fetchall()
         assert breakdown == [("bad item", "i", 3)]

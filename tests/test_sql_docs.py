@@ -104,9 +104,9 @@ EXPECTED = {
         (4, "import customers", "Finished", 11.0, 900),
         (2, "import customers", "Finished", 10.0, 1000),
         (7, "score", "Finished", 7.0, 50),
-        (10, "import customers", "Finished with errors", 5.0, 200),
-        (5, "score", "Finished with errors", 3.0, 17),
-        (6, "score", "Finished with errors", 2.0, 18),
+        (10, "import customers", "Finished with error", 5.0, 200),
+        (5, "score", "Finished with error", 3.0, 17),
+        (6, "score", "Finished with error", 2.0, 18),
     ],
     "p50 and p95 duration per job name, over finished runs": [
         ("import customers", 5, 11.0, 34.4),  # 9, 10, 11, 12, 40 s

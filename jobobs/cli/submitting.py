@@ -48,34 +48,62 @@ def _max_rejects(text: str | None) -> int | str | None:
 
 
 def _columns(text: str | None) -> dict[str, str] | None:
-    """``id BIGINT, name VARCHAR`` (or a JSON object) to a name -> type dict."""
+    """A table's column list, ``id BIGINT, "first name" VARCHAR, amount DECIMAL(12,2)``, or
+    a JSON object, to a name -> type dict: read by DuckDB, in its own type names."""
+    from jobobs.db.sql import parse_columns
+    from jobobs.model.errors import JobobsError
+
     if not text:
         return None
+    columns: Any = text
     if text.lstrip().startswith("{"):
         try:
-            return json.loads(text)
+            columns = json.loads(text)
         except ValueError:
             raise click.BadParameter("not a JSON object", param_hint="--columns") from None
-    columns = {}
-    for part in text.split(","):
-        name, _, kind = part.strip().partition(" ")
-        if not name or not kind.strip():
-            raise click.BadParameter(f"{part.strip()!r} is not 'name TYPE'",
-                                     param_hint="--columns")
-        columns[name] = kind.strip()
-    return columns
+    try:
+        return parse_columns(columns)
+    except JobobsError as error:
+        raise click.BadParameter(str(error), param_hint="--columns") from None
+
+
+def _bad_values(items: tuple[str, ...]) -> str | dict[str, str] | None:
+    """``--bad-values`` items, POLICY (every column) or COLUMN=POLICY, as the import's
+    ``bad_values``: one policy, or a policy by column ("*": every other column)."""
+    from jobobs.kinds.sources import BAD_VALUES
+
+    policies: dict[str, str] = {}
+    for item in items:
+        column, _, policy = item.rpartition("=")
+        column = column.strip() if "=" in item else "*"
+        if not column or policy.strip() not in BAD_VALUES:
+            raise click.BadParameter(f"{item!r} is not POLICY or COLUMN=POLICY, with POLICY "
+                                     f"one of {', '.join(BAD_VALUES)}",
+                                     param_hint="--bad-values")
+        if column in policies:
+            raise click.BadParameter("a policy for " + ("every column" if column == "*" else
+                                                        repr(column)) + " is given twice",
+                                     param_hint="--bad-values")
+        policies[column] = policy.strip()
+    if not policies:
+        return None
+    return policies["*"] if list(policies) == ["*"] else policies
 
 
 @main.command("import")
 @DB_OPTION
 @click.argument("source", nargs=-1, required=True)
 @click.option("--table", required=True, help="The target table.")
-@click.option("--columns", help="Column types, 'id BIGINT, name VARCHAR' (default: sniffed).")
+@click.option("--columns", help="Column types as a table declares them, 'id BIGINT, "
+              "amount DECIMAL(12,2), \"first name\" VARCHAR', or a JSON object "
+              "(default: sniffed).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]))
 @click.option("--delimiter", default=",", show_default=True)
 @click.option("--quote", default='"', show_default=True)
 @click.option("--no-header", is_flag=True, help="The CSV files have no header line.")
 @click.option("--encoding", default="utf-8", show_default=True)
+@click.option("--empty-as-null/--keep-empty", default=True, show_default=True,
+              help="A quoted empty CSV field (\"\") is NULL, or kept as an empty text.")
 @click.option("--mode", type=click.Choice(["append", "replace", "upsert"]), default="append",
               show_default=True)
 @click.option("--key", multiple=True, help="Key column (repeatable), for doubles, duplicates "
@@ -85,6 +113,10 @@ def _columns(text: str | None) -> dict[str, str] | None:
 @click.option("--duplicates", type=click.Choice(["update", "ignore", "reject"]),
               help="A key already in the table.  [default: reject; update with upsert]")
 @click.option("--max-rejects", help="Stop after N rejects, or P%, or none.  [default: 100]")
+@click.option("--bad-values", "bad_values", multiple=True, metavar="[COLUMN=]POLICY",
+              help="A value its column cannot take: reject the line, ignore it (NULL, with a "
+              "warning reject) or stop the import; for every column, or COLUMN=POLICY for "
+              "one (repeatable).  [default: reject]")
 @click.option("--keep-chunks", is_flag=True, help="On failure keep the chunks already loaded "
               "(default: all or nothing).")
 @click.option("--dry-run", is_flag=True, help="Check and record rejects; write nothing.")
@@ -94,19 +126,24 @@ def _columns(text: str | None) -> dict[str, str] | None:
 @click.option("--name", help="The job's name.")
 @WAIT_OPTION
 @JSON_OPTION
-def import_(db, source, table, columns, fmt, delimiter, quote, no_header, encoding, mode, key,
-            doubles, duplicates, max_rejects, keep_chunks, dry_run, dataset, name, wait,
-            as_json):
+def import_(db, source, table, columns, fmt, delimiter, quote, no_header, encoding,
+            empty_as_null, mode, key, doubles, duplicates, max_rejects, bad_values,
+            keep_chunks, dry_run, dataset, name, wait, as_json):
     """Import files (CSV, Parquet, JSON; globs allowed) into a table.
 
     Example: jobobs import 'data/customers_*.csv' --table customers --key id --max-rejects 5%
+
+    Declared columns: --columns 'id BIGINT, amount DECIMAL(12,2), "first name" VARCHAR'
     """
     options = dict(columns=_columns(columns), format=fmt, delimiter=delimiter, quote=quote,
-                   escape=quote, header=not no_header, encoding=encoding, mode=mode,
-                   key=list(key), doubles=doubles, duplicates=duplicates,
-                   max_rejects=_max_rejects(max_rejects),
+                   escape=quote, header=not no_header, encoding=encoding,
+                   empty_as_null=empty_as_null, mode=mode, key=list(key), doubles=doubles,
+                   duplicates=duplicates, max_rejects=_max_rejects(max_rejects),
                    on_failure="keep" if keep_chunks else "rollback", dry_run=dry_run,
                    dataset=dataset)
+    policy = _bad_values(bad_values)
+    if policy is not None:
+        options["bad_values"] = policy
     sources = list(source) if len(source) > 1 else source[0]
     _submit(db, lambda jobs: jobs.submit_import(sources, table, name=name, **options), wait,
             as_json)
@@ -284,6 +321,21 @@ def _path(db: str | None) -> str:
     return database(db) or os.environ.get("JOBOBS_DB") or DEFAULT_DB
 
 
+def _retention(ctx: click.Context, param: click.Parameter, text: str | None
+               ) -> timedelta | None:
+    """``serve --retention``: an age as ``purge --older-than`` takes it, more than 0."""
+    if text is None:
+        return None
+    try:
+        age = _age(text)
+    except click.BadParameter as error:
+        raise click.BadParameter(error.message, ctx, param) from None
+    if not age:
+        raise click.BadParameter("a retention of 0 would purge every job as it ends; "
+                                 "give an age such as 30d", ctx, param)
+    return age
+
+
 @main.command()
 @DB_OPTION
 @HOST_OPTION
@@ -320,13 +372,16 @@ def _path(db: str | None) -> str:
               "[default: DB.analyst-token].")
 @click.option("--analyst-group", metavar="GROUP",
               help="Let this Unix group read the analyst token file (mode 640).")
+@click.option("--retention", metavar="AGE", callback=_retention,
+              help="Purge jobs that ended longer ago than this age (30d, 12h, 90m), with "
+              "their journal lines and rejects: at start and every hour.")
 @click.option("--demo", is_flag=True, help="Also generate data/ and submit the demo jobs.")
 def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers,
           worker_threads, scratch, users, session_hours, export_dirs, stall_timeout,
-          analyst_token_file, analyst_group, demo):
+          analyst_token_file, analyst_group, retention, demo):
     """Own the database and serve it: runtime, dashboard and Quack endpoint.
 
-    Example: jobobs serve --db jobs.duckdb --port 5006 --workers 8
+    Example: jobobs serve --db jobs.duckdb --workers 8 --retention 30d
 
     On a Dask cluster: jobobs serve --executor dask --scheduler tcp://sched:8786
     --host 0.0.0.0 --scratch /shared/jobobs
@@ -359,7 +414,7 @@ def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers
                on_ready=on_ready, echo=click.echo, users=users, session_hours=session_hours,
                export_dirs=list(export_dirs) or None, stall_timeout=stall_timeout,
                executor=cluster, analyst_token_file=analyst_token_file,
-               analyst_group=analyst_group)
+               analyst_group=analyst_group, retention=retention)
 
 
 @main.command()

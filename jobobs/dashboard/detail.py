@@ -23,9 +23,10 @@ JOURNAL_TAIL = 500
 REJECTS_SHOWN = 1000
 LEVELS = {"all levels": None, "info and above": "info", "warnings and errors": "warning",
           "errors only": "error"}
-# Which button asks what, and in which statuses it is offered.
+# Which button asks what, and in which statuses it is offered: Start wherever the API
+# takes it (an edited job, and a paused or shut-down one, which it resumes).
 BUTTONS = {
-    "Start": ("start", {Status.EDITING, Status.SHUTDOWN}),
+    "Start": ("start", ACCEPTS["start"]),
     "Pause": ("pause", ACCEPTS["pause"]),
     "Resume": ("resume", {Status.PAUSED, Status.PAUSING}),
     "Cancel": ("cancel", ACCEPTS["cancel"]),

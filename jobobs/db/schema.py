@@ -281,12 +281,14 @@ GROUP BY ALL;
 """
 
 
+def _statuses() -> list[list]:
+    """The ``statuses`` table's rows as this jobobs names them."""
+    return [[s.value, label, s in TERMINAL, s in ACTIVE] for s, label in LABELS.items()]
+
+
 def _initial(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(JOBS_DDL)
-    con.executemany(
-        "INSERT INTO statuses VALUES (?, ?, ?, ?)",
-        [[s.value, label, s in TERMINAL, s in ACTIVE] for s, label in LABELS.items()],
-    )
+    con.executemany("INSERT INTO statuses VALUES (?, ?, ?, ?)", _statuses())
 
 
 def _import_export(con: duckdb.DuckDBPyConnection) -> None:
@@ -313,6 +315,12 @@ def _errors_grouped(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(ERRORS_GROUPED_DDL)
 
 
+def _labels(con: duckdb.DuckDBPyConnection) -> None:
+    con.executemany("""INSERT INTO statuses VALUES (?, ?, ?, ?)
+                       ON CONFLICT (status) DO UPDATE SET label = excluded.label""",
+                    _statuses())
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "jobs, transitions, journal, rejects, commands and statuses", _initial),
     (2, "doubles and parent job on jobs; export watermarks", _import_export),
@@ -325,6 +333,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
         "export_runs (the run of each export name under way)", _export_runs),
     (7, "error_breakdown groups a message by its first line and exception, values as "
         "placeholders; example holds one whole message", _errors_grouped),
+    (8, "statuses' labels as the product names them: Editing in progress, Cancellation in "
+        "progress, Finished with error", _labels),
 ]
 LATEST = MIGRATIONS[-1][0]
 

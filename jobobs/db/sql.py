@@ -1,20 +1,22 @@
-"""Small SQL helpers: quoting names, and values as literals where DuckDB takes no parameter
-(table functions' and COPY's options, a query sent whole through Quack)."""
+"""Small SQL helpers: quoting names, values as literals where DuckDB takes no parameter
+(table functions' and COPY's options, a query sent whole through Quack), and declared
+columns read by DuckDB."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
+import functools
 import threading
 from collections.abc import Callable
 from decimal import Decimal
 from numbers import Integral, Real
 from typing import Any
 
+import duckdb
+
 from jobobs.model.errors import JobobsError
 
 DECIMAL_DIGITS = 38  # the most digits a DuckDB DECIMAL holds
-_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+(\s*,\s*\d+)?\s*\))?(\[\])?$")
 
 
 def ident(name: str) -> str:
@@ -82,17 +84,88 @@ def _decimal(value: Decimal) -> str:
     return f"(CAST({_text(format(value, 'f'))} AS DECIMAL({max(width, 1)}, {scale})))"
 
 
-def column_type(name: str, sql_type: str) -> str:
-    """A column type, checked to be a plain type name (``DECIMAL(10,2)``, ``VARCHAR[]``)."""
-    if not isinstance(sql_type, str) or not _TYPE.match(sql_type.strip()):
-        raise JobobsError(f"column {name!r}: {sql_type!r} is not a column type")
-    return sql_type.strip()
+def parse_columns(columns: str | dict[str, str]) -> dict[str, str]:
+    """Declared columns as DuckDB reads them: name -> DuckDB's own type name, from a
+    table's column list (``'id BIGINT, "first name" VARCHAR, amount DECIMAL(12,2)'``) or
+    from a name -> type dict. Any type DuckDB has is taken (``STRUCT(a INT, b VARCHAR[])``,
+    ``MAP(VARCHAR, INT)``, ``ENUM('a', 'b')``), an unknown one is refused with DuckDB's
+    message, and so is anything but names and types (see ``_declared``)."""
+    if isinstance(columns, str):
+        try:
+            return dict(_declared(columns))
+        except JobobsError as error:
+            raise JobobsError(f"{columns!r} is not 'name TYPE': {error}") from None
+    if not isinstance(columns, dict) or not all(isinstance(n, str) and n for n in columns):
+        raise JobobsError("columns must be 'name TYPE, ...' or a dict of name -> type")
+    for name, kind in columns.items():
+        if not isinstance(kind, str) or not kind.strip():
+            raise JobobsError(f"column {name!r}: {kind!r} is not a column type")
+    if not columns:
+        return {}
+    try:
+        declared = _declared(", ".join(f"{ident(n)} {t}" for n, t in columns.items()))
+        if [name for name, _ in declared] == list(columns):
+            return dict(declared)
+        whole = JobobsError(f"{columns!r} is not a name -> type dict")
+    except JobobsError as error:
+        whole = JobobsError(f"{columns!r}: {error}")
+    for name, kind in columns.items():  # the column at fault, by name
+        try:
+            alone = [n for n, _ in _declared(f"{ident(name)} {kind}")]
+            why = "" if alone == [name] else " (it declares other columns)"
+        except JobobsError as error:
+            why = f" ({error})"
+        if why:
+            raise JobobsError(f"column {name!r}: {kind!r} is not a column type{why}")
+    raise whole  # each column alone is fine: two names that differ only in case
+
+
+@functools.lru_cache(maxsize=256)
+def _declared(text: str) -> tuple[tuple[str, str], ...]:
+    """The names and types of the column list ``text``, read by DuckDB in a ``CREATE
+    TABLE`` of a throwaway in-memory database that cannot reach files. The text must stay
+    inside the statement's parentheses (by DuckDB's tokens: a ``CREATE TABLE ... AS
+    SELECT`` is one CREATE statement too), be one statement, and declare nothing but names
+    and types: the table is the one its names and types alone make (no default,
+    constraint, collation or generated column). An error says why, in DuckDB's words
+    where DuckDB refused it."""
+    depth = 0
+    for start, kind in duckdb.tokenize(text):
+        if kind == duckdb.token_type.operator and text[start] in "()":
+            depth += 1 if text[start] == "(" else -1
+            if depth < 0:
+                break
+    if depth != 0:
+        raise JobobsError("its parentheses do not pair")
+    con = duckdb.connect(":memory:", config={"enable_external_access": False})
+    try:
+        try:
+            statements = con.extract_statements(f"CREATE TABLE _declared ({text}\n)")
+            if len(statements) != 1 or statements[0].type != duckdb.StatementType.CREATE:
+                raise JobobsError("it holds more than columns")
+            con.execute(statements[0])
+        except duckdb.Error as error:
+            raise JobobsError(clear(error)) from None
+        columns = tuple(con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = "
+            "'_declared' ORDER BY column_index").fetchall())
+        con.execute("CREATE TABLE _plain (" + ", ".join(
+            f"{ident(name)} {kind}" for name, kind in columns) + ")")
+        made = dict(con.execute("SELECT table_name, sql.substr(strpos(sql, '(')) FROM "
+                                "duckdb_tables()").fetchall())
+        if made["_declared"] != made["_plain"]:
+            raise JobobsError("it declares more than names and types (a default, a "
+                              "constraint or a collation)")
+        return columns
+    finally:
+        con.close()
 
 
 def columns_struct(columns: dict[str, str]) -> str:
-    """``{'id': 'BIGINT', ...}`` for a reader's ``columns`` option."""
-    return "{" + ", ".join(f"{literal(n)}: {literal(column_type(n, t))}"
-                           for n, t in columns.items()) + "}"
+    """``{'id': 'BIGINT', ...}`` for a reader's ``columns`` option; the types checked by
+    DuckDB (``parse_columns``)."""
+    return "{" + ", ".join(f"{literal(n)}: {literal(t)}"
+                           for n, t in parse_columns(columns).items()) + "}"
 
 
 def clear(error: Exception) -> str:

@@ -33,23 +33,33 @@ from jobobs.db.steps import INBOX_PREFIX, write_rows
 from jobobs.execution import submissions
 from jobobs.execution.context import JobContext
 from jobobs.kinds.exporting import confine
+from jobobs.kinds.jsonrows import stage_file
 from jobobs.kinds.onepass import OnePass
-from jobobs.kinds.rawlines import keep_raw_bytes, located_rows
+from jobobs.kinds.rawlines import keep_raw_bytes, placed_rows
 from jobobs.kinds.sources import (
     ImportOptions,
+    bad_value_policy,
+    bad_values,
+    canonical,
     choose_columns,
+    converted,
     expand,
     file_format,
-    inexact_reject,
     lines_rejected,
     reader,
     relocate,
     remove_replay_file,
+    stop_message,
     threshold,
+    warn_ignored,
     wide_columns,
 )
 from jobobs.model.definition import job
 from jobobs.model.errors import CancelInterrupt, JobInterrupt, JobobsError, TooManyRejects
+
+# The staged rejects' columns but their level ('error' unless said: a warning is a bad
+# value set to NULL by the ``bad_values`` policy "ignore", its line imported).
+REJECT_COLUMNS = "(file, path, line, column_name, reason, raw, message)"
 
 
 class Import:
@@ -79,8 +89,10 @@ class Import:
             raise JobobsError("the input files changed since the job started; start a new job")
         self.in_one_pass = (not self.ctx.remote and not self.options.dataset
                             and self.one_pass(files))
-        if state["phase"] == "failed":  # past the threshold; rejects already recorded
+        if state["phase"] == "failed":  # past the threshold or stopped; rejects recorded
             self.drop_staging()
+            if state.get("stop"):
+                raise JobobsError(state["stop"])
             raise TooManyRejects(self.ctx.counters["rejected"] or 0, state.get("limit") or 0)
         if self.in_one_pass:
             if state["phase"] != "done":
@@ -115,10 +127,11 @@ class Import:
         sizes = [os.path.getsize(f) for f in files]
         self.cursor.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage} (_file INTEGER,
             _row BIGINT, {', '.join(f'{ident(n)} {t}' for n, t in columns.items())},
-            _inexact VARCHAR, _inexact_message VARCHAR, _inexact_values VARCHAR[])""")
+            _inexact VARCHAR, _inexact_message VARCHAR, _inexact_values VARCHAR[],
+            _ignored VARCHAR[], _ignored_messages VARCHAR[])""")
         self.cursor.execute(f"""CREATE TABLE IF NOT EXISTS {self.stage_rejects} (
             file INTEGER, path VARCHAR, line BIGINT, column_name VARCHAR, reason VARCHAR,
-            raw VARCHAR, message VARCHAR)""")
+            raw VARCHAR, message VARCHAR, level VARCHAR DEFAULT 'error')""")
         for index in range(state["file"], len(files)):
             path = files[index]
             ctx.log.info("Reading %s (%s bytes)", path, f"{sizes[index]:,}")
@@ -139,7 +152,7 @@ class Import:
         """The declared columns, else those of the files (see sources.choose_columns),
         journaled."""
         if self.options.columns:
-            return self.options.columns
+            return canonical(self.cursor, self.options.columns)
         adding = self.options.mode != "replace" and self.exists()
         path, columns = choose_columns(self.cursor, files, self.options,
                                        self.target if adding else None)
@@ -150,13 +163,16 @@ class Import:
 
     def read_file(self, index: int, path: str, columns: dict[str, str]) -> None:
         """Read one file into the staging tables, replacing what an earlier try staged."""
+        if file_format(path, self.options.format) != "csv":
+            return stage_file(self, index, path, columns)  # JSON and Parquet: jsonrows.py
         cur, rejects = self.cursor, f"_jobobs_rejects_{self.ctx.job_id}"
         is_csv = file_format(path, self.options.format) == "csv"
         wide = wide_columns(cur, path, self.options, columns)
         source = reader(path, self.options, {**columns, **wide}, rejects if is_csv else None)
-        names = ", ".join(f"TRY_CAST({ident(c)} AS {columns[c]})" if c in wide else ident(c)
-                          for c in columns)
-        inexact = ", ".join(inexact_reject(columns, wide)) if wide else "NULL, NULL, NULL"
+        names = ", ".join(converted(c, columns[c], wide[c], bad_value_policy(self.options, c)
+                                    == "ignore") if c in wide else ident(c) for c in columns)
+        bad = ", ".join(bad_values(columns, wide, self.options)) if wide else \
+            "NULL, NULL, NULL, NULL, NULL"
         with self.ctx.interruptible(cur.interrupt):
             cur.execute("BEGIN TRANSACTION")
             try:
@@ -165,14 +181,15 @@ class Import:
                 with StatementProgress(cur, lambda percent: None,
                                        lambda: self.ctx.stop_requested):
                     cur.execute(f"""INSERT INTO {self.stage} SELECT {index},
-                                    row_number() OVER (), {names}, {inexact} FROM {source}""")
+                                    row_number() OVER (), {names}, {bad} FROM {source}""")
                 self.ctx.check_interrupt()
                 if is_csv:
-                    cur.execute(f"INSERT INTO {self.stage_rejects} SELECT {index}, * FROM "
-                                f"({lines_rejected(path, rejects)})")
+                    cur.execute(f"INSERT INTO {self.stage_rejects} {REJECT_COLUMNS} SELECT "
+                                f"{index}, * FROM ({lines_rejected(path, rejects)})")
                     keep_raw_bytes(cur, path, rejects, self.stage_rejects, self.options)
                 if wide:
-                    self.reject_inexact(index, path, columns, wide, rejects if is_csv else None)
+                    self.reject_bad_values(index, path, columns, wide,
+                                           rejects if is_csv else None)
                 if is_csv:
                     relocate(cur, self.stage_rejects, path, self.options)
                     cur.execute(f"DROP TABLE {ident(rejects)}")
@@ -183,18 +200,23 @@ class Import:
                 cur.execute("ROLLBACK")
                 raise
 
-    def reject_inexact(self, index: int, path: str, columns: dict[str, str],
-                       wide: dict[str, str], reader_rejects: str | None) -> None:
-        """Move the staged rows of file ``index`` with a value that its column would round
-        into the staged rejects, at their line of the file (see located_rows)."""
+    def reject_bad_values(self, index: int, path: str, columns: dict[str, str],
+                          wide: dict[str, str], reader_rejects: str | None) -> None:
+        """Move the staged rows of file ``index`` with a value that does not fit its column
+        into the staged rejects, and record the values set to NULL as warnings, at their
+        line of the file (see rawlines.placed_rows)."""
         cur = self.cursor
-        found = located_rows(cur, path, self.options, columns, wide, cur.execute(
-            f"SELECT _row, _inexact_values FROM {self.stage} WHERE _file = ? AND _inexact IS "
-            "NOT NULL", [index]).fetchall(), reader_rejects)
+        found = placed_rows(cur, path, self.options, columns, wide, cur.execute(
+            f"SELECT _row, _inexact_values FROM {self.stage} WHERE _file = ? AND "
+            "_inexact_values IS NOT NULL", [index]).fetchall(), reader_rejects)
+        bad = f"""SELECT _row, _inexact AS c, _inexact_message AS m, 'error' AS level
+            FROM {self.stage} WHERE _file = {index} AND _inexact IS NOT NULL UNION ALL
+            SELECT _row, unnest(_ignored), unnest(_ignored_messages), 'warning'
+            FROM {self.stage} WHERE _file = {index} AND _inexact IS NULL"""
         cur.execute(f"""INSERT INTO {self.stage_rejects} SELECT {index}, {literal(path)},
-            f._line, _inexact, 'cast error', f._raw, _inexact_message FROM {self.stage} s
+            f._line, c, 'cast error', f._raw, m, level FROM ({bad}) s
             JOIN (SELECT unnest(?::BIGINT[]) AS _row, unnest(?::BIGINT[]) AS _line,
-            unnest(?::VARCHAR[]) AS _raw) f USING (_row) WHERE _file = {index}""",
+            unnest(?::VARCHAR[]) AS _raw) f USING (_row)""",
                     [list(column) for column in zip(*found)] or [[], [], []])
         cur.execute(f"DELETE FROM {self.stage} WHERE _file = ? AND _inexact IS NOT NULL",
                     [index])
@@ -227,27 +249,32 @@ class Import:
                               (PARTITION BY {written} ORDER BY _file, _row) END AS _n
                 FROM (SELECT *, {keep} AS _keep, {dup} AS _dup FROM {self.stage} s)""")
             ctx.check_interrupt()
-        bad_lines, staged, doubles, duplicates = cur.execute(f"""SELECT
-            (SELECT count(*) FROM {self.stage_rejects}), count(*), count(*) FILTER (NOT _keep),
-            count(*) FILTER (_keep AND _dup) FROM {self.load}""").fetchone()
+        bad_lines, warned, staged, doubles, duplicates = cur.execute(f"""SELECT
+            (SELECT count(*) FILTER (level = 'error') FROM {self.stage_rejects}),
+            (SELECT count(*) FILTER (level = 'warning') FROM {self.stage_rejects}), count(*),
+            count(*) FILTER (NOT _keep), count(*) FILTER (_keep AND _dup) FROM {self.load}"""
+        ).fetchone()
         records = bad_lines + staged
         ctx.log.info("Starting import of %d records", records)
         if not records:
             ctx.warn("The input has no records")
-        reasons = [(None, bad_lines)]
+        reasons = [(None, bad_lines + warned)]
         if options.key and options.doubles == "reject":
             reasons.append(("double", doubles))
         if options.key and self.duplicates_policy() == "reject":
             reasons.append(("duplicate", duplicates))
-        rejected = sum(n for _, n in reasons)
-        first = ctx.reserve_rejects(rejected)
+        first = ctx.reserve_rejects(sum(n for _, n in reasons))
+        rejected = sum(n for _, n in reasons) - warned
         ctx.count(total=records, processed=records, rejected=rejected, doubles=doubles,
                   duplicates=duplicates, succeeded=0)
         limit = threshold(options.max_rejects, records)
         over = limit is not None and rejected > limit
+        stop = self.stopping()
         ctx.progress(records, records, counts=False)
-        next_state = {**state, "phase": "failed" if over else "done" if options.dry_run
-                      else "load", "row": 0, "limit": limit}
+        next_state = {**state, "phase": "failed" if over or stop else "done" if options.dry_run
+                      else "load", "row": 0, "limit": limit, "stop": stop}
+        if warned:
+            warn_ignored(ctx, warned)
         ctx.checkpoint(next_state, atomic=lambda con: self.record_rejects(con, first, reasons))
         if doubles:
             ctx.log.info("%d doubles (a key repeated in the input): %s", doubles,
@@ -257,13 +284,27 @@ class Import:
             ctx.log.info("%d duplicates (a key already in %s): %s", duplicates, options.table,
                          {"update": "updated", "ignore": "ignored",
                           "reject": "rejected"}[self.duplicates_policy()])
-        if over:
+        if over or stop:
             self.drop_staging()
+            if stop:
+                raise JobobsError(stop)
             raise TooManyRejects(rejected, limit)
         if options.dry_run:
             ctx.log.info("Dry run: %d records would be imported into %s; nothing was written",
                          self.count_writes(), options.table)
         return next_state
+
+    def stopping(self) -> str | None:
+        """Why the import stops: the first staged reject of a value in a column whose bad
+        values stop it, if any."""
+        stops = [c for c in self.columns if bad_value_policy(self.options, c) == "stop"]
+        if not stops:
+            return None
+        found = self.cursor.execute(
+            f"SELECT path, line, column_name, message FROM {self.stage_rejects} WHERE "
+            f"level = 'error' AND column_name IN ({', '.join(literal(c) for c in stops)}) "
+            "ORDER BY file, line LIMIT 1").fetchone()
+        return None if found is None else stop_message(*found)
 
     def record_rejects(self, con: duckdb.DuckDBPyConnection, first: int,
                        reasons: list[tuple[str | None, int]]) -> None:
@@ -275,7 +316,7 @@ class Import:
         for reason, count in reasons:
             if reason is None:
                 con.execute(f"""INSERT INTO rejects SELECT ?, ? + row_number() OVER
-                    (ORDER BY file, line), now()::TIMESTAMP, 'error', path, line, column_name,
+                    (ORDER BY file, line, level), now()::TIMESTAMP, level, path, line, column_name,
                     raw, NULL, reason, message FROM {self.stage_rejects}""",
                             [self.ctx.job_id, offset])
             else:

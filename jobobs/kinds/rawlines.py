@@ -3,10 +3,13 @@ reject.
 
 DuckDB's reader places the lines it rejects (line number, byte position, its text of the
 line); a record is read from the file at that position and kept only when it is the line
-DuckDB gave. A value that its column would round is rejected after the reader, which does
-not place rows: its record is found by counting records as DuckDB does (a blank line counts
-but holds no record, quoted line breaks belong to their record, a quote opens a quoted
-field only at the field's start) and kept only when its fields are the row's values.
+DuckDB gave. A value its column cannot take as it is is rejected after the reader, which
+does not place rows. Where it is no number at all in a number column, DuckDB's reader
+places it when it reads the file once more with that column in its own type
+(``typed_rejects``). Else its record is found by counting records as DuckDB does (a blank
+line counts but holds no record, quoted line breaks belong to their record, a quote opens
+a quoted field only at the field's start) and kept only when its fields are the row's
+values.
 """
 
 from __future__ import annotations
@@ -14,16 +17,21 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
-import json
 import re
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
-from typing import Any, BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import duckdb
 
-from jobobs.db.sql import ident
-from jobobs.kinds.sources import ImportOptions, file_format
+from jobobs.db.sql import ident, literal
+from jobobs.kinds.sources import (
+    ImportOptions,
+    bad_value_policy,
+    file_format,
+    fits,
+    is_number,
+    reader,
+)
 
 _UNDECODED = re.compile("[\udc80-\udcff]")
 
@@ -168,25 +176,120 @@ def keep_raw_bytes(cur: duckdb.DuckDBPyConnection, path: str, reader_rejects: st
                         [[raw, path, line] for line, raw in raws.items()])
 
 
+class TypedRejects(NamedTuple):
+    records: int                  # the file's records: rows read and lines rejected
+    lines: list[tuple[int, str, str, str]]  # (line, raw, column, message), in order
+
+
+def number_columns(columns: dict[str, str], wide: dict[str, str],
+                   options: ImportOptions) -> list[str]:
+    """The columns read as text for their numbers whose bad values reject the line."""
+    return [name for name, source in wide.items() if source == "VARCHAR"
+            and is_number(columns[name]) and bad_value_policy(options, name) != "ignore"]
+
+
+def typed_rejects(cur: duckdb.DuckDBPyConnection, path: str, options: ImportOptions,
+                  columns: dict[str, str], wide: dict[str, str],
+                  reader_rejects: str) -> TypedRejects | None:
+    """Read CSV ``path`` once more with its ``number_columns`` in their own type, for DuckDB's
+    reader to place the values there that are no number at all: the lines it rejects then
+    and did not in the first read (whose rejects are ``reader_rejects``), each checked to
+    hold a value that does not fit its column. None when there is no such column, or a line
+    is not as expected (the caller then finds the records itself)."""
+    numbers = number_columns(columns, wide, options)
+    if not numbers or file_format(path, options.format) != "csv":
+        return None
+    again = f"{reader_rejects}_typed"
+    source = reader(path, options, {**columns, **wide, **{n: columns[n] for n in numbers}},
+                    again)
+    try:
+        counted = ", ".join(f"count({ident(n)})" for n in numbers)
+        # fetched whole: DuckDB makes the rejects table when the result is done
+        rows = cur.execute(f"SELECT count(*), {counted} FROM {source}").fetchall()[0][0]
+        rejected = cur.execute(f"SELECT count(DISTINCT line) FROM {ident(again)}").fetchone()[0]
+        lines = cur.execute(f"""SELECT line, ltrim(arg_min(csv_line, byte_position),
+            chr(13) || chr(10)), arg_min(column_name, byte_position), string_agg(
+            error_message, '; ' ORDER BY byte_position) FROM {ident(again)}
+            WHERE line NOT IN (SELECT line FROM {ident(reader_rejects)})
+            GROUP BY line ORDER BY line""").fetchall()
+        bad_types = cur.execute(f"SELECT count(*) FROM {ident(again)} WHERE line NOT IN "
+                                f"(SELECT line FROM {ident(reader_rejects)}) AND NOT "
+                                f"(error_type = 'CAST' AND column_name IN "
+                                f"({', '.join(literal(n) for n in numbers)}))").fetchone()[0]
+    finally:
+        for table in (again, again + "_scan"):
+            cur.execute(f"DROP TABLE IF EXISTS {ident(table)}")
+    if bad_types or not _no_numbers(cur, columns, options, lines):
+        return None
+    return TypedRejects(rows + rejected, lines)
+
+
+def _no_numbers(cur: duckdb.DuckDBPyConnection, columns: dict[str, str],
+                options: ImportOptions, lines: list[tuple[int, str, str, str]]) -> bool:
+    """Whether each record (line, raw, column, message) holds in its column a value that
+    does not fit it."""
+    names, texts = list(columns), {}
+    for _, raw, column, _ in lines:
+        fields, open_quote = split_record(raw, options)
+        if open_quote or len(fields) != len(names) or column not in columns:
+            return False
+        texts.setdefault(column, []).append(fields[names.index(column)])
+    return not any(cur.execute(
+        f"SELECT count(*) FROM (SELECT unnest(?::VARCHAR[]) AS v) WHERE "
+        f"{fits('v', columns[column])}", [values]).fetchone()[0]
+        for column, values in texts.items())
+
+
+def placed_rows(cur: duckdb.DuckDBPyConnection, path: str, options: ImportOptions,
+                columns: dict[str, str], wide: dict[str, str],
+                rows: list[tuple[int, list[str | None]]],
+                reader_rejects: str | None) -> list[tuple[int, int, str | None]]:
+    """(row, line, raw) of each of the reader's output ``rows`` (as in ``located_rows``):
+    those with a value that is no number at all in a number column placed by DuckDB's
+    reader (``typed_rejects``) when they are, in order, the lines it rejects then; the
+    others by ``located_rows``."""
+    names, flags = list(columns), [False] * len(rows)
+    for name in number_columns(columns, wide, options) if rows else ():
+        i = names.index(name)
+        (no_number,) = cur.execute(f"SELECT list_transform(?::VARCHAR[], v -> v IS NOT NULL "
+                                   f"AND TRY_CAST(v AS {columns[name]}) IS NULL)",
+                                   [[values[i] for _, values in rows]]).fetchone()
+        flags = [a or b for a, b in zip(flags, no_number)]
+    flagged = [row for row, flag in zip(rows, flags) if flag]
+    typed = (typed_rejects(cur, path, options, columns, wide, reader_rejects)
+             if flagged and reader_rejects else None)
+    text = [i for i, name in enumerate(columns)
+            if {**columns, **wide}[name].upper() == "VARCHAR"]
+    if typed is None or len(typed.lines) != len(flagged) or not all(
+            same_fields(raw, values, text, options)
+            for (_, values), (_, raw, _, _) in zip(flagged, typed.lines)):
+        return located_rows(cur, path, options, columns, wide, rows, reader_rejects)
+    placed = {row for row, _ in flagged}
+    return [(row, line, raw) for (row, _), (line, raw, _, _) in zip(flagged, typed.lines)] + \
+        located_rows(cur, path, options, columns, wide,
+                     [(row, values) for row, values in rows if row not in placed],
+                     reader_rejects)
+
+
+def same_fields(raw: str, values: list[str | None], text: list[int],
+                options: ImportOptions) -> bool:
+    """Whether CSV record ``raw`` has the row's ``values`` in its ``text`` fields."""
+    fields = split_record(raw, options)[0]
+    return len(fields) == len(values) and all(fields[i] == (values[i] or "") for i in text)
+
+
 def located_rows(cur: duckdb.DuckDBPyConnection, path: str, options: ImportOptions,
                  columns: dict[str, str], wide: dict[str, str],
                  rows: list[tuple[int, list[str | None]]],
                  reader_rejects: str | None) -> list[tuple[int, int, str | None]]:
-    """(row, line, raw) of each of the reader's output ``rows`` of ``path`` (numbered from
-    1, with their values as text; ``wide`` as in ``wide_columns``): the rejects of values that
-    their column would round, which DuckDB does not place. A CSV record is found by
-    counting records as DuckDB does and kept when its text fields are the row's; else
+    """(row, line, raw) of each of the reader's output ``rows`` of CSV ``path`` (numbered
+    from 1, with their values as text; ``wide`` as in ``wide_columns``): the rejects of
+    values that do not fit their column, which DuckDB does not place. A record is found
+    by counting records as DuckDB does and kept when its text fields are the row's; else
     the line is counted from the lines DuckDB rejected and the raw line is the values
-    joined. A JSON row is at its line (newline-delimited, when the line holds the row's
-    numbers) or its row number; a Parquet row at its row number, with no raw line."""
+    joined. (JSON and Parquet rows are placed by jsonrows.py.)"""
     values = dict(rows)
-    kind = file_format(path, options.format)
-    if kind == "parquet":
-        return [(row, row, None) for row in values]
     names, read = list(columns), {**columns, **wide}
-    if kind == "json":
-        found = json_lines(path, values, names, [i for i, n in enumerate(names) if n in wide])
-        return [(row, *found.get(row, (row, None))) for row in values]
     rejected = sorted(line for (line,) in cur.execute(
         f"SELECT DISTINCT line FROM {ident(reader_rejects)}").fetchall())
     text = [i for i, name in enumerate(names) if read[name].upper() == "VARCHAR"]
@@ -214,59 +317,11 @@ def csv_lines(path: str, rows: dict[int, list[str | None]], text: list[int],
                 continue
             row += 1
             values = rows.get(row)
-            fields = split_record(record, options)[0] if values is not None else []
-            if values is not None and len(fields) == len(values) and all(
-                    fields[i] == (values[i] or "") for i in text):
+            if values is not None and same_fields(record, values, text, options):
                 found[row] = (number, shown(record))
             if row >= last:
                 break
     return found
-
-
-def json_lines(path: str, rows: dict[int, list[str | None]], names: list[str],
-               numbers: list[int]) -> dict[int, tuple[int, str]]:
-    """The line and text of each output row in ``rows`` of a newline-delimited JSON file
-    (the row-th line that is not blank) whose object holds the row's ``numbers``; none
-    for a JSON array."""
-    found: dict[int, tuple[int, str]] = {}
-    stream = opened(path) if rows else None
-    if stream is None:
-        return found
-    row, last = 0, max(rows)
-    with io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            if not row and line.lstrip().startswith("["):
-                return found
-            row += 1
-            values = rows.get(row)
-            if values is not None and holds(line, names, values, numbers):
-                found[row] = (number, line.rstrip("\r\n"))
-            if row >= last:
-                break
-    return found
-
-
-def holds(line: str, names: list[str], values: list[str | None], numbers: list[int]) -> bool:
-    """Whether JSON ``line`` is an object with the ``numbers`` of ``values`` (by name)."""
-    try:
-        record = json.loads(line, parse_float=Decimal, parse_int=Decimal)
-    except ValueError:
-        return False
-    if not isinstance(record, dict):
-        return False
-    fields = {str(key).lower(): value for key, value in record.items()}
-    return all(same_number(fields.get(names[i].lower()), values[i]) for i in numbers)
-
-
-def same_number(value: Any, text: str | None) -> bool:
-    if value is None or text is None:
-        return value is None and text is None
-    try:
-        return Decimal(str(value)) == Decimal(text)
-    except ArithmeticError:
-        return str(value) == text
 
 
 def counted_line(row: int, rejected: list[int], first: int) -> int:

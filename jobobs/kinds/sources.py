@@ -12,16 +12,20 @@ import glob
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
-from jobobs.db.sql import columns_struct, ident, literal, table_name
+from jobobs.db.sql import columns_struct, ident, literal, parse_columns, table_name
 from jobobs.model.errors import JobobsError
 
 FORMATS = ("csv", "parquet", "json")
 MODES = ("append", "replace", "upsert")
 POLICIES = ("update", "ignore", "reject")
+# What a value its column cannot take does (the seed's error options): the line is
+# rejected; the value is set to NULL with a warning reject and the line imported; or the
+# import stops.
+BAD_VALUES = ("reject", "ignore", "stop")
 # DuckDB's reader error types, as the reason codes people group by.
 REASONS = {
     "CAST": "cast error",
@@ -40,12 +44,14 @@ class ImportOptions:
     source: str | list[str]
     table: str
     format: str | None = None            # csv, parquet or json; else from the file name
-    columns: dict[str, str] | None = None  # name -> type; else sniffed from the first file
+    # name -> type, or DuckDB's column list "id BIGINT, amount DECIMAL(12,2)"; else sniffed
+    columns: dict[str, str] | str | None = None
     delimiter: str = ","
     quote: str = '"'
     escape: str = '"'
     header: bool = True
     encoding: str = "utf-8"
+    empty_as_null: bool = True           # a quoted empty CSV field "" is NULL; else ''
     mode: str = "append"                 # append, replace, or upsert on ``key``
     key: list[str] = field(default_factory=list)
     doubles: str = "update"              # a key repeated in the input: last wins
@@ -56,6 +62,9 @@ class ImportOptions:
     chunk_rows: int = 500_000
     dataset: str | None = None           # a folder: Parquet files there instead of ``table``
     replay_lines: list[list[Any]] | None = None  # a replay: [file, line] of each source line
+    # what a bad value does: one of BAD_VALUES for every column, or by column name
+    # ({"amount": "ignore", "*": "stop"}; "*" is every other column, else "reject")
+    bad_values: str | dict[str, str] = "reject"
 
     def __post_init__(self) -> None:
         sources = [self.source] if isinstance(self.source, str) else list(self.source)
@@ -74,7 +83,7 @@ class ImportOptions:
             raise JobobsError("mode 'upsert' needs a key")
         self.duplicates = duplicates_policy(self.mode, self.duplicates)
         if self.columns is not None:
-            columns_struct(self.columns)
+            self.columns = parse_columns(self.columns)  # DuckDB's own type names
             missing = [k for k in self.key if k not in self.columns]
             if missing:
                 raise JobobsError(f"key column {missing[0]!r} is not among the columns")
@@ -83,7 +92,10 @@ class ImportOptions:
         for name in ("quote", "escape"):
             if not isinstance(getattr(self, name), str) or len(getattr(self, name)) > 1:
                 raise JobobsError(f"{name} must be one character, or empty for none")
+        if not isinstance(self.empty_as_null, bool):
+            raise JobobsError("empty_as_null must be true or false")
         threshold(self.max_rejects, 1)
+        self.bad_values = bad_values_policy(self.bad_values, self.columns)
         if not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
             raise JobobsError("chunk_rows must be a positive whole number")
         if self.dataset is not None:
@@ -92,6 +104,43 @@ class ImportOptions:
             if self.mode != "append" or (self.key and self.duplicates == "update"):
                 raise JobobsError("a Parquet dataset is only added to: mode 'append', and "
                                   "duplicates 'reject' or 'ignore' with a key")
+
+
+def bad_values_policy(policy: Any, columns: dict[str, str] | None) -> str | dict[str, str]:
+    """``bad_values`` checked: one policy, or a policy by column name ("*": the others);
+    a named column must be among the declared ``columns`` (when they are declared)."""
+    if isinstance(policy, str):
+        policy = {"*": policy}
+    if not isinstance(policy, dict) or not policy:
+        raise JobobsError(f"bad_values must be one of {', '.join(BAD_VALUES)}, or a policy by "
+                          "column name")
+    for name, value in policy.items():
+        if value not in BAD_VALUES:
+            raise JobobsError(f"bad_values of {name!r} must be one of {', '.join(BAD_VALUES)}, "
+                              f"not {value!r}")
+        if columns is not None and name != "*" and name not in columns:
+            raise JobobsError(f"bad_values names {name!r}, which is not among the columns")
+    return policy["*"] if list(policy) == ["*"] else dict(policy)
+
+
+def bad_value_policy(options: ImportOptions, column: str) -> str:
+    """What a bad value in ``column`` does (see ``ImportOptions.bad_values``)."""
+    policy = options.bad_values
+    if isinstance(policy, str):
+        return policy
+    return policy.get(column, policy.get("*", "reject"))
+
+
+def stop_message(path: str, line: int | None, column: str, message: str) -> str:
+    """The error of an import stopped by a bad value in ``column``."""
+    return (f"{path}, line {line}: {message}. The import stops at a bad value in {column} "
+            f"(bad_values 'stop'); nothing was written")
+
+
+def warn_ignored(ctx: Any, count: int) -> None:
+    """Journal, as a warning, the bad values set to NULL (bad_values 'ignore')."""
+    ctx.warn("%d bad values were set to NULL and their lines imported (bad_values 'ignore'); "
+             "each is a warning in the rejects", count)
 
 
 def duplicates_policy(mode: str, policy: str | None) -> str:
@@ -109,16 +158,21 @@ def duplicates_policy(mode: str, policy: str | None) -> str:
 
 def lines_rejected(path: str, reader_rejects: str) -> str:
     """One row per rejected line of ``path`` from the reader's rejects table: (path, line,
-    column_name, reason, raw, message), the first error's column and reason, every
-    error's message."""
-    first = "arg_min({}, byte_position)"
-    reason = ("CASE " + first.format("error_type") + " " + " ".join(
+    column_name, reason, raw, message): the column, reason and raw text of the line's
+    first error, all three from that error (its column may be NULL: a line too long has
+    none), and every error's message. Errors are in the order of their columns, an error
+    of the whole line first, then of their place in the line (which DuckDB does not always
+    give: not for a value that an ENUM does not hold)."""
+    reason = ("CASE first.error_type " + " ".join(
         f"WHEN {literal(k)} THEN {literal(v)}" for k, v in REASONS.items())
-        + " ELSE lower(" + first.format("error_type") + ") END")
-    return f"""SELECT {literal(path)} AS path, line, {first.format('column_name')},
-        {reason}, ltrim({first.format('csv_line')}, chr(13) || chr(10)),
-        string_agg(error_message, '; ' ORDER BY byte_position)
-        FROM {ident(reader_rejects)} GROUP BY line"""
+        + " ELSE lower(first.error_type) END")
+    place = "coalesce(column_idx, 0), coalesce(byte_position, 0)"
+    return f"""SELECT {literal(path)} AS path, line, first.column_name, {reason},
+        ltrim(first.csv_line, chr(13) || chr(10)), message
+        FROM (SELECT line, arg_min({{'column_name': column_name, 'error_type': error_type,
+                                     'csv_line': csv_line}}, [{place}]) AS first,
+                     string_agg(error_message, '; ' ORDER BY {place}) AS message
+              FROM {ident(reader_rejects)} GROUP BY line)"""
 
 
 def threshold(limit: int | str | None, records: int) -> int | None:
@@ -179,6 +233,8 @@ def reader(path: str, options: ImportOptions, columns: dict[str, str] | None,
     args = [literal(path), f"header={literal(options.header)}",
             f"delim={literal(options.delimiter)}", f"quote={literal(options.quote)}",
             f"escape={literal(options.escape)}", f"encoding={literal(options.encoding)}"]
+    if not options.empty_as_null:
+        args.append("allow_quoted_nulls=false")
     if columns:  # declared or already sniffed: nothing is left to guess
         args += [f"columns={columns_struct(columns)}", "auto_detect=false"]
     if rejects:
@@ -189,18 +245,44 @@ def reader(path: str, options: ImportOptions, columns: dict[str, str] | None,
     return f"read_csv({', '.join(args)})"
 
 
-# -- reading numbers exactly ------------------------------------------------------------
+# -- reading values exactly ----------------------------------------------------------------
 
 _NUMBER = re.compile(r"U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|DECIMAL\((\d+),(\d+)\)")
 _DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC|DEC)(?:\((\d+)(?:,(\d+))?\))?")
+# Types whose bad text DuckDB's CSV reader takes without a reject (DuckDB 1.5.5): a bad
+# TIMESTAMPTZ or TIMETZ becomes NULL, a nested value keeps a NULL where an element was bad
+# (and a reject is made at a line past the file's end), a bad GEOMETRY fails the whole read.
+_UNTRUSTED = re.compile(r"(?:STRUCT|MAP|UNION)\(.*|.*\[\d*\]|.*WITH TIME ZONE|GEOMETRY",
+                        re.DOTALL)
 
 
 def wide_type(kind: str) -> str | None:
     """The type to read a column of type ``kind`` (DuckDB's own name) with, when DuckDB's
-    cast from text would round: integers take "10.75" as 11 and DECIMAL(12,2) takes
-    "10.755" as 10.76. Such a column is read as text and checked (``exact``); a wide
-    DECIMAL would do, but DuckDB's reader parses it a hundred times slower."""
-    return "VARCHAR" if _NUMBER.fullmatch(kind) else None
+    reader cannot be trusted with it: integers take "10.75" as 11 and DECIMAL(12,2) takes
+    "10.755" as 10.76; the ``_UNTRUSTED`` types lose bad values. Such a column is read as
+    text and checked (``fits``); a wide DECIMAL would do for numbers, but DuckDB's reader
+    parses it a hundred times slower."""
+    return "VARCHAR" if _NUMBER.fullmatch(kind) or _UNTRUSTED.fullmatch(kind) else None
+
+
+def is_number(kind: str) -> bool:
+    return bool(_NUMBER.fullmatch(kind) or _DECIMAL.fullmatch(re.sub(r"\s", "", kind.upper())))
+
+
+def fits(name: str, kind: str, source: str = "VARCHAR") -> str:
+    """SQL: true when column ``name`` (read as ``source``) holds a value its column of type
+    ``kind`` takes as it is (see ``exact`` for numbers), or none."""
+    if source != "VARCHAR" or is_number(kind):
+        return exact(name, kind, source)
+    return f"({ident(name)} IS NULL OR try(CAST({ident(name)} AS {kind})) IS NOT NULL)"
+
+
+def converted(name: str, kind: str, source: str, ignored: bool) -> str:
+    """SQL: column ``name`` (read as ``source``) in its type ``kind``; NULL where it does not
+    fit and its bad values are ``ignored``."""
+    value = (f"TRY_CAST({ident(name)} AS {kind})" if is_number(kind) or source != "VARCHAR"
+             else f"try(CAST({ident(name)} AS {kind}))")
+    return f"CASE WHEN {fits(name, kind, source)} THEN {value} END" if ignored else value
 
 
 def exact(name: str, kind: str, source: str = "VARCHAR") -> str:
@@ -228,25 +310,52 @@ def scale(kind: str) -> int:
     return 3 if match.group(1) is None else int(match.group(2) or 0)
 
 
-def inexact_reject(columns: dict[str, str], wide: dict[str, str]) -> tuple[str, str, str]:
-    """SQL: the first column whose value read ``wide`` does not convert exactly, the
-    message, and (for such a row) its values as text, to find its record by
-    (``located_rows``)."""
-    names, messages = [], []
+def bad_message(name: str, kind: str, source: str) -> str:
+    """SQL: the message of a value of column ``name`` (read as ``source``) that does not fit,
+    in DuckDB's words."""
+    column = ident(name)
+    value = (f"'string \"' || {column} || '\"'" if source == "VARCHAR"
+             else f"'{source} ' || {column}")
+    rounded = (f" || CASE WHEN TRY_CAST({column} AS {kind}) IS NULL THEN '' ELSE "
+               "' without rounding' END" if is_number(kind) or source != "VARCHAR" else "")
+    return (f"'Error when converting column \"' || {literal(name)} || '\". Could not convert "
+            f"' || {value} || {literal(' to ' + kind)}{rounded}")
+
+
+class BadValues(NamedTuple):
+    """SQL over the rows of a reader whose ``wide`` columns are read as text: the first
+    column whose value does not fit, among those whose bad values reject the line, with its
+    message; for a row with a bad value, its values as text, to find its record by
+    (``located_rows``); the columns (and messages) whose bad values are ignored."""
+
+    column: str
+    message: str
+    values: str
+    ignored: str
+    ignored_messages: str
+
+
+def bad_values(columns: dict[str, str], wide: dict[str, str],
+               options: ImportOptions) -> BadValues:
+    rejecting, ignoring = [], []
     for name, source in wide.items():
-        kind, column = columns[name], ident(name)
-        when = f"WHEN NOT {exact(name, kind, source)} THEN"
-        value = (f"'string \"' || {column} || '\"'" if source == "VARCHAR"
-                 else f"'{source} ' || {column}")
-        names.append(f"{when} {literal(name)}")
-        messages.append(
-            f"{when} 'Error when converting column \"' || {literal(name)} || '\". Could not "
-            f"convert ' || {value} || ' to {kind}' || CASE WHEN TRY_CAST({column} "
-            f"AS {kind}) IS NULL THEN '' ELSE ' without rounding' END")
-    first = f"CASE {' '.join(names)} END"
+        when = f"WHEN NOT {fits(name, columns[name], source)} THEN"
+        (ignoring if bad_value_policy(options, name) == "ignore" else rejecting).append(
+            (name, when, bad_message(name, columns[name], source)))
+    first = (f"CASE {' '.join(f'{when} {literal(name)}' for name, when, _ in rejecting)} END"
+             if rejecting else "NULL::VARCHAR")
+    message = (f"CASE {' '.join(f'{when} {m}' for _, when, m in rejecting)} END"
+               if rejecting else "NULL::VARCHAR")
+
+    def listed(items: list[str]) -> str:
+        return (f"nullif(list_filter([{', '.join(items)}], x -> x IS NOT NULL), [])"
+                if items else "NULL::VARCHAR[]")
+
+    ignored = listed([f"CASE {when} {literal(name)} END" for name, when, _ in ignoring])
+    messages = listed([f"CASE {when} {m} END" for _, when, m in ignoring])
     values = ", ".join(f"{ident(name)}::VARCHAR" for name in columns)
-    return first, f"CASE {' '.join(messages)} END", f"CASE WHEN {first} IS NOT NULL THEN " \
-        f"[{values}] END"
+    return BadValues(first, message, f"CASE WHEN {first} IS NOT NULL OR {ignored} IS NOT "
+                     f"NULL THEN [{values}] END", ignored, messages)
 
 
 # -- rejects' lines -------------------------------------------------------------------
@@ -299,15 +408,19 @@ def choose_columns(cursor: duckdb.DuckDBPyConnection, files: list[str],
 
 def wide_columns(cursor: duckdb.DuckDBPyConnection, path: str, options: ImportOptions,
                  columns: dict[str, str]) -> dict[str, str]:
-    """The integer and decimal columns read in a type of their own, then checked (see
-    ``wide_type`` and ``exact``), by name: from CSV and JSON, as text; from Parquet, in
-    the file's own type where it is not the column's."""
+    """The columns of a CSV file read as text, then checked (see ``wide_type`` and
+    ``fits``), by name: also a column whose bad values are ignored, for the line to reach
+    the check. (JSON and Parquet files are read by jsonrows.py.)"""
+    kinds = canonical(cursor, columns)
+    return {name: "VARCHAR" for name, kind in kinds.items() if wide_type(kind) or (
+        bad_value_policy(options, name) == "ignore" and kind not in ("VARCHAR", "BLOB"))}
+
+
+def canonical(cursor: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> dict[str, str]:
+    """The columns' types as DuckDB names them (``int`` is INTEGER, ``numeric`` is
+    DECIMAL(18,3)), which the checks of ``fits`` read."""
+    if not columns:
+        return {}
     kinds = cursor.execute("SELECT " + ", ".join(
         f"typeof(NULL::{t})" for t in columns.values())).fetchone()
-    numbers = {name: kind for name, kind in zip(columns, kinds) if wide_type(kind)}
-    if file_format(path, options.format) != "parquet":
-        return {name: "VARCHAR" for name in numbers}
-    relation = cursor.sql(f"SELECT * FROM {reader(path, options, None)} LIMIT 0")
-    own = {name.lower(): str(t) for name, t in zip(relation.columns, relation.types)}
-    return {name: own[name.lower()] for name, kind in numbers.items()
-            if own.get(name.lower(), kind) != kind}
+    return dict(zip(columns, kinds))

@@ -33,15 +33,15 @@ class Status(enum.StrEnum):
 
 
 LABELS: dict[Status, str] = {
-    Status.EDITING: "Being edited",
+    Status.EDITING: "Editing in progress",
     Status.QUEUED: "Waiting for execution",
     Status.RUNNING: "Execution in progress",
     Status.PAUSING: "Pause in progress",
     Status.PAUSED: "Paused",
-    Status.CANCELING: "Cancel in progress",
+    Status.CANCELING: "Cancellation in progress",
     Status.CANCELED: "Canceled",
     Status.FINISHED: "Finished",
-    Status.FAILED: "Finished with errors",
+    Status.FAILED: "Finished with error",
     Status.SHUTDOWN: "Server shutdown in progress",
 }
 
