@@ -18,9 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from jobobs.access import queries, submissions
 from jobobs.access.analyst import Link
@@ -37,6 +35,9 @@ from jobobs.model.definition import JobFunction
 from jobobs.model.errors import IllegalRequest, JobDefinitionError, JobNotFound, JobobsError
 from jobobs.model.requests import check_request, current_user
 from jobobs.model.states import ACTIVE, Status
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_DB = "jobobs.duckdb"
 

@@ -8,11 +8,14 @@ arguments as parameters.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from jobobs.model.rows import COUNTERS, LEVELS, level_name
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 JOB_LIST_COLUMNS = f"""id, name, kind, status, label, has_warning, created_at, started_at,
     finished_at, duration_s, {', '.join(COUNTERS)}, progress, eta_at, error, parent_id"""

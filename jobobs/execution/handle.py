@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from jobobs.model.states import Status
 
 if TYPE_CHECKING:
@@ -14,6 +12,8 @@ if TYPE_CHECKING:
 
 def missing(value: Any) -> bool:
     """None, NaN or NaT: a value a DataFrame cell holds for SQL NULL."""
+    import pandas as pd  # loaded already by whoever made the DataFrame
+
     try:
         return bool(pd.isna(value))
     except (TypeError, ValueError):  # a list or dict cell

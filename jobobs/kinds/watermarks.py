@@ -20,13 +20,14 @@ the file or on a server's connection (whole queries, one statement each).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from jobobs.db.sql import ident, literal
 from jobobs.model.errors import JobobsError
 from jobobs.model.states import ACTIVE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROW = "_jobobs_row"  # the alias that names an exported row as a whole, for its md5
 MD5, NTH = "_jobobs_md5", "_jobobs_nth"
@@ -112,6 +113,8 @@ def listing(con: Any) -> pd.DataFrame:
 
 def show(con: Any, name: str) -> dict[str, Any]:
     """One watermark as a dict (JobobsError if there is none)."""
+    import pandas as pd
+
     frame = con.execute(f"{LISTING} WHERE w.name = ?", [name]).df()
     if frame.empty:
         raise JobobsError(f"no watermark named {name!r}")
