@@ -9,29 +9,20 @@ discovery file goes. With a retention, it purges the history older than it every
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import secrets
 import signal
 import socket
-import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from jobobs.db import endpoint as endpoints
 from jobobs.db import files, quack
-from jobobs.db.store import Store, purge_statements, ts
-from jobobs.execution.loop import Repeated
-from jobobs.model.errors import JobobsError, one_line
+from jobobs.execution.retention import PURGE_EVERY, span
+from jobobs.model.errors import JobobsError
 
-log = logging.getLogger(__name__)
 WILDCARDS = ("0.0.0.0", "::", "")  # hosts that mean every interface
-PURGE_EVERY = 3600.0  # seconds between the purges of a retention
-PURGED = {"jobs": "jobs", "journal": "journal lines", "rejects": "rejects",
-          "transitions": "transitions", "commands": "requests"}  # as a purge's line says
 
 
 def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int = 9494,
@@ -64,14 +55,15 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             raise JobobsError(endpoints.already_running(running))
         rt = Runtime(db, workers=workers, handle_signals=False,
                      export_dirs=export_dirs or [os.getcwd()], stall_timeout=stall_timeout,
-                     executor=executor)
+                     executor=executor, retention=retention, purge_every=purge_every,
+                     on_purge=echo)
         rt.role = "the server"
     except BaseException:
         if executor is not None:
             executor.close()
         raise
     token = secrets.token_urlsafe(32)
-    address = server = endpoint = analysts = purging = None
+    address = server = endpoint = analysts = None
     try:
         token_file = analyst_token_file or analyst.token_path(db)
         analysts = analyst.Route(rt.store, analyst.load_token(token_file, analyst_group))
@@ -105,16 +97,10 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
              "Stop it with Ctrl-C.")
         if not quack.loopback(host):
             echo(exposed(host, port, quack_port, signed_in=users is not None))
-        if retention is not None:
-            purging = Retention(rt.store, retention, every=purge_every, clock=rt.clock,
-                                echo=echo)
-            purging.start()
         if on_ready is not None:
             on_ready(rt)
         _run_until_signal(server)
     finally:
-        if purging is not None:
-            purging.stop()
         if server is not None:
             server.stop()
         if analysts is not None:
@@ -130,15 +116,6 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             endpoints.remove(endpoint)
 
 
-def span(seconds: float) -> str:
-    """A length of time as people say it: 30 days, 12 hours, 90 s."""
-    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = int(seconds // size)
-            return f"{count} {unit}{'s' if count > 1 else ''}"
-    return f"{seconds:g} s"
-
-
 def kept(retention: timedelta, every: float) -> str:
     """The banner's line of a retention."""
     often = span(every)
@@ -146,73 +123,6 @@ def kept(retention: timedelta, every: float) -> str:
         often = often[2:]
     return (f"jobs that ended over {span(retention.total_seconds())} ago are purged with "
             f"their journal lines and rejects, now and every {often}\n")
-
-
-class Retention:
-    """Purges the history older than ``age`` on a thread of its own: at once, then every
-    ``every`` seconds. Each purge is ``jobobs purge``'s deletes, one statement at a time
-    (each its own transaction, and repeatable) on a cursor of its own, outside the store's
-    lock, so the runtime's writes go on meanwhile. What it deleted is logged and echoed;
-    a purge that fails is logged and the next one tries again."""
-
-    def __init__(self, store: Store, age: timedelta, *, every: float = PURGE_EVERY,
-                 clock: Callable[[], float] = time.time,
-                 echo: Callable[[str], None] = print):
-        if age <= timedelta(0) or every <= 0:
-            raise ValueError("a retention and its interval must be longer than 0")
-        self.store, self.age, self.every, self.clock, self.echo = store, age, every, clock, echo
-        self._stop = threading.Event()
-        self._cursor: Any = None
-        self._thread = threading.Thread(target=self._loop, name="jobobs-retention",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Purge no more; a purge under way is interrupted (what it deleted stays deleted)."""
-        self._stop.set()
-        cursor = self._cursor
-        if cursor is not None:
-            with contextlib.suppress(Exception):  # it may have ended and closed meanwhile
-                cursor.interrupt()
-        self._thread.join(timeout)
-
-    def purge(self) -> dict[str, int]:
-        """Delete what ended before now minus the retention; return the counts."""
-        cutoff = ts(self.clock() - self.age.total_seconds())
-        self._cursor = cursor = self.store.con.cursor()
-        try:
-            counts = {}
-            for what, sql, params in purge_statements(cutoff):
-                if self._stop.is_set():
-                    break
-                counts[what] = cursor.execute(sql, params).fetchone()[0]
-        finally:
-            self._cursor = None
-            cursor.close()
-        said = (f"jobobs: purged what ended before {cutoff:%Y-%m-%d %H:%M:%S} UTC (the "
-                f"retention is {span(self.age.total_seconds())}): " + ", ".join(
-                    f"{counts[what]} {name}" for what, name in PURGED.items() if what in counts))
-        log.info(said)
-        if any(counts.values()):
-            self.echo(said)
-        return counts
-
-    def _loop(self) -> None:
-        trouble = Repeated(log, "the retention's purge failed; the next one tries again")
-        while not self._stop.is_set():
-            try:
-                self.purge()
-            except Exception as error:
-                if self._stop.is_set():  # interrupted as the server stops
-                    return
-                trouble.failed(error)
-                self.echo(f"jobobs: the retention's purge failed: {one_line(error)}; the "
-                          f"next one, in {span(self.every)}, tries again")
-            else:
-                trouble.recovered()
-            self._stop.wait(self.every)
 
 
 def exposed(host: str, port: int, quack_port: int, signed_in: bool) -> str:

@@ -16,7 +16,7 @@ from serving import Server, cli, env, free_port
 import jobobs
 from jobobs.db import endpoint
 from jobobs.db.store import Store
-from jobobs.server import Retention
+from jobobs.execution.retention import Retention
 from jobobs.testing import wait_until
 
 DAY = 86400.0
@@ -164,3 +164,24 @@ def test_a_bad_retention_is_one_line_before_the_server_starts(tmp_path, age, mes
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert endpoint.read(db) is None and not Path(db).exists()
+
+
+def test_a_runtime_with_a_retention_purges_at_start_and_every_interval(db):
+    now = [1_700_000_000.0]
+    with jobobs.Runtime(db, handle_signals=False, clock=lambda: now[0]) as rt:
+        old = rt.wait(rt.submit(jobs.steps, 3, 0.0, 1).id, timeout=10).id
+    now[0] += 40 * 86400
+    said = []
+    with jobobs.Runtime(db, handle_signals=False, clock=lambda: now[0], on_purge=said.append,
+                        retention=timedelta(days=30), purge_every=0.2) as rt:
+        reader = rt.store.reader()
+
+        def count(job_id):
+            return reader.execute("SELECT count(*) FROM jobs WHERE id = ?",
+                                  [job_id]).fetchone()[0]
+
+        assert wait_until(lambda: count(old) == 0, timeout=30)
+        later = rt.wait(rt.submit(jobs.steps, 3, 0.0, 1).id, timeout=10).id
+        now[0] += 40 * 86400  # the next purge, a fraction of a second away, takes it too
+        assert wait_until(lambda: count(later) == 0, timeout=30)
+    assert "(the retention is 30 days): 1 jobs," in said[0]

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from jobobs.execution.runtime import Runtime
 
 log = logging.getLogger("jobobs.execution.runtime")
-PURGE_EVERY = 3600.0  # seconds between retention purges while a runtime runs
 SUBMITS_PER_TICK = 100
 SUBMIT_BUDGET = 0.02  # seconds of submissions a tick, after the control requests
 
@@ -86,7 +85,6 @@ class ControlLoop:
     def _loop(self) -> None:
         rt = self.rt
         last_flush = last_beat = 0.0
-        last_purge = time.monotonic()
         trouble = Repeated(log, "the control loop hit an error; it carries on")
         while not self._stop.is_set():
             self._wake.wait(trouble.delay(rt.poll_interval))
@@ -103,9 +101,6 @@ class ControlLoop:
                     rt.ledger.flush()
                     rt.notify_waiters()
                     last_flush = now
-                if rt.retention is not None and now - last_purge >= PURGE_EVERY:
-                    rt.purge(rt.retention)
-                    last_purge = now
             except Exception as error:
                 trouble.failed(error)
             else:

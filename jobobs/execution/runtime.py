@@ -26,6 +26,7 @@ from jobobs.execution.executors import HOST, Executor, ThreadExecutor
 from jobobs.execution.handle import JobHandle, JobInfo
 from jobobs.execution.logbridge import capture_logging, release_logging
 from jobobs.execution.loop import ControlLoop
+from jobobs.execution.retention import PURGE_EVERY, Retention
 from jobobs.execution.runs import Run
 from jobobs.execution.slots import Slots
 from jobobs.model import values
@@ -54,7 +55,8 @@ class Runtime:
         self, path: str = "jobs.duckdb", workers: int | None = None, *,
         actor: str | None = None, flush_interval: float = 0.1, poll_interval: float = 0.05,
         heartbeat: float = 1.0, shutdown_timeout: float = 4.0,
-        retention: timedelta | None = None, handle_signals: bool | None = None,
+        retention: timedelta | None = None, purge_every: float = PURGE_EVERY,
+        on_purge: Callable[[str], None] | None = None, handle_signals: bool | None = None,
         log_level: int | None = logging.INFO, clock: Callable[[], float] = time.time,
         export_dirs: list[str] | None = None, stall_timeout: float | None = None,
         executor: Executor | None = None,
@@ -89,12 +91,15 @@ class Runtime:
         self._closed = threading.Event()
         self._close_lock = threading.Lock()
         self.recovered = self.executor.recover(self.ledger)
-        if retention is not None:
-            self.purge(retention)
+        # purges what ended before the retention, now and every ``purge_every`` seconds
+        self.retention_purges = None if retention is None else Retention(
+            self.store, retention, every=purge_every, clock=clock, echo=on_purge)
         capture_logging(log_level)
         self.slots = Slots(self.workers, self._take)
         self.loop = ControlLoop(self)
         lifecycle.register(self, handle_signals)
+        if self.retention_purges is not None:
+            self.retention_purges.start()
 
     @property
     def closed(self) -> bool:
@@ -213,6 +218,8 @@ class Runtime:
     def _close(self, timeout: float, before_store_closes: Callable[[], None] | None) -> None:
         deadline = time.monotonic() + timeout
         try:
+            if self.retention_purges is not None:
+                self.retention_purges.stop()
             self.loop.stop(timeout)  # no request is carried out from here on
             for job_id in self.slots.drain():
                 self.ledger.try_transition(job_id, Status.SHUTDOWN, actor="runtime",
