@@ -283,3 +283,12 @@ def test_ndjson_rejects_on_a_dask_worker(tmp_path):
     finally:
         client.close()
         assert server.stop(timeout=30) == 0, server.output()
+
+
+def test_objects_spread_over_lines_are_read_as_records(rt, tmp_path):
+    source = write(tmp_path / "spread.json", '{"id": 1,\n "score": 2}\n{"id": 2,\n "score": 3}\n')
+    info = rt.wait(importing.submit(rt, source, "spread",
+                                    columns={"id": "BIGINT", "score": "INTEGER"}).id,
+                   timeout=60)
+    assert info.status is Status.FINISHED and info.rejected == 0, info.error
+    assert rows(rt, "SELECT id, score FROM spread ORDER BY id") == [(1, 2), (2, 3)]

@@ -147,3 +147,68 @@ def test_text_in_a_number_column_is_placed_at_its_line(rt, tmp_path, path, round
     assert rows(rt, "SELECT count(*), sum(score) FROM t") == [
         (3000 - len(expected), sum(i for i in range(1, 3001) if i % 97
                                    and not (rounding and i == 2500)))]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("text, stops, line, column", [
+    ("id,a,b\n1,1,1\n2,x,y\n3,2.5,zz\n4,5,6\n", {"b": "stop"}, 3, "b"),
+    ("id,n,d\n1,5,2024-01-01\n2,abc,2024-13-01\n", {"n": "stop"}, 3, "n"),
+], ids=["two bad numbers", "a bad date first"])
+def test_stop_is_seen_on_a_line_with_another_bad_value(rt, tmp_path, path, text, stops, line,
+                                                        column):
+    names = text.split("\n")[0].split(",")
+    columns = {name: "DATE" if name == "d" else "INTEGER" for name in names}
+    info = run(rt, write(tmp_path / "s.csv", text), columns, bad_values=stops, **PATHS[path])
+    assert info.status is Status.FAILED
+    assert f", line {line}: Error when converting column \"{column}\"" in info.error, info.error
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_nested_number_its_leaf_would_round_is_a_reject(rt, tmp_path, path):
+    source = write(tmp_path / "n.csv", 'id,s,l,d\n1,"{\'a\': 1}","[1,2]","[1.2]"\n'
+                   '2,"{\'a\': 1.5}","[1,2]","[1.2]"\n3,"{\'a\': 1}","[1,2.5]","[1.2]"\n'
+                   '4,"{\'a\': 1}","[1,2]","[1.25]"\n')
+    columns = {"id": "INTEGER", "s": "STRUCT(a INTEGER)", "l": "INTEGER[]",
+               "d": "DECIMAL(4,1)[]"}
+    info = run(rt, source, columns, **PATHS[path])
+    assert info.status is Status.FINISHED, info.error
+    assert rows(rt, "SELECT id FROM t") == [(1,)]
+    assert [(line, column) for line, column, *_ in rejects(rt, info.id)] == [
+        (3, "s"), (4, "l"), (5, "d")]
+
+
+def test_bad_values_naming_a_column_the_file_does_not_have_is_an_error(rt, tmp_path):
+    source = write(tmp_path / "c.csv", "id,score\n1,2\n")
+    info = rt.wait(importing.submit(rt, source, "t", bad_values={"Score": "stop"}).id,
+                   timeout=60)
+    assert info.status is Status.FAILED
+    assert "bad_values names 'Score', which is not among the columns" in info.error
+
+
+def test_a_replay_leaves_out_the_lines_imported_with_a_warning(rt, tmp_path):
+    from jobobs.kinds import rejects as replays
+
+    source = write(tmp_path / "w.csv", "id,n,d\n1,10,2024-01-01\n2,abc,2024-01-02\n3,7,x\n")
+    columns = {"id": "INTEGER", "n": "INTEGER", "d": "DATE"}
+    info = run(rt, source, columns, bad_values={"n": "ignore"})
+    assert (info.succeeded, info.rejected) == (2, 1), info.error
+    fixed = str(tmp_path / "fixed.csv")
+    rt.flush()
+    assert replays.export_rejects(rt.store.reader(), info.id, fixed) == 2
+    again = rt.wait(replays.replay(rt, info.id, fixed).id, timeout=60)
+    assert again.processed == 1  # line 4 alone; line 3 was imported with its warning
+    assert rows(rt, "SELECT id, count(*) FROM t GROUP BY id ORDER BY id") == [(1, 1), (2, 1)]
+
+
+def test_staging_tables_kept_by_an_older_version_are_upgraded_on_resume(rt, tmp_path):
+    with rt.store.transaction() as con:  # as a job paused before bad values had a policy
+        con.execute("""CREATE TABLE _jobobs_stage_1 (_file INTEGER, _row BIGINT, id INTEGER,
+            score INTEGER, _inexact VARCHAR, _inexact_message VARCHAR,
+            _inexact_values VARCHAR[])""")
+        con.execute("""CREATE TABLE _jobobs_stage_rejects_1 (file INTEGER, path VARCHAR,
+            line BIGINT, column_name VARCHAR, reason VARCHAR, raw VARCHAR, message VARCHAR)""")
+    source = write(tmp_path / "o.csv", "id,score\n1,10\n2,x\n3,30\n")
+    info = run(rt, source, {"id": "INTEGER", "score": "INTEGER"}, key=["id"])
+    assert info.id == 1 and info.status is Status.FINISHED, info.error
+    assert (info.succeeded, info.rejected) == (2, 1)
+    assert rows(rt, "SELECT id FROM t ORDER BY id") == [(1,), (3,)]

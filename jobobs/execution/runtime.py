@@ -63,6 +63,8 @@ class Runtime:
     ):
         if workers is not None and workers < 1:
             raise ValueError("workers must be at least 1")
+        if retention is not None and (retention <= timedelta(0) or purge_every <= 0):
+            raise ValueError("a retention and its purge interval must be longer than 0")
         self.executor: Executor = executor or ThreadExecutor(workers or 4)
         self.workers = workers or self.executor.capacity()
         self.id = uuid.uuid4().hex[:12]

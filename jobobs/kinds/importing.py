@@ -35,11 +35,12 @@ from jobobs.execution.context import JobContext
 from jobobs.kinds.exporting import confine
 from jobobs.kinds.jsonrows import stage_file
 from jobobs.kinds.onepass import OnePass
-from jobobs.kinds.rawlines import keep_raw_bytes, placed_rows
+from jobobs.kinds.rawlines import first_stop, keep_raw_bytes, placed_rows
 from jobobs.kinds.sources import (
     ImportOptions,
     bad_value_policy,
     bad_values,
+    bad_values_policy,
     canonical,
     choose_columns,
     converted,
@@ -106,6 +107,7 @@ class Import:
             if state["phase"] in ("check", "load") and not self.staged():
                 raise JobobsError(f"the staging tables of job {self.ctx.job_id} are gone: Dask "
                                   "workers must share the scratch folder (serve --scratch)")
+            self.upgrade_staging()
             if state["phase"] == "read":
                 state = self.read(files, state)
             self.columns = state["columns"]
@@ -156,6 +158,7 @@ class Import:
         adding = self.options.mode != "replace" and self.exists()
         path, columns = choose_columns(self.cursor, files, self.options,
                                        self.target if adding else None)
+        bad_values_policy(self.options.bad_values, columns)  # names only columns there are
         what = (f"Columns of {self.options.dataset or self.options.table}" if adding
                 else f"Columns sniffed from {path}")
         self.ctx.log.info("%s: %s", what, ", ".join(f"{n} {t}" for n, t in columns.items()))
@@ -208,7 +211,7 @@ class Import:
         cur = self.cursor
         found = placed_rows(cur, path, self.options, columns, wide, cur.execute(
             f"SELECT _row, _inexact_values FROM {self.stage} WHERE _file = ? AND "
-            "_inexact_values IS NOT NULL", [index]).fetchall(), reader_rejects)
+            "_inexact_values IS NOT NULL ORDER BY _row", [index]).fetchall(), reader_rejects)
         bad = f"""SELECT _row, _inexact AS c, _inexact_message AS m, 'error' AS level
             FROM {self.stage} WHERE _file = {index} AND _inexact IS NOT NULL UNION ALL
             SELECT _row, unnest(_ignored), unnest(_ignored_messages), 'warning'
@@ -295,15 +298,10 @@ class Import:
         return next_state
 
     def stopping(self) -> str | None:
-        """Why the import stops: the first staged reject of a value in a column whose bad
-        values stop it, if any."""
-        stops = [c for c in self.columns if bad_value_policy(self.options, c) == "stop"]
-        if not stops:
-            return None
-        found = self.cursor.execute(
-            f"SELECT path, line, column_name, message FROM {self.stage_rejects} WHERE "
-            f"level = 'error' AND column_name IN ({', '.join(literal(c) for c in stops)}) "
-            "ORDER BY file, line LIMIT 1").fetchone()
+        """Why the import stops: the first staged reject with a bad value in a column whose
+        bad values stop it, if any (see rawlines.first_stop)."""
+        found = first_stop(self.cursor, self.stage_rejects, "true", "file, line",
+                           self.options, self.columns)
         return None if found is None else stop_message(*found)
 
     def record_rejects(self, con: duckdb.DuckDBPyConnection, first: int,
@@ -481,6 +479,16 @@ class Import:
         else:
             self.ctx.log.info("Nothing was written to %s (on_failure=%s)", self.options.table,
                               self.options.on_failure)
+
+    def upgrade_staging(self) -> None:
+        """Staging tables kept by a job paused before bad values had a policy get the
+        columns that came with it."""
+        if not self.staged():
+            return
+        for table, column, kind in ((self.stage, "_ignored", "VARCHAR[]"),
+                                    (self.stage, "_ignored_messages", "VARCHAR[]"),
+                                    (self.stage_rejects, "level", "VARCHAR DEFAULT 'error'")):
+            self.cursor.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
     def staged(self) -> bool:
         try:

@@ -299,13 +299,22 @@ def lines(path: str, rejects: str) -> str:
 def shape(cur: duckdb.DuckDBPyConnection, path: str, options: ImportOptions) -> str:
     """How a file's rows are read: "parquet"; "array" (a JSON array) and "records" (JSON
     objects spread over several lines), by record; "lines" (newline-delimited JSON), by
-    line. Told by the file's first line that is not blank."""
+    line. Told by the file's first line that is not blank: an object that does not end on
+    it is spread over lines."""
     if file_format(path, options.format) == "parquet":
         return "parquet"
     first = first_line(cur, path).strip()
     if first.startswith("["):
         return "array"
-    return "records" if first == "{" else "lines"
+    return "records" if first.startswith("{") and not whole_object(first) else "lines"
+
+
+def whole_object(line: str) -> bool:
+    """Whether ``line`` is a JSON object on its own (else its object goes on below)."""
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def first_line(cur: duckdb.DuckDBPyConnection, path: str) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from jobobs.db.sql import StatementProgress, ident, literal, table_name
-from jobobs.kinds.rawlines import keep_raw_bytes, placed_rows, typed_rejects
+from jobobs.kinds.rawlines import first_stop, keep_raw_bytes, placed_rows, typed_rejects
 from jobobs.kinds.sources import (
     ImportOptions,
     bad_value_policy,
@@ -89,6 +89,9 @@ class OnePass:
                 ctx.checkpoint(outcome)
                 self.finish_without_rows(files, columns, outcome)
                 return
+        # held by a version before bad values had a policy: every reject an error
+        cur.execute(f"ALTER TABLE {self.holder} ADD COLUMN IF NOT EXISTS level VARCHAR "
+                    "DEFAULT 'error'")
         imported, rejected = cur.execute(f"SELECT imported, rejected FROM {self.marker}"
                                          ).fetchone()
         ctx.count(total=imported + rejected, processed=imported + rejected,
@@ -229,16 +232,11 @@ class OnePass:
             unnest(?::VARCHAR[])""", [list(column) for column in zip(*held)] or [[]] * 5)
 
     def stopping(self, path: str) -> str | None:
-        """Why the import stops at a rejected value of ``path``: the first one in a column
-        whose bad values stop it, if any."""
-        stops = [c for c in self.run.columns if bad_value_policy(self.options, c) == "stop"]
-        if not stops:
-            return None
-        found = self.cursor.execute(
-            f"SELECT line, column_name, message FROM {self.holder} WHERE path = ? AND "
-            f"level = 'error' AND column_name IN ({', '.join(literal(c) for c in stops)}) "
-            "ORDER BY line LIMIT 1", [path]).fetchone()
-        return None if found is None else stop_message(path, *found)
+        """Why the import stops at a rejected line of ``path``: the first with a bad value
+        in a column whose bad values stop it, if any (see rawlines.first_stop)."""
+        found = first_stop(self.cursor, self.holder, f"path = {literal(path)}", "line",
+                           self.options, self.run.columns)
+        return None if found is None else stop_message(*found)
 
     def finish_without_rows(self, files: list[str], columns: dict[str, str],
                             state: dict[str, Any]) -> None:

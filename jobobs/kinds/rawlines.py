@@ -219,25 +219,32 @@ def typed_rejects(cur: duckdb.DuckDBPyConnection, path: str, options: ImportOpti
     finally:
         for table in (again, again + "_scan"):
             cur.execute(f"DROP TABLE IF EXISTS {ident(table)}")
-    if bad_types or not _no_numbers(cur, columns, options, lines):
+    texts = None if bad_types else _no_numbers(cur, columns, options, lines)
+    if texts is None:
         return None
-    return TypedRejects(rows + rejected, lines)
+    return TypedRejects(rows + rejected, [
+        (line, raw, column, f'Error when converting column "{column}". Could not convert '
+                            f'string "{text}" to {columns[column]}')
+        for (line, raw, column, _), text in zip(lines, texts)])
 
 
 def _no_numbers(cur: duckdb.DuckDBPyConnection, columns: dict[str, str],
-                options: ImportOptions, lines: list[tuple[int, str, str, str]]) -> bool:
-    """Whether each record (line, raw, column, message) holds in its column a value that
-    does not fit it."""
-    names, texts = list(columns), {}
+                options: ImportOptions, lines: list[tuple[int, str, str, str]]
+                ) -> list[str] | None:
+    """The text in its column of each record (line, raw, column, message), when each is a
+    value that does not fit its column; else None."""
+    names, texts, by_column = list(columns), [], {}
     for _, raw, column, _ in lines:
         fields, open_quote = split_record(raw, options)
         if open_quote or len(fields) != len(names) or column not in columns:
-            return False
-        texts.setdefault(column, []).append(fields[names.index(column)])
-    return not any(cur.execute(
-        f"SELECT count(*) FROM (SELECT unnest(?::VARCHAR[]) AS v) WHERE "
-        f"{fits('v', columns[column])}", [values]).fetchone()[0]
-        for column, values in texts.items())
+            return None
+        texts.append(fields[names.index(column)])
+        by_column.setdefault(column, []).append(texts[-1])
+    if any(cur.execute(f"SELECT count(*) FROM (SELECT unnest(?::VARCHAR[]) AS v) WHERE "
+                       f"{fits('v', columns[column])}", [values]).fetchone()[0]
+           for column, values in by_column.items()):
+        return None
+    return texts
 
 
 def placed_rows(cur: duckdb.DuckDBPyConnection, path: str, options: ImportOptions,
@@ -276,6 +283,44 @@ def same_fields(raw: str, values: list[str | None], text: list[int],
     """Whether CSV record ``raw`` has the row's ``values`` in its ``text`` fields."""
     fields = split_record(raw, options)[0]
     return len(fields) == len(values) and all(fields[i] == (values[i] or "") for i in text)
+
+
+def first_stop(cur: duckdb.DuckDBPyConnection, table: str, where: str, order: str,
+               options: ImportOptions, columns: dict[str, str]) -> tuple | None:
+    """(path, line, column, message) of the first rejected line in ``table`` (its rows
+    ``where``, in ``order``) with a bad value in a column whose bad values stop the import:
+    the column its reject names, or (a line rejected for another error first) one whose
+    text in the line's raw CSV fields does not fit. None when there is none."""
+    stops = [c for c in columns if bad_value_policy(options, c) == "stop"]
+    if not stops:
+        return None
+    found = cur.execute(f"SELECT path, line, column_name, raw, message FROM {table} WHERE "
+                        f"level = 'error' AND {where} ORDER BY {order}").fetchall()
+    names, texts = list(columns), {c: {} for c in stops}
+    for at, (path, _, column, raw, _) in enumerate(found):
+        if column in stops or raw is None or file_format(path, options.format) != "csv":
+            continue
+        fields, open_quote = split_record(raw, options)
+        if not open_quote and len(fields) == len(names):
+            for c in stops:
+                if fields[names.index(c)]:
+                    texts[c][at] = fields[names.index(c)]
+    bad: dict[int, tuple[str, str]] = {}
+    for c, values in texts.items():
+        if values:
+            check = f"SELECT list_transform(?::VARCHAR[], v -> {fits('v', columns[c])})"
+            (fit,) = cur.execute(check, [list(values.values())]).fetchone()
+            for at, ok in zip(values, fit):
+                if not ok and at not in bad:
+                    bad[at] = (c, values[at])
+    for at, (path, line, column, _, message) in enumerate(found):
+        if column in stops:
+            return path, line, column, message
+        if at in bad:
+            c, text = bad[at]
+            return path, line, c, (f'Error when converting column "{c}". Could not convert '
+                                   f'string "{text}" to {columns[c]}')
+    return None
 
 
 def located_rows(cur: duckdb.DuckDBPyConnection, path: str, options: ImportOptions,

@@ -14,7 +14,7 @@ from jobobs.db.sql import literal
 from jobobs.kinds import importing, sources
 from jobobs.model.errors import JobobsError
 
-COLUMNS = "seq, source, line_no, column_name, reason, message, raw, record"
+COLUMNS = "seq, kind, source, line_no, column_name, reason, message, raw, record"
 
 
 def export_rejects(con: duckdb.DuckDBPyConnection, job_id: int, path: str) -> int:
@@ -56,10 +56,13 @@ def replay_options(original: dict[str, Any], corrected: str, *,
         raise JobobsError(f"job {job_id} never read its columns; there is nothing to replay")
     if not os.path.exists(corrected):
         raise JobobsError(f"{corrected} does not exist")
+    read = f"read_csv({literal(corrected)}, header=true, all_varchar=true)"
     try:
-        lines = duckdb.sql(f"SELECT raw, source, TRY_CAST(line_no AS BIGINT) FROM read_csv("
-                           f"{literal(corrected)}, header=true, all_varchar=true) "
-                           "WHERE raw IS NOT NULL").fetchall()
+        # a warning's line was imported (its bad value as NULL): only errors are replayed
+        kept = ("AND kind IS DISTINCT FROM 'warning'" if "kind" in
+                duckdb.sql(f"SELECT * FROM {read} LIMIT 0").columns else "")
+        lines = duckdb.sql(f"SELECT raw, source, TRY_CAST(line_no AS BIGINT) FROM {read} "
+                           f"WHERE raw IS NOT NULL {kept}").fetchall()
     except duckdb.Error as error:
         raise JobobsError(f"{corrected} is not a rejects file with a raw column") from error
     # a name of its own: two replays of one corrected file must not share it

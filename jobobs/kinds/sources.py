@@ -252,6 +252,7 @@ _DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC|DEC)(?:\((\d+)(?:,(\d+))?\))?")
 # Types whose bad text DuckDB's CSV reader takes without a reject (DuckDB 1.5.5): a bad
 # TIMESTAMPTZ or TIMETZ becomes NULL, a nested value keeps a NULL where an element was bad
 # (and a reject is made at a line past the file's end), a bad GEOMETRY fails the whole read.
+_NUMBER_LEAF = re.compile(r"\bU?(?:TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)\b|\bDECIMAL\(\d+,\d+\)")
 _UNTRUSTED = re.compile(r"(?:STRUCT|MAP|UNION)\(.*|.*\[\d*\]|.*WITH TIME ZONE|GEOMETRY",
                         re.DOTALL)
 
@@ -274,7 +275,11 @@ def fits(name: str, kind: str, source: str = "VARCHAR") -> str:
     ``kind`` takes as it is (see ``exact`` for numbers), or none."""
     if source != "VARCHAR" or is_number(kind):
         return exact(name, kind, source)
-    return f"({ident(name)} IS NULL OR try(CAST({ident(name)} AS {kind})) IS NOT NULL)"
+    column, value = ident(name), f"try(CAST({ident(name)} AS {kind}))"
+    doubles = _NUMBER_LEAF.sub("DOUBLE", kind)
+    rounded = (f" AND {value}::{doubles} IS NOT DISTINCT FROM try(CAST({column} AS {doubles}))"
+               if doubles != kind else "")  # a nested number that its leaf would round
+    return f"({column} IS NULL OR ({value} IS NOT NULL{rounded}))"
 
 
 def converted(name: str, kind: str, source: str, ignored: bool) -> str:
@@ -338,7 +343,9 @@ class BadValues(NamedTuple):
 def bad_values(columns: dict[str, str], wide: dict[str, str],
                options: ImportOptions) -> BadValues:
     rejecting, ignoring = [], []
-    for name, source in wide.items():
+    # a column whose bad values stop the import is named first, so the stop is seen
+    for name, source in sorted(wide.items(),
+                               key=lambda item: bad_value_policy(options, item[0]) != "stop"):
         when = f"WHEN NOT {fits(name, columns[name], source)} THEN"
         (ignoring if bad_value_policy(options, name) == "ignore" else rejecting).append(
             (name, when, bad_message(name, columns[name], source)))
