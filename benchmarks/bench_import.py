@@ -35,35 +35,30 @@ from pathlib import Path
 
 COLUMNS = {"id": "BIGINT", "name": "VARCHAR", "score": "INTEGER", "day": "DATE"}
 
-RAW = """
+# DuckDB's own reader into a table, timed as jobobs' import is; {read} is the reader and
+# {rejected} the count of rejected lines (None: the reader does not keep them).
+RAW_SCRIPT = """
 import duckdb, json, resource, sys, time
 source, db, columns = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 con = duckdb.connect(db)
-struct = "{" + ", ".join(f"'{n}': '{t}'" for n, t in columns.items()) + "}"
+struct = "{{" + ", ".join(f"'{{n}}': '{{t}}'" for n, t in columns.items()) + "}}"
 started = time.perf_counter()
-con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv('{source}', header=true, "
-            f"columns={struct}, auto_detect=false, store_rejects=true)")
+con.execute(f"CREATE TABLE t AS SELECT * FROM {read}")
 con.execute("CHECKPOINT")
 seconds = time.perf_counter() - started
-rejected = con.execute("SELECT count(*) FROM (SELECT DISTINCT file_id, line FROM reject_errors)"
-                       ).fetchone()[0]
-print(json.dumps({"seconds": seconds, "rejected": rejected,
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+rejected = {rejected}
+print(json.dumps({{"seconds": seconds, "rejected": rejected,
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
 """
-
-RAW_NDJSON = """
-import duckdb, json, resource, sys, time
-source, db, columns = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-con = duckdb.connect(db)
-struct = "{" + ", ".join(f"'{n}': '{t}'" for n, t in columns.items()) + "}"
-started = time.perf_counter()
-con.execute(f"CREATE TABLE t AS SELECT * FROM read_json('{source}', columns={struct}, "
-            "format='newline_delimited', ignore_errors=true)")
-con.execute("CHECKPOINT")
-seconds = time.perf_counter() - started
-print(json.dumps({"seconds": seconds, "rejected": None,
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-"""
+RAW = RAW_SCRIPT.format(
+    read="read_csv('{source}', header=true, columns={struct}, auto_detect=false, "
+         "store_rejects=true)",
+    rejected='con.execute("SELECT count(*) FROM (SELECT DISTINCT file_id, line FROM '
+             'reject_errors)").fetchone()[0]')
+RAW_NDJSON = RAW_SCRIPT.format(
+    read="read_json('{source}', columns={struct}, format='newline_delimited', "
+         "ignore_errors=true)",
+    rejected="None")
 
 OURS = """
 import json, resource, sys, time
