@@ -212,3 +212,16 @@ def test_staging_tables_kept_by_an_older_version_are_upgraded_on_resume(rt, tmp_
     assert info.id == 1 and info.status is Status.FINISHED, info.error
     assert (info.succeeded, info.rejected) == (2, 1)
     assert rows(rt, "SELECT id FROM t ORDER BY id") == [(1,), (3,)]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_rejects_are_numbered_in_the_order_of_the_files(rt, tmp_path, path):
+    second = write(tmp_path / "a.csv", "id,score\n3,x\n")
+    first = write(tmp_path / "b.csv", "id,score\n1,y\n2,2\n")
+    info = rt.wait(importing.submit(rt, [first, second], "t",
+                                    columns={"id": "INTEGER", "score": "INTEGER"},
+                                    **PATHS[path]).id, timeout=60)
+    assert info.status is Status.FINISHED, info.error
+    rt.flush()
+    assert rows(rt, "SELECT seq, source FROM rejects WHERE job_id = ? ORDER BY seq",
+                info.id) == [(1, first), (2, second)]

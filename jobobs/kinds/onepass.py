@@ -299,8 +299,9 @@ class OnePass:
 
         def move(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"""INSERT INTO rejects SELECT ?, ? + row_number() OVER
-                (ORDER BY path, line, level), now()::TIMESTAMP, level, path, line, column_name,
-                raw, NULL, reason, message FROM {self.holder}""", [self.ctx.job_id, first])
+                (ORDER BY list_position(?::VARCHAR[], path), line, level), now()::TIMESTAMP,
+                level, path, line, column_name, raw, NULL, reason, message FROM {self.holder}""",
+                        [self.ctx.job_id, first, state["files"]])
             if not self.database:
                 con.execute(f"DROP TABLE {self.holder}")
                 con.execute(f"DROP TABLE IF EXISTS {self.marker}")
