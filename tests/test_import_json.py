@@ -292,3 +292,13 @@ def test_objects_spread_over_lines_are_read_as_records(rt, tmp_path):
                    timeout=60)
     assert info.status is Status.FINISHED and info.rejected == 0, info.error
     assert rows(rt, "SELECT id, score FROM spread ORDER BY id") == [(1, 2), (2, 3)]
+
+
+def test_a_malformed_line_does_not_stop_the_columns_being_sniffed(rt, tmp_path):
+    source = write(tmp_path / "sniffed.ndjson",
+                   '{"id": 1, "n": 2}\n{"id": 2, "n": \n{"id": 3, "n": 4}\n')
+    info = rt.wait(importing.submit(rt, source, "sniffed").id, timeout=60)
+    assert info.status is Status.FINISHED and info.rejected == 1, info.error
+    assert rows(rt, "SELECT id, n FROM sniffed ORDER BY id") == [(1, 2), (3, 4)]
+    assert [(line, reason) for line, _, reason, _ in rejects(rt, info.id)] == [
+        (2, "invalid json")]

@@ -229,7 +229,8 @@ def reader(path: str, options: ImportOptions, columns: dict[str, str] | None,
         return f"read_parquet({literal(path)})"
     if kind == "json":
         typed = f", columns={columns_struct(columns)}" if columns else ""
-        return f"read_json({literal(path)}{typed})"
+        # sniffing, a malformed line is left to the import, which rejects it
+        return f"read_json({literal(path)}{typed}{', ignore_errors=true' if sniffing else ''})"
     args = [literal(path), f"header={literal(options.header)}",
             f"delim={literal(options.delimiter)}", f"quote={literal(options.quote)}",
             f"escape={literal(options.escape)}", f"encoding={literal(options.encoding)}"]
