@@ -102,7 +102,7 @@ class OnePass:
              at: list[int], careful: bool) -> tuple[int, int, int | None, bool, str | None] | None:
         """Read the files into the target in one transaction; return what it imported and
         rejected, the threshold, whether it was passed, and why the import stops (a bad value
-        in a column whose bad values stop it; no file after its is read). Not ``careful``:
+        in a column whose bad values stop it; the files after it are not read). Not ``careful``:
         None, with nothing written, at the first value that does not fit its column."""
         ctx, options, cur = self.ctx, self.options, self.cursor
         target = table_name(options.table)
