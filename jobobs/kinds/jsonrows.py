@@ -32,7 +32,15 @@ import duckdb
 
 from jobobs.db.sql import StatementProgress, ident, literal
 from jobobs.execution.context import JobContext
-from jobobs.kinds.sources import REASONS, ImportOptions, bad_value_policy, file_format
+from jobobs.kinds.sources import (
+    ImportOptions,
+    bad_message,
+    bad_value_policy,
+    file_format,
+    is_number,
+    lines_rejected,
+    rounds,
+)
 from jobobs.model.errors import JobobsError
 
 # The staged rejects' columns, as this module fills them.
@@ -96,13 +104,10 @@ def unreadable_lines(cur: duckdb.DuckDBPyConnection, run: Staging, index: int, p
             (SELECT line - row_number() OVER (ORDER BY line) AS before FROM
              (SELECT DISTINCT line FROM {ident(lines)})) r WHERE r.before < s._row)
             WHERE _file = {index}""")
-        reason = ("CASE arg_min(error_type, byte_position) " + " ".join(
-            f"WHEN {literal(k)} THEN {literal(v)}" for k, v in REASONS.items())
-            + " ELSE lower(arg_min(error_type, byte_position)) END")
+        # as a CSV file's rejected lines, with no column: the line reader has one
         cur.execute(f"""INSERT INTO {run.stage_rejects} {REJECT_COLUMNS} SELECT {index},
-            {literal(path)}, line, NULL, {reason}, arg_min(csv_line, byte_position),
-            string_agg(error_message, '; ' ORDER BY byte_position), 'error'
-            FROM {ident(lines)} GROUP BY line""")
+            path, line, NULL, reason, raw, message, 'error'
+            FROM ({lines_rejected(path, lines)}) r(path, line, c, reason, raw, message)""")
     cur.execute(f"DROP TABLE {ident(lines)}")
     cur.execute(f"DROP TABLE {ident(lines + '_scan')}")
 
@@ -225,7 +230,7 @@ class Rows:
         value = f"struct_extract(_j, {literal(name)})"
         if kind in ("VARCHAR", "JSON"):
             return Check(value)
-        shown = message(name, kind, f"'string \"' || {value} || '\"'", i)
+        shown = bad_message(name, kind, f"'string \"' || {value} || '\"'", f"_v{i}")
         if not nested(kind):
             return Check(f"TRY_CAST({value} AS {kind})", bad_text(value, kind, i), shown)
         # cast only what fits: a MAP's key that does not fails even TRY_CAST
@@ -270,20 +275,13 @@ class Rows:
             elif source_kind == "VARCHAR":
                 bad = bad_text(value, kind, i)
             else:  # a number of another type: the same once cast back
-                rounded = f"_v{i}::{source_kind} <> {value}" if number(kind) else "false"
+                rounded = f"_v{i}::{source_kind} <> {value}" if is_number(kind) else "false"
                 bad = (f"CASE WHEN {value} IS NULL THEN false WHEN _v{i} IS NULL THEN true "
                        f"ELSE {rounded} END")
             shown = (f"'string \"' || {value} || '\"'" if source_kind == "VARCHAR"
                      else f"'{source_kind} ' || {value}::VARCHAR")
-            checks.append(Check(cast, bad, message(name, kind, shown, i)))
+            checks.append(Check(cast, bad, bad_message(name, kind, shown, f"_v{i}")))
         return source, raw, checks
-
-
-def message(name: str, kind: str, shown: str, i: int) -> str:
-    """SQL: the message of a bad value of column ``name`` (DuckDB's CSV reader's words)."""
-    text = f'Error when converting column "{name}". Could not convert '
-    return (f"{literal(text)} || {shown} || {literal(' to ' + kind)} || CASE WHEN _v{i} IS "
-            "NULL THEN '' ELSE ' without rounding' END")
 
 
 def lines(path: str, rejects: str) -> str:
@@ -333,10 +331,6 @@ def first_line(cur: duckdb.DuckDBPyConnection, path: str) -> str:
 
 # -- what a column takes ---------------------------------------------------------------
 
-NUMBERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-           "UINTEGER", "UBIGINT", "UHUGEINT")
-
-
 def nested(kind: str) -> bool:
     return kind.startswith(("STRUCT", "MAP", "UNION")) or kind.endswith("]")
 
@@ -345,25 +339,6 @@ def carrier(kind: str) -> str:
     """``kind`` with its fixed-size arrays as lists: DuckDB's CASE takes no ARRAY, so a
     value is carried as a list and cast back to ``kind`` last."""
     return re.sub(r"\[\d+\]", "[]", kind)
-
-
-def number(kind: str) -> bool:
-    """Whether DuckDB's cast to ``kind`` may round: integers and decimals."""
-    return kind in NUMBERS or kind.startswith("DECIMAL")
-
-
-def rounds(text: str, kind: str) -> str:
-    """SQL: whether ``text``, which casts to ``kind``, is rounded by the cast: for integers
-    and decimals, a digit past the scale other than 0 (or, with an exponent, a number that
-    is not the same as a DOUBLE); never for other types."""
-    if not number(kind):
-        return "false"
-    scale = kind.split(",")[1].rstrip(")") if kind.startswith("DECIMAL") else "0"
-    fraction = literal(r"\.\d{" + scale + r"}\d*[1-9]")
-    exponent = f"contains({text}, 'e') OR contains({text}, 'E')"
-    return f"""CASE WHEN NOT (contains({text}, '.') OR {exponent}) THEN false
-        WHEN {exponent} THEN TRY_CAST({text} AS DOUBLE) <> TRY_CAST({text} AS {kind})::DOUBLE
-        ELSE regexp_matches({text}, {fraction}) END"""
 
 
 def bad_text(text: str, kind: str, i: int) -> str:

@@ -27,6 +27,7 @@ from jobobs.db.sql import ident, literal
 from jobobs.kinds.sources import (
     ImportOptions,
     bad_value_policy,
+    cast_message,
     file_format,
     fits,
     is_number,
@@ -223,8 +224,7 @@ def typed_rejects(cur: duckdb.DuckDBPyConnection, path: str, options: ImportOpti
     if texts is None:
         return None
     return TypedRejects(rows + rejected, [
-        (line, raw, column, f'Error when converting column "{column}". Could not convert '
-                            f'string "{text}" to {columns[column]}')
+        (line, raw, column, cast_message(column, text, columns[column]))
         for (line, raw, column, _), text in zip(lines, texts)])
 
 
@@ -318,8 +318,7 @@ def first_stop(cur: duckdb.DuckDBPyConnection, table: str, where: str, order: st
             return path, line, column, message
         if at in bad:
             c, text = bad[at]
-            return path, line, c, (f'Error when converting column "{c}". Could not convert '
-                                   f'string "{text}" to {columns[c]}')
+            return path, line, c, cast_message(c, text, columns[c])
     return None
 
 

@@ -299,12 +299,21 @@ def exact(name: str, kind: str, source: str = "VARCHAR") -> str:
     if source != "VARCHAR":
         return (f"({column} IS NULL OR coalesce(TRY_CAST({column} AS {kind})::{source} = "
                 f"{column}, false))")
+    return (f"({column} IS NULL OR (TRY_CAST({column} AS {kind}) IS NOT NULL AND NOT "
+            f"{rounds(column, kind)}))")
+
+
+def rounds(text: str, kind: str) -> str:
+    """SQL: whether number ``text`` (an expression), which casts to ``kind``, is rounded by
+    the cast: for integers and decimals, a digit past the scale other than 0 (or, with an
+    exponent, a number that is not the same as a DOUBLE); never for other types."""
+    if not is_number(kind):
+        return "false"
     fraction = literal(r"\.\d{" + str(scale(kind)) + r"}\d*[1-9]")
-    return f"""({column} IS NULL OR (TRY_CAST({column} AS {kind}) IS NOT NULL AND CASE
-        WHEN NOT regexp_matches({column}, '[.eE]') THEN true
-        WHEN regexp_matches({column}, '[eE]') THEN TRY_CAST({column} AS DOUBLE) =
-            TRY_CAST({column} AS {kind})::DOUBLE
-        ELSE NOT regexp_matches({column}, {fraction}) END))"""
+    exponent = f"contains({text}, 'e') OR contains({text}, 'E')"
+    return f"""CASE WHEN NOT (contains({text}, '.') OR {exponent}) THEN false
+        WHEN {exponent} THEN TRY_CAST({text} AS DOUBLE) <> TRY_CAST({text} AS {kind})::DOUBLE
+        ELSE regexp_matches({text}, {fraction}) END"""
 
 
 def scale(kind: str) -> int:
@@ -316,16 +325,29 @@ def scale(kind: str) -> int:
     return 3 if match.group(1) is None else int(match.group(2) or 0)
 
 
-def bad_message(name: str, kind: str, source: str) -> str:
-    """SQL: the message of a value of column ``name`` (read as ``source``) that does not fit,
-    in DuckDB's words."""
+def bad_message(name: str, kind: str, shown: str, cast: str | None) -> str:
+    """SQL: the message of a value of column ``name`` that does not fit its type ``kind``,
+    in DuckDB's words: ``shown``, SQL of the value as the message shows it; ``cast``, SQL of
+    its cast to ``kind``, which says "without rounding" when it is not NULL (None: never)."""
+    rounded = (f" || CASE WHEN {cast} IS NULL THEN '' ELSE ' without rounding' END"
+               if cast else "")
+    return f"{literal(_converting(name))} || {shown} || {literal(' to ' + kind)}{rounded}"
+
+
+def cast_message(name: str, text: str, kind: str) -> str:
+    """The message of ``text`` that column ``name`` of type ``kind`` cannot take."""
+    return f'{_converting(name)}string "{text}" to {kind}'
+
+
+def _converting(name: str) -> str:
+    return f'Error when converting column "{name}". Could not convert '
+
+
+def shown_value(name: str, source: str) -> str:
+    """SQL: column ``name`` (read as ``source``) as a cast's message shows it."""
     column = ident(name)
-    value = (f"'string \"' || {column} || '\"'" if source == "VARCHAR"
-             else f"'{source} ' || {column}")
-    rounded = (f" || CASE WHEN TRY_CAST({column} AS {kind}) IS NULL THEN '' ELSE "
-               "' without rounding' END" if is_number(kind) or source != "VARCHAR" else "")
-    return (f"'Error when converting column \"' || {literal(name)} || '\". Could not convert "
-            f"' || {value} || {literal(' to ' + kind)}{rounded}")
+    return f"'string \"' || {column} || '\"'" if source == "VARCHAR" else \
+        f"'{source} ' || {column}"
 
 
 class BadValues(NamedTuple):
@@ -349,7 +371,10 @@ def bad_values(columns: dict[str, str], wide: dict[str, str],
                                key=lambda item: bad_value_policy(options, item[0]) != "stop"):
         when = f"WHEN NOT {fits(name, columns[name], source)} THEN"
         (ignoring if bad_value_policy(options, name) == "ignore" else rejecting).append(
-            (name, when, bad_message(name, columns[name], source)))
+            (name, when, bad_message(name, columns[name], shown_value(name, source),
+                                     f"TRY_CAST({ident(name)} AS {columns[name]})"
+                                     if is_number(columns[name]) or source != "VARCHAR"
+                                     else None)))
     first = (f"CASE {' '.join(f'{when} {literal(name)}' for name, when, _ in rejecting)} END"
              if rejecting else "NULL::VARCHAR")
     message = (f"CASE {' '.join(f'{when} {m}' for _, when, m in rejecting)} END"
