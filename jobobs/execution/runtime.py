@@ -80,7 +80,6 @@ class Runtime:
         # runtime; a server sets them, since its clients name the paths)
         self.export_dirs = None if export_dirs is None else [os.path.abspath(d)
                                                              for d in export_dirs]
-        self.retention = retention
         self.role = "the runtime"  # as errors name it ("the server" when one serves it)
         lifecycle.claim(path)
         self.store = Store(path)
