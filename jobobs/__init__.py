@@ -8,6 +8,7 @@ from typing import Any
 
 import jobobs.kinds  # noqa: F401 - the job kinds register how a runtime submits them
 from jobobs.access.client import Client, connect
+from jobobs.access.submissions import export_spec, import_spec, python_spec
 from jobobs.execution.context import JobContext
 from jobobs.execution.handle import JobHandle, JobInfo
 from jobobs.execution.runtime import Runtime
@@ -22,6 +23,7 @@ from jobobs.model.errors import (
     SchemaError,
     TooManyRejects,
 )
+from jobobs.model.retries import Retry
 from jobobs.model.states import LABELS, Status
 
 __version__ = "0.1.0"
@@ -36,13 +38,17 @@ __all__ = [
     "JobInfo",
     "JobNotFound",
     "JobobsError",
+    "Retry",
     "Runtime",
     "RuntimeClosed",
     "SchemaError",
     "Status",
     "TooManyRejects",
     "connect",
+    "export_spec",
+    "import_spec",
     "job",
+    "python_spec",
 ]
 
 

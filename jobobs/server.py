@@ -56,7 +56,7 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
         rt = Runtime(db, workers=workers, handle_signals=False,
                      export_dirs=export_dirs or [os.getcwd()], stall_timeout=stall_timeout,
                      executor=executor, retention=retention, purge_every=purge_every,
-                     on_purge=echo)
+                     on_purge=echo, run_schedules=True)
         rt.role = "the server"
     except BaseException:
         if executor is not None:

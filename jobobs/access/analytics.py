@@ -129,11 +129,25 @@ def failures(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
     ``<n>`` (``schema.ERROR_PLACEHOLDERS``). ``last_job_id`` is the group's newest run, ``example``
     its whole error; ``failure_detail`` gives its traceback."""
     where, params = _window(since, until, column="finished_at")
-    message = error_normalised(
-        "CASE WHEN error_type IS NULL THEN line ELSE line[length(error_type) + 2:] END")
     # each distinct first line is normalised once: failures repeat, and regexes cost
     return con.execute(
-        f"""WITH failed AS (
+        f"""{_failure_groups(where)}
+            SELECT error, error_type, sum(failures)::BIGINT AS failures,
+                   length(list_distinct(flatten(list(names)))) AS job_names,
+                   max(last_at) AS last_at, max(last_job_id) AS last_job_id,
+                   arg_max(example, last_job_id) AS example
+            FROM grouped GROUP BY error, error_type
+            ORDER BY failures DESC, error LIMIT ?""",
+        [*params, limit],
+    ).df()
+
+
+def _failure_groups(where: str) -> str:
+    """SQL: the CTEs ``failed`` (the failed jobs in ``where``, with their error's first
+    line) and ``grouped`` (each distinct line, its count and its group's ``error``)."""
+    message = error_normalised(
+        "CASE WHEN error_type IS NULL THEN line ELSE line[length(error_type) + 2:] END")
+    return f"""WITH failed AS (
                 SELECT id, name, finished_at, coalesce(error, '(no message)') AS error,
                        CASE WHEN starts_with(error, '{TRACEBACK}')
                             THEN regexp_extract(rtrim(error), '[^\\n]*$', 0)
@@ -150,16 +164,32 @@ def failures(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
                                  '') AS error_type
                 FROM lines),
             grouped AS (
-                SELECT *, {message} AS message FROM typed)
-            SELECT concat_ws(': ', error_type, nullif(message, '')) AS error, error_type,
-                   sum(failures)::BIGINT AS failures,
-                   length(list_distinct(flatten(list(names)))) AS job_names,
-                   max(last_at) AS last_at, max(last_job_id) AS last_job_id,
-                   arg_max(example, last_job_id) AS example
-            FROM grouped GROUP BY error_type, message
-            ORDER BY failures DESC, error LIMIT ?""",
-        [*params, limit],
-    ).df()
+                SELECT *, concat_ws(': ', error_type, nullif({message}, '')) AS error
+                FROM typed)"""
+
+
+def failed_in_group(con: duckdb.DuckDBPyConnection, error: str) -> list[int]:
+    """The failed jobs of one error group, as ``failures`` names it: ``error`` is the
+    group's error, or a part of it (ignoring case) that only one group has. A JobobsError
+    when no group, or several, match."""
+    from jobobs.model.errors import JobobsError
+
+    groups = con.execute(
+        f"""{_failure_groups("true")}
+            SELECT error, sum(failures)::BIGINT AS failures
+            FROM grouped GROUP BY error ORDER BY failures DESC""").fetchall()
+    chosen = [g for g in groups if g[0] == error] or [
+        g for g in groups if error.strip() and error.lower() in g[0].lower()]
+    if not chosen:
+        raise JobobsError(f"no failed job has an error like {error!r}")
+    if len(chosen) > 1:
+        shown = "; ".join(f"{g[0]!r} ({g[1]})" for g in chosen[:5])
+        raise JobobsError(f"{len(chosen)} error groups match {error!r}: {shown}"
+                          f"{' ...' if len(chosen) > 5 else ''}; give one whole")
+    return [row[0] for row in con.execute(
+        f"""{_failure_groups("true")}
+            SELECT f.id FROM failed f JOIN grouped g USING (line) WHERE g.error = ?
+            ORDER BY f.id""", [chosen[0][0]]).fetchall()]
 
 
 def failure_detail(con: duckdb.DuckDBPyConnection, job_id: int) -> str:

@@ -34,6 +34,7 @@ from jobobs.kinds.rejects import export_rejects, replay_options, write_frame
 from jobobs.model.definition import JobFunction
 from jobobs.model.errors import IllegalRequest, JobDefinitionError, JobNotFound, JobobsError
 from jobobs.model.requests import check_request, current_user
+from jobobs.model.retries import Retry
 from jobobs.model.states import ACTIVE, Status
 
 if TYPE_CHECKING:
@@ -59,6 +60,12 @@ class _Local:
 
     def request(self, job_id: int, command: str, by: str) -> int:
         return self.runtime.request(job_id, command, by=by)
+
+    def schedule(self, request: dict[str, Any], by: str) -> tuple[str, int | None]:
+        with self.runtime.ledger.lock:
+            done = self.runtime.schedules.apply(request, by)
+        self.runtime.flush()
+        return done
 
     def purge(self, before: datetime) -> dict[str, int]:
         self.runtime.flush()
@@ -105,6 +112,10 @@ class _Served:
         check_request(job_id, command, _status(self.remote, job_id))
         return self._insert(job_id, command, by, None)
 
+    def schedule(self, request: dict[str, Any], by: str) -> tuple[str, int | None]:
+        command_id = self._insert(None, "schedule", by, submissions.encode(request))
+        return acknowledged(self.remote, command_id, timeout=30.0)
+
     def purge(self, before: datetime) -> dict[str, int]:
         """The same deletes as a local purge, one statement at a time (each repeatable)."""
         return {what: self.remote.execute(sql, params).fetchone()[0]
@@ -135,6 +146,9 @@ class _Analyst:
 
     def request(self, job_id: int, command: str, by: str) -> int:
         return self._refuse(f"{command} jobs")
+
+    def schedule(self, request: dict[str, Any], by: str) -> tuple[str, int | None]:
+        return self._refuse(f"{request['verb']} schedules")
 
     def purge(self, before: datetime) -> dict[str, int]:
         return self._refuse("purge the history")
@@ -309,6 +323,76 @@ class Client:
 
     def cancel(self, job_id: int, **how: Any) -> str:
         return self.request(job_id, "cancel", **how)
+
+    def retry(self, job_id: int, **how: Any) -> str:
+        """Run a failed job again from its last checkpoint (its automatic retries anew)."""
+        return self.request(job_id, "retry", **how)
+
+    def retry_failed(self, error: str, **how: Any) -> list[int]:
+        """Retry every failed job in one error group (as ``failures`` lists them: the
+        group's error, or a part of it that names one group); return their ids."""
+        from jobobs.access.analytics import failed_in_group  # loads pandas
+
+        ids = failed_in_group(self.connection(), error)
+        for job_id in ids:
+            self.request(job_id, "retry", **how)
+        return ids
+
+    # -- schedules ---------------------------------------------------------------------------
+
+    def schedule(self, name: str, job: dict[str, Any], *, cron: str | None = None,
+                 every: str | float | None = None, tz: str = "UTC", overlap: str = "skip",
+                 catch_up: str = "one", retry: Retry | int | dict[str, Any] | None = None,
+                 enabled: bool = True, by: str | None = None) -> dict[str, Any]:
+        """Add a schedule that submits ``job`` (a spec: ``jobobs.import_spec(...)``,
+        ``export_spec`` or ``python_spec``) on a cron expression in ``tz``, or ``every``
+        interval (``30s``, ``5m``, ``1h``, or seconds); return it as ``schedule_info`` does.
+        Its runs never overlap (``overlap="queue"``: a tick waits for the last run); after
+        downtime the missed ticks run once (``catch_up="none"``, ``"all"``). ``retry``
+        retries each run's failures from its last checkpoint."""
+        request = submissions.schedule_request(
+            name, job, cron=cron, every=every, tz=tz, overlap=overlap, catch_up=catch_up,
+            retry=retry, enabled=enabled)
+        self._schedule(request, by)
+        return self.schedule_info(name)
+
+    def schedules(self) -> pd.DataFrame:
+        """Every schedule: when it runs next, its last run and that job's status."""
+        return queries.schedules(self.connection())
+
+    def schedule_info(self, name: str) -> dict[str, Any]:
+        """One schedule as a dict (JobobsError if there is none)."""
+        frame = queries.schedules(self.connection(), name=name)
+        if frame.empty:
+            raise JobobsError(f"there is no schedule named {name!r}")
+        return {k: (None if missing(v) else v) for k, v in frame.iloc[0].to_dict().items()}
+
+    def schedule_log(self, name: str, limit: int = 100) -> pd.DataFrame:
+        """What a schedule did, newest first: runs made, ticks skipped or missed, changes."""
+        return queries.schedule_log(self.connection(), name, limit=limit)
+
+    def pause_schedule(self, name: str, by: str | None = None) -> str:
+        return self._schedule(submissions.schedule_request(name, verb="pause"), by)[0]
+
+    def resume_schedule(self, name: str, by: str | None = None) -> str:
+        return self._schedule(submissions.schedule_request(name, verb="resume"), by)[0]
+
+    def remove_schedule(self, name: str, by: str | None = None) -> str:
+        return self._schedule(submissions.schedule_request(name, verb="remove"), by)[0]
+
+    def run_schedule(self, name: str, by: str | None = None) -> int | None:
+        """Run a schedule's job now (its next tick stays when it was); return the job's id,
+        or None when it waits for the last run to end (``overlap="queue"``)."""
+        return self._schedule(submissions.schedule_request(name, verb="run"), by)[1]
+
+    def _schedule(self, request: dict[str, Any], by: str | None) -> tuple[str, int | None]:
+        outcome, job_id = self._backend.schedule(request, by or self.actor)
+        if outcome.startswith("refused: "):
+            raise JobobsError(outcome.removeprefix("refused: "))
+        if outcome.startswith("ignored: "):
+            raise JobobsError(f"schedule {request['name']}: "
+                              f"{outcome.removeprefix('ignored: ')}")
+        return outcome, job_id
 
     def wait(self, job_id: int, timeout: float | None = None, progress: bool = True,
              interval: float = 0.2) -> JobInfo:

@@ -162,3 +162,30 @@ def status_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         """SELECT s.status, s.label, count(j.id) AS jobs FROM statuses s
            LEFT JOIN jobs j ON j.status = s.status GROUP BY ALL ORDER BY s.status"""
     ).df()
+
+
+SCHEDULE_LIST_COLUMNS = """s.name, s.enabled, s.kind, s.cron, s.every_s, s.tz, s.next_run_at,
+    s.last_run_at, s.last_job_id, j.status AS last_status, st.label AS last_label,
+    j.finished_at AS last_finished_at, s.overlap, s.catch_up, s.retries, s.waiting,
+    s.created_by, s.created_at, s.spec"""
+
+
+def schedules(con: duckdb.DuckDBPyConnection, name: str | None = None) -> pd.DataFrame:
+    """Schedules by name, with their last job's status and label (or one schedule)."""
+    return con.execute(
+        f"""SELECT {SCHEDULE_LIST_COLUMNS}
+            FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id
+            LEFT JOIN statuses st ON st.status = j.status
+            WHERE ? IS NULL OR s.name = ? ORDER BY s.name""",
+        [name, name],
+    ).df()
+
+
+def schedule_log(con: duckdb.DuckDBPyConnection, name: str, limit: int = 100
+                 ) -> pd.DataFrame:
+    """A schedule's log lines, newest first."""
+    return con.execute(
+        """SELECT seq, logged_at, level, message, job_id FROM schedule_log
+           WHERE schedule = ? ORDER BY seq DESC LIMIT ?""",
+        [name, limit],
+    ).df()

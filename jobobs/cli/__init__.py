@@ -5,6 +5,7 @@ one line and exit 1."""
 from jobobs.cli import (  # noqa: F401  (they add the commands)
     control,
     reading,
+    schedules,
     submitting,
     users,
     watermark,

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -19,9 +20,18 @@ WAIT_OPTION = click.option("--wait", is_flag=True, help="Wait for the job to sto
                            "its progress (always, when no server runs).")
 
 
+# Set while `schedule add` reads its job's command: the command gives its spec, it does
+# not submit (``job_spec``).
+_SPEC_ONLY: ContextVar[list[dict[str, Any]] | None] = ContextVar("spec_only", default=None)
+
+
 def _submit(db: str | None, submit, wait: bool, as_json: bool) -> None:
     """Submit through the client; without a server the job runs here, so wait for it.
     With --wait, exit 1 unless the job finished."""
+    specs = _SPEC_ONLY.get()
+    if specs is not None:
+        specs.append(submit(_Specs()))
+        return
     with client(db, workers=1) as jobs:
         job_id = submit(jobs)
         if jobs.served and not wait:
@@ -31,6 +41,105 @@ def _submit(db: str | None, submit, wait: bool, as_json: bool) -> None:
         show_job(jobs.job(job_id), as_json)
     if info.status is not Status.FINISHED:
         sys.exit(1)
+
+
+class _Specs:
+    """Stands in for the client while a command only gives its job's spec: the job a
+    schedule submits (its files may not exist yet)."""
+
+    served = True  # the server imports a Python job's function
+
+    def submit(self, function, *args, **how):
+        from jobobs.access.submissions import python_spec
+
+        return python_spec(function, *args, **how)
+
+    def submit_import(self, source, table, **options):
+        from jobobs.access.submissions import import_spec
+
+        return import_spec(source, table, files_now=False, **options)
+
+    def submit_export(self, to, **options):
+        from jobobs.access.submissions import export_spec
+
+        return export_spec(to, **options)
+
+
+JOB_COMMANDS = ("import", "export", "run")
+
+
+def job_spec(args: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """The spec of the job ``import|export|run ARGS...`` would submit, read by that very
+    command (its options, checks and defaults), without submitting it."""
+    if not args or args[0] not in JOB_COMMANDS:
+        raise click.UsageError("after --, give the job as its command: import ..., "
+                               "export ... or run MODULE:FUNCTION ...")
+    command = main.commands[args[0]]
+    specs: list[dict[str, Any]] = []
+    token = _SPEC_ONLY.set(specs)
+    try:
+        with command.make_context(f"jobobs schedule add NAME ... -- {args[0]}",
+                                  list(args[1:])) as context:
+            misplaced = [f"--{name.replace('as_', '')}" for name in ("db", "wait", "as_json")
+                         if context.params.get(name)]
+            if misplaced:
+                raise click.UsageError(f"{', '.join(misplaced)} after -- would be the job's: "
+                                       "give --db and --json before --; a schedule's job is "
+                                       "not waited for")
+            command.invoke(context)
+    finally:
+        _SPEC_ONLY.reset(token)
+    return specs[0]
+
+
+def _duration(text: str | None, hint: str) -> float | None:
+    """A duration, 30s, 5m, 1h or seconds, as seconds."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return _age(text).total_seconds()
+    except click.BadParameter:
+        raise click.BadParameter(f"{text!r} is not a duration such as 30s, 5m or 1h",
+                                 param_hint=hint) from None
+
+
+def retry_options(function):
+    """``--retries``, ``--retry-delay``, ``--backoff``, ``--retry-on``: a job's (or a
+    schedule's) retry policy, as the ``retry`` argument of the command."""
+    for option in reversed((
+        click.option("--retries", type=click.IntRange(0, 100), default=0,
+                     show_default=True, help="Retry a failed run this many times, each from "
+                     "its last checkpoint."),
+        click.option("--retry-delay", default="30s", show_default=True,
+                     help="Wait before the first retry (30s, 5m, 1h)."),
+        click.option("--backoff", type=click.FloatRange(1, 100), default=2.0,
+                     show_default=True, help="Each next retry waits this many times longer."),
+        click.option("--retry-on", multiple=True, metavar="EXCEPTION",
+                     help="Retry only failures of this exception class or a subclass "
+                     "(repeatable; TooManyRejects is retried only when named).  "
+                     "[default: any failure but too many rejects]"),
+    )):
+        function = option(function)
+    return function
+
+
+def retry_policy(retries: int, retry_delay: str, backoff: float,
+                 retry_on: tuple[str, ...]) -> Any:
+    """The ``Retry`` the retry options give (None: no retries)."""
+    from jobobs.model.errors import JobobsError
+    from jobobs.model.retries import Retry
+
+    if not retries:
+        return None
+    try:
+        return Retry(retries, delay=_duration(retry_delay, "--retry-delay"), backoff=backoff,
+                     on=retry_on or None)
+    except JobobsError as error:
+        raise click.UsageError(str(error)) from None
 
 
 def _max_rejects(text: str | None) -> int | str | None:
@@ -124,11 +233,13 @@ def _bad_values(items: tuple[str, ...]) -> str | dict[str, str] | None:
               help="Write the rows as Parquet files into this folder (storage the Dask "
               "workers share) instead of into the table.")
 @click.option("--name", help="The job's name.")
+@retry_options
 @WAIT_OPTION
 @JSON_OPTION
 def import_(db, source, table, columns, fmt, delimiter, quote, no_header, encoding,
             empty_as_null, mode, key, doubles, duplicates, max_rejects, bad_values,
-            keep_chunks, dry_run, dataset, name, wait, as_json):
+            keep_chunks, dry_run, dataset, name, retries, retry_delay, backoff, retry_on,
+            wait, as_json):
     """Import files (CSV, Parquet, JSON; globs allowed) into a table.
 
     Example: jobobs import 'data/customers_*.csv' --table customers --key id --max-rejects 5%
@@ -145,8 +256,9 @@ def import_(db, source, table, columns, fmt, delimiter, quote, no_header, encodi
     if policy is not None:
         options["bad_values"] = policy
     sources = list(source) if len(source) > 1 else source[0]
-    _submit(db, lambda jobs: jobs.submit_import(sources, table, name=name, **options), wait,
-            as_json)
+    retry = retry_policy(retries, retry_delay, backoff, retry_on)
+    _submit(db, lambda jobs: jobs.submit_import(sources, table, name=name, retry=retry,
+                                                **options), wait, as_json)
 
 
 @main.command("export")
@@ -169,10 +281,11 @@ def import_(db, source, table, columns, fmt, delimiter, quote, no_header, encodi
 @click.option("--write-empty", is_flag=True, help="With --watermark: write a file even when "
               "there are no new rows (by default the last file is left as it was).")
 @click.option("--name", help="The job's name (differential exports remember by name).")
+@retry_options
 @WAIT_OPTION
 @JSON_OPTION
 def export(db, query, table, to, fmt, delimiter, no_header, date_format, limit, watermark,
-           key, write_empty, name, wait, as_json):
+           key, write_empty, name, retries, retry_delay, backoff, retry_on, wait, as_json):
     """Export a query or a table to a file.
 
     Example: jobobs export --table orders --to 'out/orders-{seq}.csv.gz' --watermark id
@@ -180,7 +293,9 @@ def export(db, query, table, to, fmt, delimiter, no_header, date_format, limit, 
     options = dict(query=query, table=table, format=fmt, delimiter=delimiter,
                    header=not no_header, date_format=date_format, limit=limit,
                    watermark=watermark, key=list(key) or None, write_empty=write_empty)
-    _submit(db, lambda jobs: jobs.submit_export(to, name=name, **options), wait, as_json)
+    retry = retry_policy(retries, retry_delay, backoff, retry_on)
+    _submit(db, lambda jobs: jobs.submit_export(to, name=name, retry=retry, **options), wait,
+            as_json)
 
 
 @main.command()
@@ -203,9 +318,10 @@ def replay(db, job_id, corrected, name, wait, as_json):
 @click.argument("target")
 @click.argument("args", nargs=-1)
 @click.option("--name", help="The job's name (default: the function's).")
+@retry_options
 @WAIT_OPTION
 @JSON_OPTION
-def run(db, target, args, name, wait, as_json):
+def run(db, target, args, name, retries, retry_delay, backoff, retry_on, wait, as_json):
     """Run a Python job MODULE:FUNCTION. ARGS are positional values, and KEY=VALUE ones
     keyword arguments; each value is JSON where it parses as JSON, else text. A positional
     text holding '=' is written as a JSON string: '"a=b"'.
@@ -215,12 +331,13 @@ def run(db, target, args, name, wait, as_json):
     values, keywords = _arguments(args)
     sys.path.insert(0, os.getcwd())
     here = _import_here(target, values, keywords)
-    _submit(db, lambda jobs: _submit_function(jobs, target, values, keywords, name, here),
-            wait, as_json)
+    retry = retry_policy(retries, retry_delay, backoff, retry_on)
+    _submit(db, lambda jobs: _submit_function(jobs, target, values, keywords, name, here,
+                                              retry), wait, as_json)
 
 
 _KEYWORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.S)
-RESERVED = ("name", "function", "self")  # names Client.submit takes for itself
+RESERVED = ("name", "function", "self", "retry")  # names Client.submit takes for itself
 
 
 def _arguments(texts: tuple[str, ...]) -> tuple[list[Any], dict[str, Any]]:
@@ -256,7 +373,7 @@ def _import_here(target: str, values: list[Any], keywords: dict[str, Any]) -> st
 
 
 def _submit_function(jobs, target: str, values: list[Any], keywords: dict[str, Any],
-                     name: str | None, here: str | None) -> int:
+                     name: str | None, here: str | None, retry: Any = None) -> int:
     """Submit the job, saying which side could not import its function: with no server
     the job runs in this command; with one, in the server."""
     from jobobs.model.errors import JobDefinitionError
@@ -265,7 +382,7 @@ def _submit_function(jobs, target: str, values: list[Any], keywords: dict[str, A
         raise JobDefinitionError(f"{here} (no server runs, so the job runs in this command: "
                                  "run it from the module's folder or set PYTHONPATH)")
     try:
-        return jobs.submit(target, *values, name=name, **keywords)
+        return jobs.submit(target, *values, name=name, retry=retry, **keywords)
     except JobDefinitionError as error:
         if here is not None or "cannot be found by the server" not in str(error):
             raise

@@ -90,6 +90,8 @@ class Ledger:
         self._rejects: list[Reject] = []
         self._handled: list[tuple[int, str, float, int | None]] = []
         self._rewinds: list[tuple[int, int]] = []
+        self._schedules: list[tuple[str, Any]] = []  # ("put", row) or ("drop", name)
+        self._schedule_lines: list[tuple] = []
         self._line_seq: dict[int, int] = {}
         self.last_line_at: dict[int, float] = {}  # for the runtime's stall watch
         self._reject_seq: dict[int, int] = {}
@@ -144,11 +146,13 @@ class Ledger:
                 raise IllegalTransition(job_id, old.value, new.value)
             now = self.clock()
             reason = None if reason is None else text(reason)
-            if new is Status.QUEUED:
+            if new is Status.QUEUED:  # a retry keeps the error it follows until it runs
                 values.setdefault("queued_at", row.queued_at or now)
-                values.update(finished_at=None, error=None)
+                values.setdefault("error", None)
+                values.update(finished_at=None)
             elif new is Status.RUNNING:
-                values.update(started_at=row.started_at or now, heartbeat_at=now)
+                values.update(started_at=row.started_at or now, heartbeat_at=now,
+                              retry_at=None, error=None)
             if new in TERMINAL:
                 values.update(finished_at=now, eta_at=None)
             seq = row.transition_seq + 1
@@ -263,6 +267,14 @@ class Ledger:
         with self.lock:
             self._handled.append((command_id, outcome, self.clock(), job_id))
 
+    def schedule(self, what: str, row: Any, lines: Sequence[tuple] = ()) -> None:
+        """A schedule's row to write (``("put", row)`` or ``("drop", name)``) and its log
+        lines. Made under the ledger's lock with the job a tick creates, they are written
+        in the same transaction as that job (``jobobs.execution.scheduling``)."""
+        with self.lock:
+            self._schedules.append((what, row))
+            self._schedule_lines.extend(lines)
+
     # -- writing -----------------------------------------------------------------------
 
     def flush(self, atomic: Callable[[Any], None] | None = None,
@@ -341,13 +353,15 @@ class Ledger:
                     updates.append({"id": row.id, **{c: getattr(row, c) for c in row._changed}})
             batch = dict(new_jobs=new, updates=updates, transitions=self._transitions,
                          lines=self._lines, rejects=self._rejects, handled=self._handled,
-                         rewinds=self._rewinds)
+                         rewinds=self._rewinds, schedules=self._schedules,
+                         schedule_lines=self._schedule_lines)
             changed = {job_id: (r._new, r._changed) for job_id, r in self.rows.items()
                        if r.dirty}
             for job_id in changed:
                 self.rows[job_id]._new, self.rows[job_id]._changed = False, set()
             self._transitions, self._lines, self._rejects = [], [], []
             self._handled, self._rewinds = [], []
+            self._schedules, self._schedule_lines = [], []
         return batch, changed
 
     def _put_back(self, batch: dict[str, list], changed: dict[int, tuple[bool, set[str]]]):
@@ -362,6 +376,8 @@ class Ledger:
             self._rejects[:0] = batch["rejects"]
             self._handled[:0] = batch["handled"]
             self._rewinds[:0] = batch["rewinds"]
+            self._schedules[:0] = batch["schedules"]
+            self._schedule_lines[:0] = batch["schedule_lines"]
 
     def _release(self) -> None:
         """Forget settled, written rows; the database has them."""

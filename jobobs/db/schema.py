@@ -114,7 +114,7 @@ JOB_COLUMNS = (
     "active_seconds", "total", "processed", "succeeded", "rejected", "warnings", "duplicates",
     "progress_current", "progress_total", "eta_at", "max_rejects", "checkpoint",
     "checkpoint_at", "error", "created_by", "runtime_id", "host", "pid", "worker", "heartbeat_at",
-    "doubles", "parent_id",
+    "doubles", "parent_id", "schedule", "retries", "retry_policy", "retried", "retry_at",
 )
 TRANSITION_COLUMNS = ("job_id", "seq", "changed_at", "from_status", "to_status", "actor", "reason")
 
@@ -281,6 +281,54 @@ GROUP BY ALL;
 """
 
 
+# Schedules (``jobobs.execution.scheduling``): when each runs its job, and what it did. A
+# tick's job and the schedule's row are written in one transaction, so a tick is kept
+# once through a crash. Jobs carry the schedule that made them and their retries.
+SCHEDULES_DDL = """
+ALTER TABLE jobs ADD COLUMN schedule VARCHAR;
+ALTER TABLE jobs ADD COLUMN retries INTEGER DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN retry_policy VARCHAR;
+ALTER TABLE jobs ADD COLUMN retried INTEGER DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN retry_at TIMESTAMP;
+CREATE TABLE schedules (
+    name         VARCHAR PRIMARY KEY,
+    kind         VARCHAR NOT NULL,
+    spec         VARCHAR NOT NULL,
+    cron         VARCHAR,
+    every_s      DOUBLE,
+    tz           VARCHAR NOT NULL,
+    overlap      VARCHAR NOT NULL,
+    catch_up     VARCHAR NOT NULL,
+    retries      INTEGER NOT NULL,
+    retry_policy VARCHAR,
+    enabled      BOOLEAN NOT NULL,
+    next_run_at  TIMESTAMP,
+    last_run_at  TIMESTAMP,
+    last_job_id  BIGINT,
+    waiting      INTEGER NOT NULL,
+    created_at   TIMESTAMP NOT NULL,
+    created_by   VARCHAR NOT NULL,
+    updated_at   TIMESTAMP NOT NULL
+);
+CREATE TABLE schedule_log (
+    schedule  VARCHAR NOT NULL,
+    seq       BIGINT NOT NULL,
+    logged_at TIMESTAMP NOT NULL,
+    level     VARCHAR NOT NULL,
+    message   VARCHAR NOT NULL,
+    job_id    BIGINT
+);
+""" + VIEWS_DDL.split(";")[0].replace("j.eta_at, j.error, j.host, j.pid, j.worker",
+                        "j.eta_at, j.error, j.host, j.pid, j.worker, j.schedule, j.retries, "
+                        "j.retried, j.retry_at")
+SCHEDULE_COLUMNS = (
+    "name", "kind", "spec", "cron", "every_s", "tz", "overlap", "catch_up", "retries",
+    "retry_policy", "enabled", "next_run_at", "last_run_at", "last_job_id", "waiting",
+    "created_at", "created_by", "updated_at",
+)
+SCHEDULE_LOG_COLUMNS = ("schedule", "seq", "logged_at", "level", "message", "job_id")
+
+
 def _statuses() -> list[list]:
     """The ``statuses`` table's rows as this jobobs names them."""
     return [[s.value, label, s in TERMINAL, s in ACTIVE] for s, label in LABELS.items()]
@@ -321,6 +369,10 @@ def _labels(con: duckdb.DuckDBPyConnection) -> None:
                     _statuses())
 
 
+def _schedules(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(SCHEDULES_DDL)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "jobs, transitions, journal, rejects, commands and statuses", _initial),
     (2, "doubles and parent job on jobs; export watermarks", _import_export),
@@ -335,6 +387,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
         "placeholders; example holds one whole message", _errors_grouped),
     (8, "statuses' labels as the product names them: Editing in progress, Cancellation in "
         "progress, Finished with error", _labels),
+    (9, "schedules and schedule_log; jobs.schedule, retries, retry_policy, retried and "
+        "retry_at (also in job_runs)", _schedules),
 ]
 LATEST = MIGRATIONS[-1][0]
 

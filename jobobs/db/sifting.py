@@ -17,24 +17,29 @@ and only when a write has failed.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import duckdb
 
-from jobobs.db.schema import JOB_COLUMNS
+from jobobs.db.schema import JOB_COLUMNS, SCHEDULE_COLUMNS
 from jobobs.model import values
 from jobobs.model.errors import RuntimeClosed, one_line
 from jobobs.model.rows import COUNTERS
 
+log = logging.getLogger("jobobs.execution.runtime")
+
 # Failures of the database, not of a value: the batch is kept and tried again later.
 ENVIRONMENT = (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.FatalException,
                duckdb.InterruptException, duckdb.TransactionException, RuntimeClosed, OSError)
-PARTS = ("new_jobs", "updates", "transitions", "lines", "rejects", "handled", "rewinds")
+PARTS = ("new_jobs", "updates", "transitions", "lines", "rejects", "handled", "rewinds",
+         "schedules", "schedule_lines")
 CORE = ("new_jobs", "updates", "transitions", "handled", "rewinds")
 NOT_NULL = {"transition_seq": 0, "run_count": 0, "active_seconds": 0.0,
             **dict.fromkeys((name for name in COUNTERS if name != "total"), 0)}
+MADE = SCHEDULE_COLUMNS.index("last_job_id")
 INT32 = frozenset({"transition_seq", "run_count", "pid"})
 
 
@@ -60,6 +65,7 @@ def sift(probe: Any, batch: dict[str, Sequence]) -> Verdict | None:
     kept: list[dict[str, list]] = []
     blamed: dict[int, str] = {}
     refused: set[int] = set()
+    left_out = False
     for key, part in split(batch).items():
         error = probe(**part)
         if error is None:
@@ -67,6 +73,10 @@ def sift(probe: Any, batch: dict[str, Sequence]) -> Verdict | None:
             continue
         if not blames_values(error):
             return None
+        if key == "schedules":  # validated when added: a row refused here is left out
+            kept.append(_storable_schedules(probe, part))
+            left_out = True
+            continue
         job_id = key if isinstance(key, int) else None
         core, gone = _storable_core(probe, {k: part[k] for k in CORE}, job_id)
         lines, bad_lines = _storable_rows(probe, "lines", part["lines"])
@@ -76,17 +86,18 @@ def sift(probe: Any, batch: dict[str, Sequence]) -> Verdict | None:
             lines, rejects = [], []  # the job does not exist
         else:
             lines += [_in_place_of(line, reason) for line, reason in bad_lines]
-        kept.append({**core, "lines": lines, "rejects": rejects})
+        kept.append({**core, "lines": lines, "rejects": rejects,
+                     "schedules": part["schedules"], "schedule_lines": part["schedule_lines"]})
         if job_id is not None:
             blamed[job_id] = f"A value could not be stored ({why(error)})" + (
                 f"; {len(bad_rejects)} rejects were left out" if bad_rejects else "")
-    if not blamed and not refused:
+    if not blamed and not refused and not left_out:
         return None
     return Verdict(merge(kept), blamed, refused)
 
 
 def merge(parts: Sequence[dict[str, list]]) -> dict[str, list]:
-    return {name: [row for part in parts for row in part[name]] for name in PARTS}
+    return {name: [row for part in parts for row in part.get(name, ())] for name in PARTS}
 
 
 def split(batch: dict[str, Sequence]) -> dict[Any, dict[str, list]]:
@@ -108,7 +119,25 @@ def split(batch: dict[str, Sequence]) -> dict[Any, dict[str, list]]:
     for handled in batch.get("handled", ()):
         part(handled[3] if handled[3] is not None else ("command", handled[0]))[
             "handled"].append(handled)
+    # A schedule's row goes with the job its tick made in this batch, so the two are still
+    # written together; the rest of the schedules' rows are a part of their own.
+    new = {row[0] for row in batch.get("new_jobs", ())}
+    for what, row in batch.get("schedules", ()):
+        made = row[MADE] if what == "put" else None
+        part(made if made in new else "schedules")["schedules"].append((what, row))
+    for line in batch.get("schedule_lines", ()):
+        part(line[-1] if line[-1] in new else "schedules")["schedule_lines"].append(line)
     return parts
+
+
+def _storable_schedules(probe: Any, part: dict[str, list]) -> dict[str, list]:
+    kept = {}
+    for name in ("schedules", "schedule_lines"):
+        kept[name], bad = _storable_rows(probe, name, part[name])
+        for row, reason in bad:
+            log.error("jobobs: a schedule's row could not be stored (%s); it is left out: %r",
+                      reason, row[:2])
+    return kept
 
 
 def _storable_core(probe: Any, core: dict[str, list],

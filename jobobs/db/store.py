@@ -29,13 +29,19 @@ import pyarrow as pa
 
 from jobobs.db import schema
 from jobobs.db.endpoint import in_use
-from jobobs.db.schema import JOB_COLUMNS, TRANSITION_COLUMNS
+from jobobs.db.schema import (
+    JOB_COLUMNS,
+    SCHEDULE_COLUMNS,
+    SCHEDULE_LOG_COLUMNS,
+    TRANSITION_COLUMNS,
+)
 from jobobs.model.errors import JobNotFound, JobobsError, RuntimeClosed
 from jobobs.model.rows import JOURNAL_COLUMNS, REJECT_COLUMNS
 from jobobs.model.states import ACTIVE, TERMINAL
 
 SMALL_BATCH = 16
 JOB_TIMES = frozenset(c for c in JOB_COLUMNS if c.endswith("_at"))
+SCHEDULE_TIMES = frozenset(c for c in SCHEDULE_COLUMNS if c.endswith("_at"))
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -63,18 +69,18 @@ def _arrow(columns: Sequence[str], rows: Sequence[Sequence], times: frozenset[st
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str],
-            rows: Sequence[Sequence], times: frozenset[str]) -> None:
+            rows: Sequence[Sequence], times: frozenset[str], verb: str = "INSERT") -> None:
     """Insert rows in one statement."""
     names = ", ".join(columns)
     if len(rows) <= SMALL_BATCH:
         marks = "(" + ", ".join("?" * len(columns)) + ")"
         timed = [name in times for name in columns]
         params = [ts(v) if timed[i] else v for row in rows for i, v in enumerate(row)]
-        con.execute(f"INSERT INTO {table} ({names}) VALUES {', '.join([marks] * len(rows))}",
+        con.execute(f"{verb} INTO {table} ({names}) VALUES {', '.join([marks] * len(rows))}",
                     params)
     else:
         batch = _arrow(columns, rows, times)  # noqa: F841 - read by the query below
-        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM batch")
+        con.execute(f"{verb} INTO {table} ({names}) SELECT {names} FROM batch")
 
 
 def _update_jobs(con: duckdb.DuckDBPyConnection, updates: Sequence[dict[str, Any]]) -> None:
@@ -104,10 +110,13 @@ def _write_batch(
     lines: Sequence[Sequence] = (), rejects: Sequence[Sequence] = (),
     handled: Sequence[tuple[int, str, float, int | None]] = (),
     rewinds: Sequence[tuple[int, int]] = (),
+    schedules: Sequence[tuple[str, Any]] = (), schedule_lines: Sequence[Sequence] = (),
     atomic: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> None:
     """The runtime's batch: new job rows, changed columns, transitions, journal lines,
-    rejects, handled commands (with their outcome) and rewound rejects."""
+    rejects, handled commands (with their outcome), rewound rejects, and schedules'
+    rows (``("put", row)`` in SCHEDULE_COLUMNS' order, or ``("drop", name)``) and log
+    lines."""
     for job_id, keep in rewinds:  # before atomic: it may add rejects past ``keep``
         con.execute("DELETE FROM rejects WHERE job_id = ? AND seq > ?", [job_id, keep])
     if atomic is not None:
@@ -136,6 +145,15 @@ def _write_batch(
         con.execute("""UPDATE job_commands SET handled_at = b.handled_at, outcome = b.outcome,
                        job_id = coalesce(b.job_id, job_commands.job_id)
                        FROM batch b WHERE job_commands.id = b.id""")
+    for what, row in schedules:  # a few rows, in the order they changed
+        if what == "drop":
+            con.execute("DELETE FROM schedules WHERE name = ?", [row])
+        else:
+            _insert(con, "schedules", SCHEDULE_COLUMNS, [row], SCHEDULE_TIMES,
+                    verb="INSERT OR REPLACE")
+    if schedule_lines:
+        _insert(con, "schedule_log", SCHEDULE_LOG_COLUMNS, schedule_lines,
+                frozenset({"logged_at"}))
 
 
 def _open(path: str) -> duckdb.DuckDBPyConnection:
@@ -238,6 +256,12 @@ class Store:
         return [{n: epoch(v) if n in JOB_TIMES else v for n, v in zip(names, row)}
                 for row in cursor.fetchall()]
 
+    def retries_waiting(self) -> list[tuple[int, float]]:
+        """Queued jobs waiting for a retry: (id, when, as epoch seconds)."""
+        return [(job_id, epoch(at)) for job_id, at in self.reader().execute(
+            "SELECT id, retry_at FROM jobs WHERE status = 'queued' AND retry_at IS NOT NULL"
+        ).fetchall()]
+
     def max_id(self) -> int:
         return self.reader().execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()[0]
 
@@ -305,7 +329,8 @@ class Store:
 
 
 def purge_statements(cutoff: datetime) -> list[tuple[str, str, list]]:
-    """The deletes of a purge, in order (the jobs last), as (what, sql, params)."""
+    """The deletes of a purge, in order (the jobs last), as (what, sql, params); a
+    schedule's log lines go by their age."""
     terminal = [s.value for s in TERMINAL]
     marks = ", ".join("?" * len(terminal))
     ended = f"SELECT id FROM jobs WHERE status IN ({marks})"
@@ -319,6 +344,7 @@ def purge_statements(cutoff: datetime) -> list[tuple[str, str, list]]:
          [*terminal, cutoff]),
         ("commands", f"""DELETE FROM job_commands WHERE job_id IN ({purged})
                          OR (job_id IS NULL AND handled_at < ?)""",  # refused submissions
-         [*terminal, cutoff, cutoff]),
+         [*terminal, cutoff, cutoff]),                               # and schedule requests
+        ("schedule_log", "DELETE FROM schedule_log WHERE logged_at < ?", [cutoff]),
         ("jobs", f"DELETE FROM jobs WHERE id IN ({purged})", [*terminal, cutoff]),
     ]

@@ -20,7 +20,9 @@ from jobobs.model.errors import (
     ShutdownInterrupt,
     TooManyRejects,
 )
+from jobobs.model.retries import Retry
 from jobobs.model.rows import COUNTERS, raw_of, render, to_json
+from jobobs.model.states import Outcome
 
 INTERRUPTS = {"pause": PauseInterrupt, "cancel": CancelInterrupt, "shutdown": ShutdownInterrupt}
 
@@ -130,6 +132,14 @@ class JobContext:
     @property
     def has_warning(self) -> bool:
         return bool(self._row.has_warning)
+
+    def retry_follows(self, error: BaseException) -> bool:
+        """True if this run, failing with ``error``, will be retried from its last
+        checkpoint (its retry policy has a retry left for it): a job keeps what a
+        resume needs (an import its staging tables) instead of cleaning up."""
+        policy = Retry.stored(self._row.retries, self._row.retry_policy)
+        return (policy is not None and (self._row.retried or 0) < policy.times
+                and policy.wants(Outcome.failed(error).kinds))
 
     # -- reporting --------------------------------------------------------------
 

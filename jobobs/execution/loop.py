@@ -1,7 +1,8 @@
 """The runtime's control loop, on its own thread: it carries out the requests in the
-``job_commands`` table (start, pause, resume, cancel, and submissions from other
-processes), flushes what the jobs reported, beats the heartbeat of running jobs, fails
-jobs that hang, and purges old history.
+``job_commands`` table (start, pause, resume, cancel, retry, submissions and schedule
+requests from other processes), starts retries and schedules' runs when their time
+comes, flushes what the jobs reported, beats the heartbeat of running jobs and fails jobs
+that hang.
 
 A pause or cancel of a running job is carried out here: the job's status becomes
 ``pausing`` or ``canceling`` (``jobobs.model.requests.EFFECTS``) and its run's
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobobs.execution.submissions import submit_spec
 from jobobs.model.errors import JobNotFound, one_line
@@ -93,6 +94,8 @@ class ControlLoop:
             try:
                 if not rt.closed:
                     self._apply_pending()
+                    rt.start_due()
+                    rt.schedules.tick()
                 if now - last_beat >= rt.heartbeat_interval:
                     self._beat()
                     self._watch()
@@ -134,6 +137,13 @@ class ControlLoop:
         if request == "submit":
             self._handled.add(request_id)
             self._submission(request_id, spec, by)
+            return
+        if request == "schedule":
+            self._handled.add(request_id)
+            with self.rt.ledger.lock:  # written with the schedule's row
+                outcome, made = self.rt.schedules.apply(spec or "", by)
+                self.rt.ledger.handled(request_id, outcome, job_id=made)
+            self.rt.notify_waiters()
             return
         outcome = self._carry_out(job_id, request, by)
         if outcome is None:  # not yet: the next poll tries again
@@ -206,7 +216,7 @@ class ControlLoop:
                     ledger.line(job_id, "INFO", found.journal.format(by=by))
                     return found.to.value
         if found is None or not self._transition(job_id, found.to, by, found.reason,
-                                                 expect=status):
+                                                 expect=status, **(found.changes or {})):
             return f"ignored: the job is {ledger.status(job_id).value}"
         if found.to is Status.QUEUED:
             rt.slots.put(job_id)
@@ -217,9 +227,9 @@ class ControlLoop:
         return found.to.value
 
     def _transition(self, job_id: int, status: Status, by: str, reason: str,
-                    expect: Status) -> bool:
+                    expect: Status, **changes: Any) -> bool:
         if not self.rt.ledger.try_transition(job_id, status, actor=by, reason=reason,
-                                             expect=expect):
+                                             expect=expect, **changes):
             return False
         self.rt.notify_waiters()
         return True

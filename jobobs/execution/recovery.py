@@ -6,7 +6,7 @@ a process that stopped without a clean shutdown. What their Dask workers reporte
 applied first (it was acknowledged). Then each run is cut short (``Outcome.status``): those
 being canceled become ``canceled`` (the person's request is honoured), the others
 ``shutdown``, which Start resumes from the last checkpoint. Each gets a journal line naming
-the process.
+the process. A job queued for a retry stays queued: the new runtime starts it on time.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ def recover(ledger: Ledger) -> list[tuple[int, Status]]:
         reports.apply_left(ledger)
     recovered = []
     for job in ledger.store.active_jobs():
+        if job["status"] == Status.QUEUED.value and job["retry_at"] is not None:
+            ledger.line(job["id"], "INFO", "Recovered: the retry still waits for its time")
+            continue  # the new runtime starts it when its time comes
         where = f"pid {job['pid']} on {job['host']}" if job["pid"] else "its process"
         outcome = Outcome.cut_short(f"the process that ran it ({where}) stopped without a "
                                     "clean shutdown")

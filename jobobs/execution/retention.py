@@ -24,7 +24,8 @@ from jobobs.model.errors import one_line
 log = logging.getLogger(__name__)
 PURGE_EVERY = 3600.0  # seconds between the purges of a retention
 PURGED = {"jobs": "jobs", "journal": "journal lines", "rejects": "rejects",
-          "transitions": "transitions", "commands": "requests"}  # as a purge's line says
+          "transitions": "transitions", "commands": "requests",
+          "schedule_log": "schedule log lines"}  # as a purge's line says
 
 
 def span(seconds: float) -> str:

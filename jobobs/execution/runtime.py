@@ -28,11 +28,13 @@ from jobobs.execution.logbridge import capture_logging, release_logging
 from jobobs.execution.loop import ControlLoop
 from jobobs.execution.retention import PURGE_EVERY, Retention
 from jobobs.execution.runs import Run
-from jobobs.execution.slots import Slots
+from jobobs.execution.scheduling import Scheduler
+from jobobs.execution.slots import Later, Slots
 from jobobs.model import values
 from jobobs.model.definition import JobFunction, as_job
 from jobobs.model.errors import IllegalTransition, JobNotFound, RuntimeClosed
 from jobobs.model.requests import check_request, current_user
+from jobobs.model.retries import Retry
 from jobobs.model.states import ACTIVE, Ending, Outcome, Status
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ class Runtime:
 
     ``workers`` jobs run at once on threads of this process, or, with an ``executor``
     (``jobobs.dask.executor.DaskExecutor``), as many as it has capacity for (or
-    ``workers``) on a Dask cluster.
+    ``workers``) on a Dask cluster. With ``run_schedules`` (as ``jobobs serve`` has it), it
+    runs the database's schedules on its ``clock``.
     """
 
     def __init__(
@@ -59,7 +62,7 @@ class Runtime:
         on_purge: Callable[[str], None] | None = None, handle_signals: bool | None = None,
         log_level: int | None = logging.INFO, clock: Callable[[], float] = time.time,
         export_dirs: list[str] | None = None, stall_timeout: float | None = None,
-        executor: Executor | None = None,
+        executor: Executor | None = None, run_schedules: bool = False,
     ):
         if workers is not None and workers < 1:
             raise ValueError("workers must be at least 1")
@@ -97,7 +100,14 @@ class Runtime:
             self.store, retention, every=purge_every, clock=clock, echo=on_purge)
         capture_logging(log_level)
         self.slots = Slots(self.workers, self._take)
+        self.later = Later()  # retries waiting for their time
+        for job_id, at in self.store.retries_waiting():
+            self.later.add(at, job_id)
+        # schedules run where the server runs (``run_schedules``); any runtime on the file
+        # carries out requests to change them
+        self.schedules = Scheduler(self, running=run_schedules)
         self.loop = ControlLoop(self)
+        self.schedules.start()
         lifecycle.register(self, handle_signals)
         if self.retention_purges is not None:
             self.retention_purges.start()
@@ -110,9 +120,12 @@ class Runtime:
 
     def submit(self, fn: Callable[..., Any] | JobFunction, *args: Any, name: str | None = None,
                actor: str | None = None, start: bool = True, parent: int | None = None,
+               retry: Retry | int | dict[str, Any] | None = None, schedule: str | None = None,
                **kwargs: Any) -> JobHandle:
         """Record a job and queue it (``start=False`` leaves it in ``editing``); ``parent``
-        links it to the job it follows up (a replay of rejects, say).
+        links it to the job it follows up (a replay of rejects, say); ``retry`` (a
+        ``Retry``, or a count; default the ``@job``'s) retries a failed run from its last
+        checkpoint; ``schedule`` names the schedule that made it.
 
         Like everything the runtime records, the job is written within ``flush_interval``;
         call ``flush()`` before telling another process about it.
@@ -121,6 +134,7 @@ class Runtime:
             raise RuntimeClosed()
         definition = as_job(fn)
         max_rejects = definition.max_rejects
+        policy = Retry.given(retry) or definition.retry
         row = self.ledger.create(
             name=values.name(name or definition.name, "job's name"), kind=definition.kind,
             spec=values.sized("job spec", definition.spec(args, kwargs), values.SPEC_LIMIT),
@@ -129,6 +143,9 @@ class Runtime:
                                                                         max_rejects),
             runtime_id=self.id, host=HOST, pid=os.getpid(),
             parent_id=None if parent is None else values.bigint("parent", parent, minimum=1),
+            schedule=None if schedule is None else values.name(schedule, "schedule's name"),
+            retries=policy.times if policy else 0,
+            retry_policy=policy.policy() if policy else None, retried=0,
         )
         if start:
             self.slots.put(row.id)
@@ -331,6 +348,10 @@ class Runtime:
                 changed["error"] = values.text(outcome.error or "failed")
                 reason = values.text(reason or "failed")
                 ledger.line(job_id, "ERROR", outcome.detail or changed["error"])
+                retry = self._retry(row, status, outcome)
+                if retry is not None:
+                    status, reason, more = retry
+                    changed.update(more)
             elif outcome.ending is Ending.FINISHED:
                 ledger.line(job_id, "INFO", f"End of job ({row.processed} processed in "
                             f"{took:.1f}s)")
@@ -341,6 +362,46 @@ class Runtime:
                 ledger.line(job_id, level, reason[0].upper() + reason[1:])
             ledger.try_transition(job_id, status, actor="runtime", reason=reason, **changed)
         self.notify_waiters()
+
+    def _retry(self, row: Any, status: Status, outcome: Outcome
+               ) -> tuple[Status, str, dict[str, Any]] | None:
+        """A failed run's retry, if its policy has one left for this failure: the job is
+        queued again to run from its last checkpoint once the delay has passed (the
+        control loop starts it); a journal line says when. None: the job fails. A run
+        failed because it hung or reported a value that cannot be stored is not retried,
+        nor one that was being paused or canceled."""
+        policy = Retry.stored(row.retries, row.retry_policy)
+        done = row.retried or 0
+        if (policy is None or status is not Status.FAILED or Status(row.status) is not
+                Status.RUNNING or outcome.because is not None or done >= policy.times
+                or not policy.wants(outcome.kinds)):
+            return None
+        wait = policy.wait(done + 1)
+        at = self.clock() + wait
+        if row.checkpoint_at:
+            saved = time.strftime("%H:%M:%S", time.gmtime(row.checkpoint_at))
+            where = f"from the checkpoint of {saved} UTC"
+        else:
+            where = "from the beginning: no checkpoint was saved"
+        self.ledger.line(row.id, "WARNING", f"Retry {done + 1} of {policy.times} in "
+                         f"{wait:g} s ({where})")
+        self.later.add(at, row.id)
+        reason = f"{outcome.error or 'failed'}; retry {done + 1} of {policy.times} in {wait:g} s"
+        return Status.QUEUED, values.text(reason), {"retried": done + 1, "retry_at": at}
+
+    def start_due(self) -> None:
+        """Queue the jobs whose retry is due (on the control loop)."""
+        now = self.clock()
+        for job_id in self.later.due(now):
+            with self.ledger.lock:
+                try:
+                    row = self.ledger.row(job_id)
+                except JobNotFound:
+                    continue
+                due = (row.status == Status.QUEUED.value and row.retry_at is not None
+                       and row.retry_at <= now)
+            if due:  # else paused, canceled or started meanwhile: nothing to do
+                self.slots.put(job_id)
 
     def _unstorable(self, job_id: int, reason: str) -> None:
         """Fail a job that reported a value the database cannot store; it stops at its

@@ -1,8 +1,9 @@
 """The runtime's slots: the threads that take queued jobs, one at a time each, and the queue
-they take them from."""
+they take them from; and the jobs queued for later (``Later``)."""
 
 from __future__ import annotations
 
+import heapq
 import queue
 import threading
 import time
@@ -62,3 +63,23 @@ class Slots:
         while (job_id := self._queue.get()) is not None:
             if self._take(job_id):
                 return
+
+
+class Later:
+    """Jobs to queue at a time of the runtime's clock (retries waiting for their delay)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int]] = []
+        self._lock = threading.Lock()
+
+    def add(self, at: float, job_id: int) -> None:
+        with self._lock:
+            heapq.heappush(self._heap, (at, job_id))
+
+    def due(self, now: float) -> list[int]:
+        """The jobs whose time has come, taken off the list."""
+        taken = []
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now:
+                taken.append(heapq.heappop(self._heap)[1])
+        return taken

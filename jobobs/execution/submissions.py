@@ -9,6 +9,8 @@ any SQL client can write one:
     {"kind": "import", "name": ..., "parent": null, "options": {"source": ..., ...}}
     {"kind": "export", "name": ..., "options": {"to": ..., "query": ..., ...}}
 
+Any of them may add ``"retry": {"times": 3, "delay": 30, "backoff": 2}`` (``Retry``).
+
 Python jobs are this layer's own; the other kinds register how they are submitted
 (``register``) when their module is imported (``jobobs.kinds``).
 """
@@ -23,13 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from jobobs.execution.handle import JobHandle
 from jobobs.model import values
-from jobobs.model.definition import JobFunction, resolve
+from jobobs.model.definition import JobFunction, check_arguments, resolve
 from jobobs.model.errors import JobDefinitionError
+from jobobs.model.retries import Retry
 
 if TYPE_CHECKING:
     from jobobs.execution.runtime import Runtime
 
-# kind -> fn(runtime, *, name, actor, [parent,] **options) -> JobHandle
+# kind -> fn(runtime, *, name, actor, schedule, retry, [parent,] **options) -> JobHandle,
+# or, with check=True, only checks the options and returns None
 SUBMITTERS: dict[str, Callable[..., JobHandle]] = {}
 
 
@@ -43,8 +47,34 @@ def kinds() -> tuple[str, ...]:
 
 
 def submit_spec(rt: Runtime, spec: str | dict[str, Any] | None, *,
-                actor: str | None = None) -> JobHandle:
-    """Submit the job a spec describes to the runtime ``rt``; return its handle."""
+                actor: str | None = None, schedule: str | None = None,
+                retry: Retry | None = None) -> JobHandle:
+    """Submit the job a spec describes to the runtime ``rt``; return its handle. A
+    schedule's job names its ``schedule`` and carries its ``retry`` policy (else the
+    spec's own ``retry``, if any)."""
+    spec = _parsed(spec)
+    how = dict(name=spec.get("name"), actor=actor, schedule=schedule,
+               retry=retry or Retry.given(spec.get("retry")))
+    if spec["kind"] == "python":
+        args, kwargs = spec.get("args", []), spec.get("kwargs", {})
+        return rt.submit(_function(rt, str(spec.get("function"))), *args, **how, **kwargs)
+    return SUBMITTERS[spec["kind"]](rt, **how, **_options(spec))
+
+
+def check_spec(rt: Runtime, spec: str | dict[str, Any]) -> None:
+    """Refuse a spec ``submit_spec`` would refuse, without making a job (a schedule's,
+    when it is added): its function found and able to take its arguments, its options
+    valid, its files where this runtime may write."""
+    spec = _parsed(spec)
+    Retry.given(spec.get("retry"))
+    if spec["kind"] == "python":
+        check_arguments(_function(rt, str(spec.get("function"))), spec.get("args", []),
+                        spec.get("kwargs", {}))
+        return
+    SUBMITTERS[spec["kind"]](rt, name=spec.get("name"), check=True, **_options(spec))
+
+
+def _parsed(spec: str | dict[str, Any] | None) -> dict[str, Any]:
     if isinstance(spec, str):
         values.sized("job spec", spec, values.SPEC_LIMIT)
         try:
@@ -61,15 +91,17 @@ def submit_spec(rt: Runtime, spec: str | dict[str, Any] | None, *,
         args, kwargs = spec.get("args", []), spec.get("kwargs", {})
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise JobDefinitionError("args must be a JSON array and kwargs a JSON object")
-        return rt.submit(_function(rt, str(spec.get("function"))), *args, name=name,
-                         actor=actor, **kwargs)
+    return spec
+
+
+def _options(spec: dict[str, Any]) -> dict[str, Any]:
     options = spec.get("options")
     if not isinstance(options, dict):
         raise JobDefinitionError(f"an {spec['kind']} spec needs its options as a JSON object")
     parent = spec.get("parent")
     if parent is not None:
         options = {**options, "parent": values.bigint("parent", parent, minimum=1)}
-    return SUBMITTERS[spec["kind"]](rt, name=name, actor=actor, **options)
+    return options
 
 
 def _function(rt: Runtime, path: str) -> JobFunction:

@@ -473,14 +473,18 @@ def confine(path: str, folders: list[str] | None) -> str | None:
 
 
 def submit(rt: Any, to: str, *, name: str | None = None, actor: str | None = None,
-           parent: int | None = None, **options: Any) -> Any:
-    """Submit an export to ``to``; options are ExportOptions' fields (``query`` or ``table``).
-    A runtime with ``export_dirs`` refuses targets outside them; ``parent`` links it to the
-    job it follows up."""
+           parent: int | None = None, check: bool = False, **options: Any) -> Any:
+    """Submit an export to ``to``; options are ExportOptions' fields (``query`` or ``table``),
+    and ``schedule`` and ``retry`` go to ``Runtime.submit``. A runtime with ``export_dirs``
+    refuses targets outside them; ``parent`` links it to the job it follows up. ``check``:
+    only check them."""
+    how = {k: options.pop(k) for k in ("schedule", "retry") if k in options}
     checked = ExportOptions(to=to, **options)
     within = confine(checked.to, getattr(rt, "export_dirs", None))
+    if check:
+        return None
     return rt.submit(export_job, asdict(checked), name=name or f"export {os.path.basename(to)}",
-                     actor=actor, parent=parent,
+                     actor=actor, parent=parent, **how,
                      **({} if within is None else {"within": within}))
 
 

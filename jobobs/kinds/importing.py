@@ -57,6 +57,7 @@ from jobobs.kinds.sources import (
 )
 from jobobs.model.definition import job
 from jobobs.model.errors import CancelInterrupt, JobInterrupt, JobobsError, TooManyRejects
+from jobobs.model.rows import COUNTERS
 
 # The staged rejects' columns but their level ('error' unless said: a warning is a bad
 # value set to NULL by the ``bad_values`` policy "ignore", its line imported).
@@ -104,9 +105,9 @@ class Import:
                               "without a key, since a DuckDB transaction writes to one "
                               "database only")
         else:
-            if state["phase"] in ("check", "load") and not self.staged():
-                raise JobobsError(f"the staging tables of job {self.ctx.job_id} are gone: Dask "
-                                  "workers must share the scratch folder (serve --scratch)")
+            if ((state["phase"] in ("check", "load") or state.get("file", 0) > 0)
+                    and not self.staged()):
+                state = self.start_over(state)
             self.upgrade_staging()
             if state["phase"] == "read":
                 state = self.read(files, state)
@@ -490,6 +491,24 @@ class Import:
                                     (self.stage_rejects, "level", "VARCHAR DEFAULT 'error'")):
             self.cursor.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
+    def start_over(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A resume whose staging tables are gone: dropped when the job failed for good,
+        then retried by hand. If nothing of it is in the target, it starts over from its
+        files (its rejects and counters anew); else it cannot go on."""
+        if self.ctx.remote:
+            raise JobobsError(f"the staging tables of job {self.ctx.job_id} are gone: Dask "
+                              "workers must share the scratch folder (serve --scratch)")
+        if state["phase"] == "load" and state.get("row"):
+            raise JobobsError(f"{state['row']:,} rows of this import stay in "
+                              f"{self.options.table} from before it failed, and its staging "
+                              "tables were dropped then: it cannot go on; import the rest "
+                              "with a new job")
+        self.ctx.log.warning("The staging tables were dropped when the job failed: the "
+                             "import starts over from its files")
+        self.cursor.execute("DELETE FROM rejects WHERE job_id = ?", [self.ctx.job_id])
+        self.ctx.count(total=None, **{c: 0 for c in COUNTERS if c != "total"})
+        return {"phase": "read", "file": 0}
+
     def staged(self) -> bool:
         try:
             self.cursor.execute(f"SELECT 1 FROM {self.stage} LIMIT 0")
@@ -513,7 +532,7 @@ def import_job(ctx: JobContext, options: dict[str, Any], within: str | None = No
     """The import job: ``options`` are ImportOptions' fields; ``within``, the real path of
     the export folder a ``dataset`` was allowed under (None: anywhere)."""
     run = Import(ctx, ImportOptions(**options), within)
-    ended = True  # else paused or shut down: a resume reads the files again
+    ended = True  # else paused, shut down or to be retried: a resume reads the files again
     try:
         run.run()
     except JobInterrupt as interrupt:
@@ -522,10 +541,15 @@ def import_job(ctx: JobContext, options: dict[str, Any], within: str | None = No
             run.drop_staging()
         raise
     except (duckdb.Error, Exception) as error:
-        run.drop_staging()
+        failure = JobobsError(clear(error)) if isinstance(error, duckdb.Error) else error
+        ended = not ctx.retry_follows(failure)
+        if ended:
+            run.drop_staging()
+        else:
+            ctx.log.info("The staging tables stay for the retry")
         run.say_what_stays()
-        if isinstance(error, duckdb.Error):
-            raise JobobsError(clear(error)) from None
+        if failure is not error:
+            raise failure from None
         raise
     finally:
         run.cursor.close()
@@ -534,14 +558,19 @@ def import_job(ctx: JobContext, options: dict[str, Any], within: str | None = No
 
 
 def submit(rt: Any, source: str | list[str], table: str, *, name: str | None = None,
-           parent: int | None = None, actor: str | None = None, **options: Any) -> Any:
-    """Submit an import of ``source`` into ``table``; options are ImportOptions' fields."""
+           parent: int | None = None, actor: str | None = None, check: bool = False,
+           **options: Any) -> Any:
+    """Submit an import of ``source`` into ``table``; options are ImportOptions' fields,
+    and ``schedule`` and ``retry`` go to ``Runtime.submit``. ``check``: only check them."""
+    how = {k: options.pop(k) for k in ("schedule", "retry") if k in options}
     checked = ImportOptions(source=source, table=table, **options)
     within = None
     if checked.dataset is not None:  # written like an export's file
         within = confine(checked.dataset, getattr(rt, "export_dirs", None))
+    if check:
+        return None
     return rt.submit(import_job, asdict(checked), name=name or f"import {table}", parent=parent,
-                     actor=actor, **({} if within is None else {"within": within}))
+                     actor=actor, **how, **({} if within is None else {"within": within}))
 
 
 submissions.register("import", submit)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobobs.model.errors import JobDefinitionError
+from jobobs.model.retries import Retry
 
 DEFAULT_MAX_REJECTS = 100
 _registry: dict[str, JobFunction] = {}
@@ -25,7 +26,7 @@ class JobFunction:
     def __init__(
         self, fn: Callable[..., Any], *, name: str | None = None,
         max_rejects: int | None = DEFAULT_MAX_REJECTS, checkpoint_interval: float = 0.0,
-        kind: str = "python",
+        kind: str = "python", retry: Retry | int | dict[str, Any] | None = None,
     ):
         if not callable(fn):
             raise JobDefinitionError(f"a job must be a function, not {type(fn).__name__}")
@@ -36,6 +37,7 @@ class JobFunction:
         self.max_rejects = max_rejects
         self.checkpoint_interval = checkpoint_interval
         self.kind = kind
+        self.retry = Retry.given(retry)
         self.path = f"{fn.__module__}:{fn.__qualname__}"
         self.__doc__ = fn.__doc__
         _registry[self.path] = self
@@ -64,17 +66,18 @@ class JobFunction:
 def job(
     fn: Callable[..., Any] | None = None, *, name: str | None = None,
     max_rejects: int | None = DEFAULT_MAX_REJECTS, checkpoint_interval: float = 0.0,
-    kind: str = "python",
+    kind: str = "python", retry: Retry | int | dict[str, Any] | None = None,
 ) -> Any:
     """Declare a job: ``@job`` or ``@job(name="score-customers", max_rejects=None)``.
 
     ``max_rejects`` is how many rejects a run may record before it fails (None: no limit;
     the default, 100, is the model product's). ``checkpoint_interval`` spaces checkpoint
     saves by at least that many seconds for jobs that checkpoint in a tight loop.
+    ``retry`` (a ``Retry``, or a count) retries a failed run from its last checkpoint.
     """
     def wrap(f: Callable[..., Any]) -> JobFunction:
         return JobFunction(f, name=name, max_rejects=max_rejects,
-                           checkpoint_interval=checkpoint_interval, kind=kind)
+                           checkpoint_interval=checkpoint_interval, kind=kind, retry=retry)
     return wrap(fn) if fn is not None else wrap
 
 

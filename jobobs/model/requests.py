@@ -1,6 +1,6 @@
 """Control requests: what each request does to a job in each status.
 
-Start, pause, resume and cancel are requests (rq's ``command.py`` is the model): any
+Start, pause, resume, cancel and retry are requests (rq's ``command.py`` is the model): any
 client records one in the ``job_commands`` table and the runtime that owns the job carries
 it out, recording the transition; a running job stops at its next safe point. ``EFFECTS``
 is the one table of what a request leads to; a status missing from it refuses the request.
@@ -20,6 +20,7 @@ class Effect(NamedTuple):
     to: Status
     reason: str
     journal: str | None  # a journal line, formatted with ``by``
+    changes: dict | None = None  # other columns of the job's row the request sets
 
 
 S = Status
@@ -44,6 +45,11 @@ EFFECTS: dict[str, dict[Status, Effect]] = {
     "cancel": {
         S.EDITING: _CANCELED, S.QUEUED: _CANCELED, S.PAUSED: _CANCELED, S.SHUTDOWN: _CANCELED,
         S.RUNNING: _CANCELING, S.PAUSING: _CANCELING,
+    },
+    # a failed job runs again from its last checkpoint, with its automatic retries anew
+    "retry": {
+        S.FAILED: Effect(S.QUEUED, "retry requested", "Retry requested by {by}",
+                         {"retried": 0, "retry_at": None}),
     },
 }
 del S

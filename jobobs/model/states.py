@@ -49,7 +49,9 @@ S = Status
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.EDITING: frozenset({S.QUEUED, S.CANCELED}),
     S.QUEUED: frozenset({S.RUNNING, S.PAUSED, S.CANCELED, S.FAILED, S.SHUTDOWN}),
-    S.RUNNING: frozenset({S.PAUSING, S.CANCELING, S.FINISHED, S.FAILED, S.SHUTDOWN}),
+    # a run that fails with retries left is queued again, for its retry (``retry_at``)
+    S.RUNNING: frozenset({S.PAUSING, S.CANCELING, S.FINISHED, S.FAILED, S.SHUTDOWN,
+                          S.QUEUED}),
     # A pausing job may be resumed before it reaches its safe point, canceled, or
     # end on its own before it gets there.
     S.PAUSING: frozenset({S.PAUSED, S.RUNNING, S.CANCELING, S.FINISHED, S.FAILED, S.SHUTDOWN}),
@@ -60,11 +62,13 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.SHUTDOWN: frozenset({S.QUEUED, S.CANCELED}),
     S.CANCELED: frozenset(),
     S.FINISHED: frozenset(),
-    S.FAILED: frozenset(),
+    # a failed job ends there, unless someone retries it (from its last checkpoint)
+    S.FAILED: frozenset({S.QUEUED}),
 }
 del S
 
-TERMINAL: frozenset[Status] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+# Statuses a job ends in: it runs again only if someone asks (a retry of a failed job).
+TERMINAL: frozenset[Status] = frozenset({Status.CANCELED, Status.FINISHED, Status.FAILED})
 # Statuses in which a runtime owns the job: a process that dies leaves them behind.
 ACTIVE: frozenset[Status] = frozenset(
     {Status.QUEUED, Status.RUNNING, Status.PAUSING, Status.CANCELING}
@@ -107,8 +111,10 @@ class Outcome:
 
     ``error`` is the one line stored with a failed job and ``detail`` its journal text (a
     traceback, or the wording of an error jobobs raised); ``what`` says what cut a run
-    short; ``because`` is a failure's transition reason when it is not the error ("hung").
-    An Outcome is plain data: a Dask worker sends it to the server as a dict.
+    short; ``because`` is a failure's transition reason when it is not the error ("hung");
+    ``kinds`` names the failure's exception class and its bases, space-separated (what a
+    retry policy's ``on`` matches). An Outcome is plain data: a Dask worker sends it to the
+    server as a dict.
     """
 
     ending: Ending
@@ -116,6 +122,7 @@ class Outcome:
     detail: str | None = None
     what: str | None = None
     because: str | None = None  # a failure's transition reason, when not its error
+    kinds: str | None = None  # the exception's classes, most derived first
 
     @classmethod
     def failed(cls, error: BaseException) -> Outcome:
@@ -128,7 +135,9 @@ class Outcome:
         else:
             detail = "".join(traceback.format_exception(type(error), error,
                                                         error.__traceback__)).rstrip()
-        return cls(Ending.FAILED, error=summary, detail=detail)
+        kinds = " ".join(c.__name__ for c in type(error).__mro__
+                         if c not in (BaseException, object))
+        return cls(Ending.FAILED, error=summary, detail=detail, kinds=kinds)
 
     @classmethod
     def cut_short(cls, what: str) -> Outcome:
@@ -163,7 +172,7 @@ class Outcome:
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
         """An outcome a worker sent (anything else in it is ignored)."""
         text = {k: None if data.get(k) is None else str(data[k])
-                for k in ("error", "detail", "what", "because")}
+                for k in ("error", "detail", "what", "because", "kinds")}
         return cls(Ending(data["ending"]), **text)
 
 
