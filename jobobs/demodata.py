@@ -6,12 +6,16 @@
   pause the import;
 - ``orders_2026-11-bad.csv``: a monthly file whose amounts went wrong (about 12% bad
   lines), which crosses the import's reject threshold;
-- ``events.json``: 200,000 click events as newline-delimited JSON.
+- ``events.json``: 200,000 click events as newline-delimited JSON;
+- ``signups.csv``: the signups of the last five minutes, as a web API would give them
+  (``signups``), rewritten by each run of the demo's scheduled ``fetch signups`` job.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -21,6 +25,12 @@ from jobobs.db.sql import literal
 CUSTOMERS = 20_000
 ORDERS = 3_000_000
 EVENTS = 200_000
+SIGNUPS_SINCE = 1_767_225_600  # 2026-01-01 UTC: signup 0
+SIGNUP_EVERY = 2  # seconds between two signups in the feed
+SIGNUPS_KEPT = 150  # the feed's file holds the last five minutes: it never grows
+COUNTRIES = ("FR", "DE", "US", "JP", "BR", "IN", "GB", "ES")
+SIGNUP_COLUMNS = {"id": "BIGINT", "name": "VARCHAR", "email": "VARCHAR", "country": "VARCHAR",
+                  "plan": "VARCHAR", "seats": "INTEGER", "signed_up_at": "TIMESTAMP"}
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, path: str, options: str) -> None:
@@ -76,3 +86,26 @@ def generate(folder: str, *, scale: float = 1.0) -> dict[str, str]:
         FROM range(1, {events} + 1) t(i)""", paths["events.json"], "FORMAT json")
     con.close()
     return paths
+
+
+def signups(folder: str, *, now: float | None = None) -> str:
+    """Write ``signups.csv`` into ``folder``: the last ``SIGNUPS_KEPT`` signups up to
+    ``now`` (one every ``SIGNUP_EVERY`` seconds, numbered by their time, so each new file
+    has the newest and drops the oldest), with about 3% bad lines of three kinds (a date
+    that is not a date, seats that are not a number, missing columns). The file is
+    replaced in one step, so an import never reads half of it. Returns its path."""
+    path = os.path.join(folder, "signups.csv")
+    last = int(((time.time() if now is None else now) - SIGNUPS_SINCE) // SIGNUP_EVERY)
+    lines = [",".join(SIGNUP_COLUMNS)]
+    for i in range(last - SIGNUPS_KEPT + 1, last + 1):
+        when = datetime.fromtimestamp(SIGNUPS_SINCE + i * SIGNUP_EVERY, UTC)
+        at = when.strftime("%d/%m/%Y %Hh%M" if i % 100 == 7 else "%Y-%m-%d %H:%M:%S")
+        plan = ("free", "pro", "team")[i % 3]
+        seats = "a dozen" if i % 100 == 41 else str({"free": 1, "pro": 1 + i % 4,
+                                                     "team": 5 + i % 20}[plan])
+        who = f"{i},Signup {i},signup{i}@example.com"
+        lines.append(who if i % 100 == 73 else
+                     f"{who},{COUNTRIES[i % len(COUNTRIES)]},{plan},{seats},{at}")
+    with files.replacing(path) as temporary, open(temporary, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    return path
