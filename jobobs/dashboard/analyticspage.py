@@ -1,11 +1,13 @@
 """The Analytics page: how runs went over a time window, across jobs.
 
 Figures are HoloViews DynamicMaps fed by ``Pipe`` streams: a refresh sends new data to
-the pipes whose data changed, and the figures update in place.
+the pipes whose data changed, and the figures update in place. An operator may retry the
+failed jobs of one error group from the failures list.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,8 +19,11 @@ import panel as pn
 import param
 
 from jobobs.access import analytics, queries
-from jobobs.dashboard.style import LOOK, message_pane
+from jobobs.dashboard.style import LOOK, message_pane, plain
+from jobobs.model.errors import JobobsError, one_line
 from jobobs.model.states import LABELS
+
+log = logging.getLogger("jobobs.dashboard")
 
 WINDOWS = {"last hour": (timedelta(hours=1), "minute"),
            "last 24 hours": (timedelta(days=1), "hour"),
@@ -72,14 +77,16 @@ def _gantt(data: pd.DataFrame) -> hv.Segments:
 
 class Analytics(pn.viewable.Viewer):
     """Durations and trends, throughput, statuses, failures, rejects, a timeline and the
-    runs slower than usual, over a time window."""
+    runs slower than usual, over a time window; operators (``can_act``) retry the failed
+    jobs of a selected error group."""
 
     window = param.Selector(default="last 7 days", objects=list(WINDOWS))
     job_name = param.Selector(default=ALL, objects=[ALL])
 
-    def __init__(self, client: Any, **params: Any):
+    def __init__(self, client: Any, *, can_act: bool = True, user: str | None = None,
+                 **params: Any):
         super().__init__(**params)
-        self.client = client
+        self.client, self.can_act, self.user = client, can_act, user
         self._version: tuple | None = None
         self._read_at = 0.0
         self._data: dict[str, pd.DataFrame] = {}
@@ -102,9 +109,17 @@ class Analytics(pn.viewable.Viewer):
                                             sizing_mode="stretch_width")
         self.failures = pn.widgets.Tabulator(
             self._data["failures"], show_index=False, disabled=True, height=220,
-            sizing_mode="stretch_width", row_content=self._failure_detail,
+            selectable=1, sizing_mode="stretch_width", row_content=self._failure_detail,
             hidden_columns=["error_type", "last_job_id", "example"],
             titles={"job_names": "job names", "last_at": "last (UTC)"})
+        self.retry = pn.widgets.Button(label="Retry these", color="primary", width=120,
+                                       disabled=True, description="Retry every failed job "
+                                       "of the selected error group, from its last checkpoint")
+        self.retry.on_click(lambda e: self.retry_group())
+        self.retry_message = pn.pane.Alert("", alert_type="info", visible=False,
+                                           sizing_mode="stretch_width")
+        self._group: str | None = None  # the selected error group, kept through refreshes
+        self.failures.param.watch(self._group_selected, "selection")
         self.slow = pn.widgets.Tabulator(self._data["slow"], show_index=False, disabled=True,
                                          height=220, sizing_mode="stretch_width")
         self.window_choice = pn.widgets.Select.from_param(self.param.window, label="Window",
@@ -118,6 +133,50 @@ class Analytics(pn.viewable.Viewer):
         text = analytics.failure_detail(self.client.connection(), int(row["last_job_id"]))
         return message_pane(f"Job {row['last_job_id']}, the newest of {row['failures']}:\n"
                             f"{text or row['example']}")
+
+    def group(self) -> str | None:
+        """The selected error group's error (None without one)."""
+        return self._group
+
+    def _group_selected(self, event: param.parameterized.Event) -> None:
+        frame = self.failures.value
+        self._group = (str(frame["error"].iloc[event.new[0]])
+                       if event.new and event.new[0] < len(frame) else None)
+        self.retry.disabled = not self.can_act or self._group is None
+
+    def _reselect(self) -> None:
+        """The selected group's row again once the list is read anew (none if it left)."""
+        errors = self.failures.value["error"].tolist()
+        wanted = [errors.index(self._group)] if self._group in errors else []
+        if self.failures.selection != wanted:
+            self.failures.selection = wanted
+        elif not wanted:
+            self._group, self.retry.disabled = None, True
+
+    def retry_group(self) -> None:
+        """Retry every failed job of the selected group (all of them, not only the
+        window's), as the signed-in user; say how many."""
+        group = self.group()
+        if group is None:
+            return
+        if not self.can_act:
+            self._say("You can look but not act: retry needs the operator role.", "warning")
+            return
+        try:
+            ids = self.client.retry_failed(group, by=self.user)
+        except Exception as error:  # a refusal or a lost server: one line, the page goes on
+            if not isinstance(error, (JobobsError, TimeoutError)):
+                log.warning("jobobs dashboard: retry %r: %s", group, error)
+            self._say(one_line(error), "danger")
+        else:
+            listed = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+            self._say(f"Retried {len(ids)} failed job{'s' if len(ids) != 1 else ''} of "
+                      f"{group}: {listed}.", "success")
+        self.refresh(force=True)
+
+    def _say(self, text: str, kind: str) -> None:
+        self.retry_message.object, self.retry_message.alert_type = plain(text), kind
+        self.retry_message.visible = True
 
     def _span(self) -> tuple[datetime | None, str]:
         span, bucket = WINDOWS[self.window]
@@ -166,6 +225,7 @@ class Analytics(pn.viewable.Viewer):
                            ("slow", self.slow)):
             if force or not data[key].equals(before.get(key)):
                 table.value = data[key]
+        self._reselect()
 
     def __panel__(self) -> pn.viewable.Viewable:
         figure = {"sizing_mode": "stretch_width"}
@@ -180,6 +240,7 @@ class Analytics(pn.viewable.Viewer):
                    pn.pane.HoloViews(self.figures["columns"], **figure)),
             "#### Per job name", self.summary,
             "#### Failures by error", self.failures,
+            pn.Row(self.retry, self.retry_message, sizing_mode="stretch_width"),
             "#### Slower than usual (more than twice the median of the job's last 20 runs)",
             self.slow, sizing_mode="stretch_width",
         )

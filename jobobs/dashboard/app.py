@@ -1,4 +1,5 @@
-"""The dashboard: the job list beside the selected job's detail, and an Analytics page.
+"""The dashboard: the job list beside the selected job's detail, an Analytics page and a
+Schedules page.
 
 One ``Dashboard`` per browser session (or notebook cell), over a ``jobobs.Client``. A
 periodic callback asks for a cheap change check every second and updates only what
@@ -17,6 +18,7 @@ import param
 from jobobs.dashboard.analyticspage import Analytics
 from jobobs.dashboard.detail import JobDetail
 from jobobs.dashboard.joblist import JobList
+from jobobs.dashboard.schedulespage import Schedules
 from jobobs.dashboard.style import CSS
 from jobobs.model.errors import one_line
 
@@ -25,7 +27,8 @@ OPERATOR, VIEWER = "operator", "viewer"
 
 
 class Dashboard(pn.viewable.Viewer):
-    """Live job monitor: list, General / Journal / Rejects, controls, analytics."""
+    """Live job monitor: list, General / Journal / Rejects, controls, analytics and
+    schedules."""
 
     period = param.Integer(default=1000, bounds=(200, None), doc="Refresh period, in ms.")
 
@@ -42,12 +45,14 @@ class Dashboard(pn.viewable.Viewer):
                                    sizing_mode="stretch_width")
         self.jobs = JobList(client)
         self._detail: JobDetail | None = None  # built when a job is first selected
-        self.analytics: Analytics | None = None
+        self.analytics: Analytics | None = None  # pages built when first opened
+        self.schedules: Schedules | None = None
         self.jobs.param.watch(self._select, "selected")
         # the detail is rendered once a job is selected: a lighter first page
         self.side = pn.Column(pn.pane.HTML("<h3>Select a job in the list</h3>"), width=620)
         self.pages = pn.Tabs(("Jobs", pn.Row(self.jobs, self.side)),
-                             ("Analytics", pn.Column()), sizing_mode="stretch_width")
+                             ("Analytics", pn.Column()), ("Schedules", pn.Column()),
+                             sizing_mode="stretch_width")
         self.pages.param.watch(self._page_changed, "active")
         self._callback = None
 
@@ -58,8 +63,8 @@ class Dashboard(pn.viewable.Viewer):
                 self.jobs.refresh()
                 if self._detail is not None:
                     self._detail.refresh()
-            elif self.analytics is not None:
-                self.analytics.refresh()
+            else:
+                self._page(self.pages.active).refresh()
         except Exception as error:  # shown in the page; the next tick tries again
             log.warning("jobobs dashboard: a refresh failed: %s", error)
             self.error.object = (f"The dashboard cannot read the job history right now: "
@@ -68,6 +73,16 @@ class Dashboard(pn.viewable.Viewer):
         else:
             if self.error.visible:
                 self.error.visible = False
+
+    def _page(self, index: int) -> Analytics | Schedules:
+        """The Analytics or Schedules page, built when first looked at."""
+        if index == 1 and self.analytics is None:
+            self.analytics = Analytics(self.client, can_act=self.can_act, user=self.user)
+            self.pages[1] = ("Analytics", self.analytics)
+        elif index == 2 and self.schedules is None:
+            self.schedules = Schedules(self.client, can_act=self.can_act, user=self.user)
+            self.pages[2] = ("Schedules", self.schedules)
+        return self.analytics if index == 1 else self.schedules
 
     @property
     def detail(self) -> JobDetail:
@@ -81,9 +96,6 @@ class Dashboard(pn.viewable.Viewer):
         self.detail.job_id = event.new
 
     def _page_changed(self, event: param.parameterized.Event) -> None:
-        if event.new == 1 and self.analytics is None:  # built when first looked at
-            self.analytics = Analytics(self.client)
-            self.pages[1] = ("Analytics", self.analytics)
         self.refresh()
 
     def start(self) -> None:

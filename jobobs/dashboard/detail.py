@@ -20,27 +20,43 @@ from jobobs.model.rows import COUNTERS
 from jobobs.model.states import ACTIVE, Status
 
 JOURNAL_TAIL = 500
+# The journal table's column types, the same with no line: a table whose types change is
+# rebuilt in the browser, which may drop the lines sent meanwhile.
+LINE_TYPES = {"seq": "int64", "logged_at": str, "level": str, "code": str, "message": str}
 REJECTS_SHOWN = 1000
 LEVELS = {"all levels": None, "info and above": "info", "warnings and errors": "warning",
           "errors only": "error"}
-# Which button asks what, and in which statuses it is offered: Start wherever the API
-# takes it (an edited job, and a paused or shut-down one, which it resumes).
+# Which button asks what, in which statuses it is offered, and its color: Start wherever
+# the API takes it (an edited job, and a paused or shut-down one, which it resumes); Retry
+# a failed job, from its last checkpoint.
 BUTTONS = {
-    "Start": ("start", ACCEPTS["start"]),
-    "Pause": ("pause", ACCEPTS["pause"]),
-    "Resume": ("resume", {Status.PAUSED, Status.PAUSING}),
-    "Cancel": ("cancel", ACCEPTS["cancel"]),
+    "Start": ("start", ACCEPTS["start"], "success"),
+    "Pause": ("pause", ACCEPTS["pause"], "warning"),
+    "Resume": ("resume", {Status.PAUSED, Status.PAUSING}, "primary"),
+    "Cancel": ("cancel", ACCEPTS["cancel"], "danger"),
+    "Retry": ("retry", ACCEPTS["retry"], "primary"),
 }
-FIELDS = ["id", "name", "kind", "label", "has_warning", "parent_id", "created_at", "queued_at",
-          "started_at", "finished_at", "duration_s", "active_seconds", "queue_s", "run_count",
-          *COUNTERS, "progress", "eta_at", "error", "created_by", "host", "pid", "worker",
-          "checkpoint_at", "heartbeat_at"]
+FIELDS = ["id", "name", "kind", "label", "has_warning", "parent_id", "schedule", "retries",
+          "created_at", "queued_at", "started_at", "finished_at", "duration_s",
+          "active_seconds", "queue_s", "run_count", *COUNTERS, "progress", "eta_at", "error",
+          "created_by", "host", "pid", "worker", "checkpoint_at", "heartbeat_at"]
 
 
 def _request_note(command: str, status: Status) -> str:
     """The banner after a request, rewritten as the status changes, so it never says
     "in progress" once the job got there."""
     return f"{command.capitalize()} requested. Status now: {status.label}."
+
+
+def _retries(row: dict[str, Any], status: Status) -> str:
+    """A job's automatic retries as the General tab shows them: how many of how many were
+    used, or while it is queued for one, which and when (empty without a retry policy)."""
+    if missing(row.get("retries")) or not row["retries"]:
+        return ""
+    done = 0 if missing(row.get("retried")) else int(row["retried"])
+    if status is Status.QUEUED and done and not missing(row.get("retry_at")):
+        return f"retry {done} of {int(row['retries'])} due at {style.when(row['retry_at'])} UTC"
+    return f"retried {done} of {int(row['retries'])}"
 
 
 def _value(value: Any) -> str:
@@ -70,9 +86,8 @@ class JobDetail(pn.viewable.Viewer):
         self.title = pn.pane.HTML("<h3>Select a job in the list</h3>",
                                   sizing_mode="stretch_width")
         self.buttons = {label: pn.widgets.Button(label=label, width=90, disabled=True,
-                                                 color=kind)
-                        for label, kind in (("Start", "success"), ("Pause", "warning"),
-                                            ("Resume", "primary"), ("Cancel", "danger"))}
+                                                 color=color)
+                        for label, (_, _, color) in BUTTONS.items()}
         for label, button in self.buttons.items():
             command = BUTTONS[label][0]
             if command == "cancel":
@@ -196,7 +211,8 @@ class JobDetail(pn.viewable.Viewer):
             self.progress_text.object = ""
         shown = dict(row, duration_s=style.duration(row["duration_s"]),
                      active_seconds=style.duration(row["active_seconds"]),
-                     progress="" if not self.progress.visible else f"{fraction:.1%}")
+                     progress="" if not self.progress.visible else f"{fraction:.1%}",
+                     retries=_retries(row, status))
         self.fields.object = ('<table class="jobobs-fields">' + "".join(
             f"<tr><td>{name}</td><td>{_value(shown.get(name))}</td></tr>"
             for name in FIELDS if _value(shown.get(name)) != "") + "</table>")
@@ -221,7 +237,7 @@ class JobDetail(pn.viewable.Viewer):
             self.spec.object = {"spec": row.get("spec")}
 
     def _no_lines(self) -> pd.DataFrame:
-        return pd.DataFrame({c: [] for c in ("seq", "logged_at", "level", "code", "message")})
+        return pd.DataFrame({c: [] for c in LINE_TYPES}).astype(LINE_TYPES)
 
     def _lines(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Journal lines as listed: a message as its headline (a traceback's exception
@@ -233,7 +249,7 @@ class JobDetail(pn.viewable.Viewer):
         self._wholes.update((int(seq), whole) for seq, whole, short
                             in zip(frame["seq"], frame["message"], shown) if whole != short)
         frame["message"] = shown
-        return frame
+        return frame.astype(LINE_TYPES)
 
     def _whole_message(self, row: pd.Series) -> pn.pane.HTML:
         return style.message_pane(self._wholes.get(int(row["seq"]), row["message"]))

@@ -22,6 +22,10 @@ TITLES = {"id": "#", "status": "Status", "name": "Name", "kind": "Kind", "progre
           "processed": "Processed", "rejected": "Rejected", "started": "Started",
           "ended": "Ended", "duration": "Duration", "warning": "⚠"}
 HTML = {"type": "html"}
+# Text columns as text even with no row: a column's type sets how the browser's table is
+# built, and a table rebuilt as its first rows arrive may drop them.
+TEXTS = {"status": str, "progress": str, "started": str, "ended": str, "duration": str,
+         "warning": str}
 
 
 def progress_bar(fraction: Any, status: str) -> str:
@@ -48,7 +52,7 @@ def rows(frame: pd.DataFrame) -> pd.DataFrame:
         "ended": [style.when(v)[5:] for v in frame["finished_at"]],
         "duration": [style.duration(v) for v in frame["duration_s"]],
         "warning": ["⚠" if w else "" for w in frame["has_warning"]],
-    }, columns=COLUMNS)
+    }, columns=COLUMNS).astype(TEXTS)
 
 
 class JobList(pn.viewable.Viewer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import Any
 
 import panel as pn
@@ -41,6 +42,12 @@ def badge(status: str) -> str:
     icon, color = LOOK[state]
     return (f'<span class="jobobs-status" data-status="{state.value}" style="color:{color}">'
             f'<span class="icon">{icon}</span>{html.escape(LABELS[state])}</span>')
+
+
+def plain(text: str) -> str:
+    """Text shown as itself in a Markdown pane (an alert): an error group's ``<n>`` and a
+    name's ``*`` or ``_`` are not markup."""
+    return html.escape(re.sub(r"([\\`*_\[\]#|~])", r"\\\1", text), quote=False)
 
 
 def duration(seconds: Any) -> str:
