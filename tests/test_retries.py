@@ -340,3 +340,45 @@ def test_an_import_retried_by_hand_after_its_staging_went_starts_over_exactly(
     assert rows == (len(good), len(good), sum(good))
     assert rejects == [(line, "amount", "cast error") for line in sorted(BAD_LINES)]
     assert (info.processed, info.succeeded, info.rejected) == (1000, len(good), 5)
+
+
+def test_a_steep_backoff_stops_at_the_longest_wait():
+    policy = Retry(100, delay=1, backoff=86_400, longest=3600)
+    assert policy.wait(100) == 3600 and policy.wait(1) == 1
+    assert Retry(100, delay=0.5, backoff=100, longest=0).wait(100) == 0
+
+
+def test_retrying_an_error_group_takes_the_window_the_list_shows(runtime, clock):
+    from datetime import UTC, datetime, timedelta
+
+    FAILS["old"], FAILS["new"] = 1, 1
+    clock.shift = -40 * 86400  # failed forty days ago
+    old = runtime.submit(counting, name="old", retry=0)
+    assert old.wait(30).status is Status.FAILED
+    clock.shift = 0
+    new = runtime.submit(counting, name="new", retry=0)
+    assert new.wait(30).status is Status.FAILED
+    client = Client.embedded(runtime)
+    since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
+    group = "ConnectionError: the server at <n> refused"
+    with pytest.raises(JobobsError, match="no failed job"):
+        client.retry_failed("ConnectionError", since=since, exact=True)  # a part: not exact
+    assert client.retry_failed(group, since=since, exact=True) == [new.id]
+    assert runtime.job(old.id).status is Status.FAILED
+
+
+def test_retry_with_no_server_runs_the_job_in_the_command(db, migrated):
+    from click.testing import CliRunner
+
+    from jobobs.cli import main
+
+    shutil.copy2(migrated, db)
+    FAILS["cli-retry"] = 1
+    with Runtime(db, workers=1, handle_signals=False) as rt:
+        job_id = rt.submit(counting, name="cli-retry", retry=0).id
+        assert rt.wait(job_id, 30).status is Status.FAILED
+    result = CliRunner().invoke(main, ["retry", str(job_id), "--db", db])
+    assert result.exit_code == 0, result.output
+    with Runtime(db, workers=1, handle_signals=False) as rt:
+        info = rt.job(job_id)
+    assert info.status is Status.FINISHED and info.run_count == 2  # not shut down

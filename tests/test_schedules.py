@@ -258,6 +258,8 @@ BAD = [
     ({"every": "1m", "catch_up": "some"}, "catch-up is one of"),
     ({"every": "1m", "retry": {"times": 1000}}, "retries must be"),
     ({"every": "1m", "colour": "red"}, "unknown schedule field"),
+    ({"every": "1m", "enabled": "false"}, "enabled is true or false"),
+    ({"every": 10**400}, "refused"),
 ]
 
 
@@ -367,3 +369,84 @@ def test_a_split_batch_keeps_a_ticks_job_and_its_schedule_row_together(runtime, 
     assert "schedules" not in parts  # the other schedule was not due: nothing of it
     runtime.flush()
     assert client.schedule_info("split")["last_job_id"] == job_id
+
+
+@pytest.mark.parametrize("every", ["2.3s", "4.1s", 12.34])
+def test_an_interval_of_a_fraction_of_a_second_makes_one_run_per_tick(runtime, clock, client,
+                                                                      every):
+    for start in (T0, T0 + 0.1, T0 + 0.7):
+        clock.now = start
+        client.schedule(f"f{start}", python_spec("jobs:noop"), every=every)
+    for step in range(1, 6):
+        seconds = runtime.schedules.schedules["f" + str(T0)].every_s
+        advance(runtime, clock, T0 + 1 + step * seconds)
+    for name, schedule in runtime.schedules.schedules.items():
+        tick = schedule.created_at
+        for _ in range(50):  # each tick strictly after the last
+            later = schedule.after(tick)
+            assert later > tick
+            tick = later
+        assert schedule.waiting == 0
+        assert not [line for line in log_lines(client, name) if "missed" in line]
+
+
+def test_a_wall_clock_time_that_comes_twice_runs_once(runtime, clock, client):
+    # 25 October 2026 in Paris: 02:00 comes twice (CEST, then CET)
+    clock.now = at("2026-10-24T12:00:00")
+    client.schedule("autumn", python_spec("jobs:noop"), cron="0 2 * * *", tz="Europe/Paris")
+    for hour in ("2026-10-25T00:00:00", "2026-10-25T01:00:00", "2026-10-25T02:00:00",
+                 "2026-10-25T12:00:00"):
+        advance(runtime, clock, at(hour))
+    assert len(schedule_jobs(runtime, "autumn")) == 1
+    assert client.schedule_info("autumn")["next_run_at"].to_pydatetime() == datetime(
+        2026, 10, 26, 1, 0)
+
+
+def test_a_failed_job_of_a_schedule_is_not_retried_while_its_next_run_goes_on(
+        runtime, clock, client):
+    client.schedule("flaky", python_spec("jobs:boom"), every="1h")
+    failed = client.run_schedule("flaky")
+    assert runtime.wait(failed, 30).status is Status.FAILED
+    runtime.schedules.schedules["flaky"].spec = json.dumps(python_spec("jobs:blocked",
+                                                                       "flaky"))
+    running = client.run_schedule("flaky")
+    wait_for_status(runtime, running, Status.RUNNING)
+    with pytest.raises(JobobsError, match=f"job {running} of schedule flaky is still running"):
+        client.retry(failed)
+    assert runtime.job(failed).status is Status.FAILED
+    gate("flaky").set()
+    runtime.wait(running, 30)
+    client.retry(failed)  # now: it becomes the schedule's last job
+    assert client.schedule_info("flaky")["last_job_id"] == failed
+    runtime.wait(failed, 30)
+
+
+def test_resuming_a_schedule_resumes_its_job_a_stop_shut_down(db, clock):
+    with Runtime(db, workers=1, handle_signals=False, clock=clock, run_schedules=True,
+                 shutdown_timeout=10) as rt:
+        client = Client.embedded(rt)
+        client.schedule("held", python_spec("jobs:steps", 100, 0.02), every="1h")
+        job_id = client.run_schedule("held")
+        wait_until(lambda: (rt.job(job_id).progress_current or 0) > 5, timeout=30)
+        client.pause_schedule("held")
+    with Runtime(db, workers=1, handle_signals=False, clock=clock, run_schedules=True) as rt:
+        client = Client.embedded(rt)
+        assert rt.status(job_id) is Status.SHUTDOWN  # paused schedule: left as it is
+        client.resume_schedule("held")
+        assert rt.wait(job_id, 60).status is Status.FINISHED
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"kind": "export", "options": {"to": "/tmp/x.csv", "table": "t", "check": True}},
+     "cannot be called check="),
+    ({"kind": "python", "function": "jobs:noop", "kwargs": {"schedule": "x"}},
+     "cannot be called schedule="),
+    ({"kind": "python", "function": "jobs:noop", "name": "n" * 300}, "characters long"),
+])
+def test_a_spec_taking_names_jobobs_uses_is_refused(runtime, client, spec, message):
+    outcome, _ = runtime.schedules.apply({"verb": "add", "name": "x", "every": "1m",
+                                          "spec": spec}, "test")
+    assert outcome.startswith("refused: ") and message in outcome
+    with pytest.raises(JobobsError, match=message.split("=")[0]):
+        Client.embedded(runtime)._backend.submit(spec, "test")
+    runtime.run_until_idle(10)  # nothing left pending

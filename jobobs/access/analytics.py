@@ -168,18 +168,22 @@ def _failure_groups(where: str) -> str:
                 FROM typed)"""
 
 
-def failed_in_group(con: duckdb.DuckDBPyConnection, error: str) -> list[int]:
-    """The failed jobs of one error group, as ``failures`` names it: ``error`` is the
-    group's error, or a part of it (ignoring case) that only one group has. A JobobsError
-    when no group, or several, match."""
+def failed_in_group(con: duckdb.DuckDBPyConnection, error: str,
+                    since: datetime | None = None, until: datetime | None = None,
+                    exact: bool = False) -> list[int]:
+    """The failed jobs of one error group, as ``failures`` lists them for the same window
+    (by when they failed): ``error`` is the group's error, or (unless ``exact``) a part of
+    it, ignoring case, that only one group has. A JobobsError when no group, or several,
+    match."""
     from jobobs.model.errors import JobobsError
 
+    where, params = _window(since, until, column="finished_at")
     groups = con.execute(
-        f"""{_failure_groups("true")}
+        f"""{_failure_groups(where)}
             SELECT error, sum(failures)::BIGINT AS failures
-            FROM grouped GROUP BY error ORDER BY failures DESC""").fetchall()
-    chosen = [g for g in groups if g[0] == error] or [
-        g for g in groups if error.strip() and error.lower() in g[0].lower()]
+            FROM grouped GROUP BY error ORDER BY failures DESC""", params).fetchall()
+    chosen = [g for g in groups if g[0] == error] or ([] if exact else [
+        g for g in groups if error.strip() and error.lower() in g[0].lower()])
     if not chosen:
         raise JobobsError(f"no failed job has an error like {error!r}")
     if len(chosen) > 1:
@@ -187,9 +191,9 @@ def failed_in_group(con: duckdb.DuckDBPyConnection, error: str) -> list[int]:
         raise JobobsError(f"{len(chosen)} error groups match {error!r}: {shown}"
                           f"{' ...' if len(chosen) > 5 else ''}; give one whole")
     return [row[0] for row in con.execute(
-        f"""{_failure_groups("true")}
+        f"""{_failure_groups(where)}
             SELECT f.id FROM failed f JOIN grouped g USING (line) WHERE g.error = ?
-            ORDER BY f.id""", [chosen[0][0]]).fetchall()]
+            ORDER BY f.id""", [*params, chosen[0][0]]).fetchall()]
 
 
 def failure_detail(con: duckdb.DuckDBPyConnection, job_id: int) -> str:

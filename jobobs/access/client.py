@@ -308,8 +308,11 @@ class Client:
         the status it led to. IllegalRequest when the job's status refuses it."""
         command_id = self._backend.request(job_id, command, by or self.actor)
         outcome, _ = acknowledged(self.connection(), command_id, timeout)
-        if outcome.startswith("ignored"):
+        if outcome.startswith("ignored: the job is "):
             raise IllegalRequest(job_id, command, outcome.removeprefix("ignored: the job is "))
+        if outcome.startswith("ignored"):
+            raise JobobsError(f"job {job_id}: cannot {command}: "
+                              f"{outcome.removeprefix('ignored: ')}")
         return outcome
 
     def start(self, job_id: int, **how: Any) -> str:
@@ -328,12 +331,16 @@ class Client:
         """Run a failed job again from its last checkpoint (its automatic retries anew)."""
         return self.request(job_id, "retry", **how)
 
-    def retry_failed(self, error: str, **how: Any) -> list[int]:
-        """Retry every failed job in one error group (as ``failures`` lists them: the
-        group's error, or a part of it that names one group); return their ids."""
+    def retry_failed(self, error: str, *, since: datetime | None = None,
+                     until: datetime | None = None, exact: bool = False,
+                     **how: Any) -> list[int]:
+        """Retry every failed job in one error group, as ``analytics.failures`` lists them
+        for the jobs that failed from ``since`` to ``until``: ``error`` is the group's
+        error, or (unless ``exact``) a part of it that names one group; return their
+        ids."""
         from jobobs.access.analytics import failed_in_group  # loads pandas
 
-        ids = failed_in_group(self.connection(), error)
+        ids = failed_in_group(self.connection(), error, since, until, exact=exact)
         for job_id in ids:
             self.request(job_id, "retry", **how)
         return ids

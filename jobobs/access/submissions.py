@@ -20,6 +20,7 @@ import os
 from dataclasses import asdict
 from typing import Any
 
+from jobobs.execution.submissions import RESERVED
 from jobobs.kinds.exporting import ExportOptions
 from jobobs.kinds.sources import ImportOptions, expand
 from jobobs.model import values
@@ -83,6 +84,10 @@ def python_spec(function: str | JobFunction, *args: Any, name: str | None = None
     path = function.path if isinstance(function, JobFunction) else function
     if not isinstance(path, str) or ":" not in path:
         raise JobDefinitionError(f"a job function is named 'module:function', not {path!r}")
+    taken = [key for key in RESERVED if key in kwargs]
+    if taken:
+        raise JobDefinitionError(f"a job's keyword argument cannot be called {taken[0]}= "
+                                 "(jobobs uses that name for itself)")
     spec = _with_retry({"kind": "python", "name": _name(name), "function": path,
                         "args": list(args), "kwargs": kwargs}, retry)
     try:

@@ -162,7 +162,7 @@ def run_(db, name, by, as_json):
 def retry(db, job_id, error, by, as_json):
     """Run a failed job again from its last checkpoint (its rejects and counters as the
     checkpoint left them), with its automatic retries anew; or every failed job of one
-    error group.
+    error group. With no server, they run here.
 
     Example: jobobs retry 42        jobobs retry --error 'ConnectionError: <value> refused'
     """
@@ -172,6 +172,9 @@ def retry(db, job_id, error, by, as_json):
         ids = [job_id] if error is None else jobs.retry_failed(error, by=by)
         if error is None:
             jobs.retry(job_id, by=by)
+        if not jobs.served:  # they run here: wait for them
+            for retried in ids:
+                jobs.wait(retried, progress=sys.stderr.isatty())
     if as_json:
         click.echo(json.dumps({"retried": ids}))
     else:

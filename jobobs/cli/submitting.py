@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from jobobs.cli.base import DB_OPTION, JSON_OPTION, client, database, main, show_job
+from jobobs.execution.submissions import RESERVED as SUBMIT_TAKES
 from jobobs.model.states import Status
 
 WAIT_OPTION = click.option("--wait", is_flag=True, help="Wait for the job to stop, showing "
@@ -337,7 +338,7 @@ def run(db, target, args, name, retries, retry_delay, backoff, retry_on, wait, a
 
 
 _KEYWORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.S)
-RESERVED = ("name", "function", "self", "retry")  # names Client.submit takes for itself
+RESERVED = ("function", "self", *SUBMIT_TAKES)  # names Client.submit takes for itself
 
 
 def _arguments(texts: tuple[str, ...]) -> tuple[list[Any], dict[str, Any]]:

@@ -154,8 +154,8 @@ class Analytics(pn.viewable.Viewer):
             self._group, self.retry.disabled = None, True
 
     def retry_group(self) -> None:
-        """Retry every failed job of the selected group (all of them, not only the
-        window's), as the signed-in user; say how many."""
+        """Retry every failed job of the selected group, in the window the list shows, as
+        the signed-in user; say how many."""
         group = self.group()
         if group is None:
             return
@@ -163,7 +163,8 @@ class Analytics(pn.viewable.Viewer):
             self._say("You can look but not act: retry needs the operator role.", "warning")
             return
         try:
-            ids = self.client.retry_failed(group, by=self.user)
+            ids = self.client.retry_failed(group, since=self._span()[0], exact=True,
+                                           by=self.user)
         except Exception as error:  # a refusal or a lost server: one line, the page goes on
             if not isinstance(error, (JobobsError, TimeoutError)):
                 log.warning("jobobs dashboard: retry %r: %s", group, error)

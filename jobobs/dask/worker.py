@@ -38,6 +38,7 @@ from jobobs.execution.reports import REPORTED
 from jobobs.execution.runs import run_job
 from jobobs.execution.sinks import Numbered
 from jobobs.model.errors import JobobsError, ShutdownInterrupt, one_line
+from jobobs.model.retries import Retry
 from jobobs.model.rows import Reject, process
 from jobobs.model.states import EXECUTING, Ending, Status
 
@@ -405,4 +406,8 @@ def _run(link: Link, assignment: dict[str, Any], worker: str | None) -> str:
     if outcome.ending is Ending.STOPPED:
         request = interrupts.taken or interrupts.pending
         return "canceled" if request == "cancel" else "stopped"
+    policy = Retry.stored(row.retries, row.retry_policy)
+    if (outcome.ending is Ending.FAILED and policy is not None and outcome.because is None
+            and policy.follows(row.retried, outcome.kinds)):
+        return "to be retried"  # its scratch (an import's staging tables) stays for it
     return outcome.ending.value

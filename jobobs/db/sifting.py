@@ -87,7 +87,7 @@ def sift(probe: Any, batch: dict[str, Sequence]) -> Verdict | None:
         else:
             lines += [_in_place_of(line, reason) for line, reason in bad_lines]
         kept.append({**core, "lines": lines, "rejects": rejects,
-                     "schedules": part["schedules"], "schedule_lines": part["schedule_lines"]})
+                     **_storable_schedules(probe, part)})
         if job_id is not None:
             blamed[job_id] = f"A value could not be stored ({why(error)})" + (
                 f"; {len(bad_rejects)} rejects were left out" if bad_rejects else "")

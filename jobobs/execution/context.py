@@ -138,8 +138,8 @@ class JobContext:
         checkpoint (its retry policy has a retry left for it): a job keeps what a
         resume needs (an import its staging tables) instead of cleaning up."""
         policy = Retry.stored(self._row.retries, self._row.retry_policy)
-        return (policy is not None and (self._row.retried or 0) < policy.times
-                and policy.wants(Outcome.failed(error).kinds))
+        return policy is not None and policy.follows(self._row.retried,
+                                                     Outcome.failed(error).kinds)
 
     # -- reporting --------------------------------------------------------------
 

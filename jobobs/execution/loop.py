@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobobs.execution.submissions import submit_spec
 from jobobs.model.errors import JobNotFound, one_line
-from jobobs.model.requests import effect
+from jobobs.model.requests import Effect, effect
 from jobobs.model.states import Ending, Outcome, Status
 
 if TYPE_CHECKING:
@@ -158,10 +158,10 @@ class ControlLoop:
         ledger = self.rt.ledger
         try:
             handle = submit_spec(self.rt, spec, actor=by)
+            outcome, made = ledger.status(handle.id).value, handle.id
         except Exception as error:  # a bad spec is refused; the runtime carries on
-            ledger.handled(request_id, f"refused: {error}")
-        else:
-            ledger.handled(request_id, ledger.status(handle.id).value, job_id=handle.id)
+            outcome, made = f"refused: {error}", None
+        ledger.handled(request_id, outcome, job_id=made)
         self.rt.notify_waiters()
 
     def _watch(self) -> None:
@@ -215,6 +215,8 @@ class ControlLoop:
                     run.interrupts.request = None  # the pause; a shutdown stays
                     ledger.line(job_id, "INFO", found.journal.format(by=by))
                     return found.to.value
+        if found is not None and request == "retry":
+            return self._retry(job_id, status, by, found)
         if found is None or not self._transition(job_id, found.to, by, found.reason,
                                                  expect=status, **(found.changes or {})):
             return f"ignored: the job is {ledger.status(job_id).value}"
@@ -224,6 +226,21 @@ class ControlLoop:
             run.interrupts.ask("pause" if found.to is Status.PAUSING else "cancel")
         if found.journal:
             ledger.line(job_id, "INFO", found.journal.format(by=by))
+        return found.to.value
+
+    def _retry(self, job_id: int, status: Status, by: str, found: Effect) -> str:
+        """A retry by hand; a job of a schedule is not retried while another of its jobs
+        runs (a schedule's runs never overlap), and becomes its schedule's last job."""
+        rt = self.rt
+        with rt.ledger.lock:  # no tick of its schedule comes between
+            refusal = rt.schedules.retrying(job_id)
+            if refusal is not None:
+                return f"ignored: {refusal}"
+            if not self._transition(job_id, found.to, by, found.reason, expect=status,
+                                    **(found.changes or {})):
+                return f"ignored: the job is {rt.ledger.status(job_id).value}"
+            rt.ledger.line(job_id, "INFO", found.journal.format(by=by))
+        rt.slots.put(job_id)
         return found.to.value
 
     def _transition(self, job_id: int, status: Status, by: str, reason: str,

@@ -348,7 +348,11 @@ class Runtime:
                 changed["error"] = values.text(outcome.error or "failed")
                 reason = values.text(reason or "failed")
                 ledger.line(job_id, "ERROR", outcome.detail or changed["error"])
-                retry = self._retry(row, status, outcome)
+                try:
+                    retry = self._retry(row, status, outcome)
+                except Exception:  # the job fails rather than hang in its status
+                    log.exception("jobobs: job %s: its retry could not be planned", job_id)
+                    retry = None
                 if retry is not None:
                     status, reason, more = retry
                     changed.update(more)
@@ -373,8 +377,8 @@ class Runtime:
         policy = Retry.stored(row.retries, row.retry_policy)
         done = row.retried or 0
         if (policy is None or status is not Status.FAILED or Status(row.status) is not
-                Status.RUNNING or outcome.because is not None or done >= policy.times
-                or not policy.wants(outcome.kinds)):
+                Status.RUNNING or outcome.because is not None
+                or not policy.follows(done, outcome.kinds)):
             return None
         wait = policy.wait(done + 1)
         at = self.clock() + wait

@@ -25,7 +25,7 @@ import logging
 import math
 import re
 import time
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from jobobs.db.schema import SCHEDULE_COLUMNS
 from jobobs.execution.submissions import check_spec, submit_spec
 from jobobs.model import values
-from jobobs.model.errors import JobNotFound, JobobsError, one_line
+from jobobs.model.errors import JobNotFound, JobobsError, RuntimeClosed, one_line
 from jobobs.model.retries import Retry
 from jobobs.model.states import TERMINAL, Status
 
@@ -68,7 +68,7 @@ def every_seconds(every: str | float | int) -> float:
                           f"{every!r}")
     if not (math.isfinite(seconds) and SHORTEST <= seconds <= LONGEST):
         raise JobobsError(f"an interval must be from {SHORTEST:g} s to 366 days")
-    return seconds
+    return round(seconds, 3)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -92,10 +92,16 @@ def _zones() -> frozenset[str]:
 
 
 def _cron(expression: str, tz: ZoneInfo, after: float) -> float:
+    """The expression's first time strictly after ``after``, in ``tz``; a wall-clock time
+    that comes twice (the night daylight saving ends) runs the first time only."""
     from croniter import croniter
 
     start = datetime.fromtimestamp(after, tz)
-    return croniter(expression, start).get_next(datetime).timestamp()
+    times = croniter(expression, start)
+    found = times.get_next(datetime)
+    while found.replace(tzinfo=None) == start.replace(tzinfo=None):
+        found = times.get_next(datetime)
+    return found.timestamp()
 
 
 def check_cron(expression: str, tz: ZoneInfo) -> str:
@@ -162,8 +168,10 @@ class Schedule:
         if self.cron:
             return _cron(self.cron, self.zone, moment)
         every = self.every_s or SHORTEST
-        count = math.floor((moment - self.created_at) / every) + 1
-        return self.created_at + max(count, 1) * every
+        count = max(math.floor((moment - self.created_at) / every), 0)
+        while self.created_at + count * every <= moment:  # float steps: strictly after
+            count += 1
+        return self.created_at + count * every
 
     def row(self) -> tuple:
         return astuple(self)
@@ -217,16 +225,21 @@ class Scheduler:
         with self.ledger.lock:
             self._started = True
             for schedule in self.schedules.values():
-                if schedule.enabled and self._status(schedule) is Status.SHUTDOWN:
-                    self.rt.ledger.transition(
-                        schedule.last_job_id, Status.QUEUED, actor="scheduler",
-                        reason="its schedule resumes it after a restart")
-                    self.rt.slots.put(schedule.last_job_id)
-                    self._line(schedule, "INFO", f"Job {schedule.last_job_id} was shut down "
-                               "by the last stop; it resumes from its checkpoint",
-                               schedule.last_job_id)
+                if schedule.enabled and self._revive(schedule):
                     self._write(schedule)
         self.tick(force=True)
+
+    def _revive(self, schedule: Schedule) -> bool:
+        """Queue the schedule's last job again if a stop (or a lost Dask worker) shut it
+        down, so the schedule is not held by it; True if it did."""
+        if not self.running or self._status(schedule) is not Status.SHUTDOWN:
+            return False
+        self.rt.ledger.transition(schedule.last_job_id, Status.QUEUED, actor="scheduler",
+                                  reason="its schedule resumes it")
+        self.rt.slots.put(schedule.last_job_id)
+        self._line(schedule, "INFO", f"Job {schedule.last_job_id} was shut down by a stop; "
+                   "it resumes from its checkpoint", schedule.last_job_id)
+        return True
 
     def tick(self, now: float | None = None, force: bool = False) -> None:
         """Run what is due at ``now`` (the runtime's clock): ticks whose time has come, and
@@ -238,6 +251,8 @@ class Scheduler:
         now = self.rt.clock() if now is None else now
         with self.ledger.lock:
             for schedule in list(self.schedules.values()):
+                kept, lines = replace(schedule), len(self._lines)
+                seq = self._seq.get(schedule.name)
                 try:
                     if not schedule.enabled:
                         continue
@@ -247,6 +262,12 @@ class Scheduler:
                         schedule.waiting -= 1
                         self._launch(schedule, None, "a run that waited for the last one")
                         self._write(schedule)
+                except RuntimeClosed:  # stopping: the tick is the next runtime's to run
+                    self.schedules[schedule.name] = kept
+                    del self._lines[lines:]
+                    if seq is not None:
+                        self._seq[schedule.name] = seq
+                    return
                 except Exception as error:  # one schedule's trouble is its own
                     log.exception("jobobs: schedule %s", schedule.name)
                     self._trouble(schedule, error, now)
@@ -321,6 +342,8 @@ class Scheduler:
         try:
             handle = submit_spec(self.rt, schedule.spec, actor=by, schedule=schedule.name,
                                  retry=schedule.retry())
+        except RuntimeClosed:
+            raise
         except Exception as error:
             self._line(schedule, "ERROR", f"The job for {why} could not be made: "
                        f"{one_line(error)}")
@@ -360,6 +383,23 @@ class Scheduler:
         self.ledger.schedule("drop" if drop else "put",
                              schedule.name if drop else schedule.row(), lines)
 
+    def retrying(self, job_id: int) -> str | None:
+        """Before a failed job is retried by hand: why not, if it is a schedule's and
+        another job of that schedule has not ended (its runs never overlap); else None,
+        and the job becomes its schedule's last one. Under the ledger's lock."""
+        name = self.ledger.row(job_id).schedule
+        schedule = self.schedules.get(name) if name else None
+        if schedule is None or schedule.last_job_id == job_id:
+            return None
+        status = self._status(schedule)
+        if status is not None and status not in TERMINAL:
+            return (f"job {schedule.last_job_id} of schedule {name} is still "
+                    f"{status.value}; runs of a schedule never overlap")
+        schedule.last_job_id = job_id
+        self._line(schedule, "INFO", f"Job {job_id} retried by hand", job_id)
+        self._write(schedule)
+        return None
+
     # -- requests ----------------------------------------------------------------------------
 
     def apply(self, request: str | dict[str, Any], by: str) -> tuple[str, int | None]:
@@ -373,7 +413,10 @@ class Scheduler:
             if not isinstance(request, dict) or request.get("verb") not in VERBS:
                 raise JobobsError(f"a schedule request is a JSON object whose verb is one of "
                                   f"{', '.join(VERBS)}")
-            name = values.name(request.get("name"), "schedule's name")
+            if not isinstance(request.get("name"), str):
+                raise JobobsError("a schedule's name is a text")
+            name = values.name(request["name"], "schedule's name")
+            by = values.name(by, "actor")
             with self.ledger.lock:
                 return getattr(self, f"_{request['verb']}")(name, request, by)
         except Exception as error:
@@ -416,6 +459,7 @@ class Scheduler:
         if schedule.enabled:
             return "ignored: it is not paused", None
         schedule.enabled = True
+        self._revive(schedule)
         schedule.next_run_at = self._next(schedule, self.rt.clock())
         self._line(schedule, "INFO", f"Resumed by {by}; next run at "
                    f"{shown(schedule.next_run_at, schedule.zone)} (the ticks while it was "
@@ -462,6 +506,9 @@ def make(name: str, request: dict[str, Any], *, by: str, now: float) -> Schedule
         raise JobobsError(f"overlap is one of {', '.join(OVERLAPS)}, not {overlap!r}")
     if catch_up not in CATCH_UPS:
         raise JobobsError(f"catch-up is one of {', '.join(CATCH_UPS)}, not {catch_up!r}")
+    enabled = request.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise JobobsError(f"enabled is true or false, not {enabled!r}")
     spec = request.get("spec")
     if not isinstance(spec, dict):
         raise JobobsError("a schedule needs its job as a spec (a JSON object)")
@@ -473,7 +520,7 @@ def make(name: str, request: dict[str, Any], *, by: str, now: float) -> Schedule
         every_s=None if every is None else every_seconds(every), tz=tz, overlap=overlap,
         catch_up=catch_up, retries=retry.times if retry else 0,
         retry_policy=retry.policy() if retry else None,
-        enabled=bool(request.get("enabled", True)), next_run_at=None, last_run_at=None,
+        enabled=enabled, next_run_at=None, last_run_at=None,
         last_job_id=None, waiting=0, created_at=now, created_by=by, updated_at=now)
     schedule.next_run_at = schedule.after(now)
     return schedule

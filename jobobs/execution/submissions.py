@@ -87,17 +87,33 @@ def _parsed(spec: str | dict[str, Any] | None) -> dict[str, Any]:
     name = spec.get("name")
     if name is not None and not isinstance(name, str):
         raise JobDefinitionError("the job's name must be text")
+    if name is not None:
+        values.name(name, "job's name")
     if spec["kind"] == "python":
         args, kwargs = spec.get("args", []), spec.get("kwargs", {})
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise JobDefinitionError("args must be a JSON array and kwargs a JSON object")
+        _not_reserved(kwargs, "a job's keyword argument")
     return spec
+
+
+# What Runtime.submit and the kinds' submitters take for themselves, not from a spec's
+# options or a Python job's keyword arguments.
+RESERVED = ("name", "actor", "start", "parent", "retry", "schedule", "check")
+
+
+def _not_reserved(given: dict[str, Any], what: str) -> None:
+    taken = [key for key in RESERVED if key in given]
+    if taken:
+        raise JobDefinitionError(f"{what} cannot be called {taken[0]}= (jobobs uses that "
+                                 "name for itself)")
 
 
 def _options(spec: dict[str, Any]) -> dict[str, Any]:
     options = spec.get("options")
     if not isinstance(options, dict):
         raise JobDefinitionError(f"an {spec['kind']} spec needs its options as a JSON object")
+    _not_reserved(options, f"an {spec['kind']}'s option")
     parent = spec.get("parent")
     if parent is not None:
         options = {**options, "parent": values.bigint("parent", parent, minimum=1)}

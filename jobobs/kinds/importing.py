@@ -496,8 +496,9 @@ class Import:
         then retried by hand. If nothing of it is in the target, it starts over from its
         files (its rejects and counters anew); else it cannot go on."""
         if self.ctx.remote:
-            raise JobobsError(f"the staging tables of job {self.ctx.job_id} are gone: Dask "
-                              "workers must share the scratch folder (serve --scratch)")
+            raise JobobsError(f"the staging tables of job {self.ctx.job_id} are gone (dropped "
+                              "when it failed, or not in a scratch folder its Dask workers "
+                              "share: serve --scratch); import the files again as a new job")
         if state["phase"] == "load" and state.get("row"):
             raise JobobsError(f"{state['row']:,} rows of this import stay in "
                               f"{self.options.table} from before it failed, and its staging "
@@ -516,7 +517,10 @@ class Import:
             return False
         return True
 
-    def drop_staging(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+    def drop_staging(self, con: duckdb.DuckDBPyConnection | None = None,
+                     failed: bool = False) -> None:
+        """Drop the staging tables (after a failure, a one-pass import's marker stays once
+        its rows committed)."""
         con = con or self.cursor
         for table in (self.stage, self.stage_rejects, self.load):
             con.execute(f"DROP TABLE IF EXISTS {table}")
@@ -524,7 +528,7 @@ class Import:
             drop = f"DROP TABLE IF EXISTS {ident(self.inbox)}"
             con.execute(f"FROM {self.ctx.on_server(drop)}")
         if self.in_one_pass:
-            OnePass(self).drop()
+            OnePass(self).drop(failed=failed)
 
 
 @job(name="import", kind="import", max_rejects=None)
@@ -544,7 +548,7 @@ def import_job(ctx: JobContext, options: dict[str, Any], within: str | None = No
         failure = JobobsError(clear(error)) if isinstance(error, duckdb.Error) else error
         ended = not ctx.retry_follows(failure)
         if ended:
-            run.drop_staging()
+            run.drop_staging(failed=True)
         else:
             ctx.log.info("The staging tables stay for the retry")
         run.say_what_stays()

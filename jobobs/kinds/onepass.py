@@ -321,7 +321,11 @@ class OnePass:
             "AND database_name = coalesce(?, current_database())",
             [self.marker_name, self.database]).fetchone()[0])
 
-    def drop(self) -> None:
+    def drop(self, failed: bool = False) -> None:
+        """Drop the held rejects and the marker; after a failure, not once the rows
+        committed: a retry then records the rejects without loading the rows again."""
+        if failed and self.committed():
+            return
         self.cursor.execute(f"DROP TABLE IF EXISTS {self.holder}")
         self.cursor.execute(f"DROP TABLE IF EXISTS {self.marker}")
 

@@ -58,8 +58,18 @@ class Retry:
         object.__setattr__(self, "times", int(self.times))
 
     def wait(self, retry: int) -> float:
-        """Seconds before retry number ``retry`` (1 for the first)."""
-        return min(self.delay * self.backoff ** (retry - 1), self.longest)
+        """Seconds before retry number ``retry`` (1 for the first), at most ``longest``."""
+        wait = self.delay
+        for _ in range(retry - 1):
+            if wait >= self.longest:
+                break
+            wait *= self.backoff
+        return min(wait, self.longest)
+
+    def follows(self, retried: int | None, kinds: str | None) -> bool:
+        """True if a run that failed with an exception of ``kinds`` is retried, after
+        ``retried`` retries."""
+        return (retried or 0) < self.times and self.wants(kinds)
 
     def wants(self, kinds: str | None) -> bool:
         """True if a failure whose exception has the classes ``kinds`` (space-separated,

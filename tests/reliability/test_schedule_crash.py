@@ -177,7 +177,7 @@ def test_a_tick_committed_before_the_kill_is_kept_once(tmp_path):
         assert facts.next_run_at == START + 2 * EVERY
         # the run the kill cut short is resumed, not made again
         wait_for_status(reopened.rt, job_id, Status.RUNNING, timeout=60)
-        assert (f"Job {job_id} was shut down by the last stop; it resumes from its "
+        assert (f"Job {job_id} was shut down by a stop; it resumes from its "
                 "checkpoint") in reopened.log()
         assert reopened.facts().by_tick() == {FIRST: [job_id]}
 
