@@ -382,3 +382,34 @@ def test_retry_with_no_server_runs_the_job_in_the_command(db, migrated):
     with Runtime(db, workers=1, handle_signals=False) as rt:
         info = rt.job(job_id)
     assert info.status is Status.FINISHED and info.run_count == 2  # not shut down
+
+
+def test_a_one_pass_import_that_fails_after_its_commit_is_not_loaded_twice(
+        runtime, tmp_path, monkeypatch):
+    """A fault after the rows committed (recording the rejects: a full disk); the retry
+    records the rejects and loads nothing again."""
+    import duckdb
+
+    from jobobs.kinds import importing, onepass
+
+    source = _orders(tmp_path / "orders.csv", BAD_LINES)
+    record, failed = onepass.OnePass.record_rejects, []
+
+    def full_disk_once(self, state):
+        if not failed:
+            failed.append(True)
+            raise duckdb.IOException("IO Error: No space left on device")
+        return record(self, state)
+
+    monkeypatch.setattr(onepass.OnePass, "record_rejects", full_disk_once)
+    job = importing.submit(runtime, source, "t", columns=COLUMNS, max_rejects=None)
+    assert job.wait(60).status is Status.FAILED
+    good = [i for i in range(1, 1001) if i + 1 not in BAD_LINES]
+    count = "SELECT count(*) FROM t"
+    assert runtime.store.reader().execute(count).fetchone()[0] == len(good)  # committed
+    Client.embedded(runtime).retry(job.id)
+    info = job.wait(60)
+    assert info.status is Status.FINISHED, journal_messages(runtime, job.id)
+    rows, rejects = _loaded(runtime, job.id)
+    assert rows == (len(good), len(good), sum(good))
+    assert rejects == [(line, "amount", "cast error") for line in sorted(BAD_LINES)]
