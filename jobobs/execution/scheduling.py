@@ -251,26 +251,28 @@ class Scheduler:
         now = self.rt.clock() if now is None else now
         with self.ledger.lock:
             for schedule in list(self.schedules.values()):
-                kept, lines = replace(schedule), len(self._lines)
-                seq = self._seq.get(schedule.name)
-                try:
-                    if not schedule.enabled:
-                        continue
-                    if schedule.next_run_at is not None and schedule.next_run_at <= now:
-                        self._due(schedule, now)
-                    elif schedule.waiting and not self._busy(schedule):
-                        schedule.waiting -= 1
-                        self._launch(schedule, None, "a run that waited for the last one")
-                        self._write(schedule)
-                except RuntimeClosed:  # stopping: the tick is the next runtime's to run
-                    self.schedules[schedule.name] = kept
-                    del self._lines[lines:]
-                    if seq is not None:
-                        self._seq[schedule.name] = seq
-                    return
-                except Exception as error:  # one schedule's trouble is its own
-                    log.exception("jobobs: schedule %s", schedule.name)
-                    self._trouble(schedule, error, now)
+                due = schedule.next_run_at is not None and schedule.next_run_at <= now
+                if schedule.enabled and (due or schedule.waiting):
+                    self._look(schedule, now, due)
+
+    def _look(self, schedule: Schedule, now: float, due: bool) -> None:
+        """Run a schedule's due ticks, or the run waiting for its last job to end."""
+        kept, lines, seq = replace(schedule), len(self._lines), self._seq.get(schedule.name)
+        try:
+            if due:
+                self._due(schedule, now)
+            elif not self._busy(schedule):
+                schedule.waiting -= 1
+                self._launch(schedule, None, "a run that waited for the last one")
+                self._write(schedule)
+        except RuntimeClosed:  # stopping: the tick is the next runtime's to run
+            self.schedules[schedule.name] = kept
+            del self._lines[lines:]
+            if seq is not None:
+                self._seq[schedule.name] = seq
+        except Exception as error:  # one schedule's trouble is its own
+            log.exception("jobobs: schedule %s", schedule.name)
+            self._trouble(schedule, error, now)
 
     def _trouble(self, schedule: Schedule, error: Exception, now: float) -> None:
         """A tick that failed: said in the log; the schedule goes on from its next tick,
