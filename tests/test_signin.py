@@ -259,7 +259,7 @@ def test_a_sign_in_opens_a_strict_http_only_session_that_expires(server):
     assert not morsel["secure"]  # plain http here; over https the cookie is Secure
     expires = time.mktime(time.strptime(morsel["expires"], "%a, %d %b %Y %H:%M:%S GMT"))
     hours = (expires - time.mktime(time.gmtime())) / 3600
-    assert 1.5 < hours <= 2  # serve --session-hours 2
+    assert 1.5 < hours <= 2 + 2 / 3600  # serve --session-hours 2 (both times to the second)
     page = call(server, "GET", "/", source="127.0.0.6", session=morsel.value)
     assert page.status == 200 and "<html" in page.text.lower()
     out = call(server, "GET", "/logout", source="127.0.0.6", session=morsel.value)
