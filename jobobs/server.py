@@ -42,10 +42,11 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
     ``jobobs.dask.executor.DaskExecutor``) jobs run on its Dask cluster, ``workers`` at once
     (None: as many as the cluster has threads), and report back through Quack. Analysts
     read through ``POST /api/sql`` with the token in ``analyst_token_file`` (default
-    ``DB.analyst-token``; made when missing, readable by ``analyst_group`` if given).
+    ``DB.analyst-token``; made when missing, readable by ``analyst_group`` if given);
+    Prometheus scrapes ``GET /metrics`` with the same token (``jobobs.access.metrics``).
     With ``retention``, jobs that ended longer ago than it are purged with their rows
     (``jobobs purge``'s deletes) once served and then every ``purge_every`` seconds."""
-    from jobobs.access import analyst
+    from jobobs.access import analyst, metrics
     from jobobs.execution.runtime import Runtime
 
     files.owner_only()  # the database, its WAL, the scratch folder: the owner's only
@@ -63,17 +64,20 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             executor.close()
         raise
     token = secrets.token_urlsafe(32)
-    address = server = endpoint = analysts = None
+    address = server = endpoint = analysts = scrapes = None
     try:
         token_file = analyst_token_file or analyst.token_path(db)
         analysts = analyst.Route(rt.store, analyst.load_token(token_file, analyst_group))
+        scrapes = metrics.Route(metrics.Metrics(rt.store, rt.ledger, rt.clock),
+                                analysts.authorized)  # the analyst token reads them
         with rt.store.lock:
             address = quack.serve(rt.store.con, host, quack_port, token)
         if executor is not None:  # workers elsewhere reach a wildcard address by name
             reachable = socket.getfqdn() if host in WILDCARDS else host
             executor.bind(quack.uri(reachable, quack_port), token,
                           scratch=os.path.abspath(db) + ".scratch")
-        server = _dashboard(rt, host, port, users, session_hours, routes=[analysts.pattern()])
+        server = _dashboard(rt, host, port, users, session_hours,
+                            routes=[analysts.pattern(), scrapes.pattern()])
         endpoint = endpoints.Endpoint(
             pid=os.getpid(), host=socket.gethostname(), quack=address,
             dashboard=f"http://{host}:{port}/", token=token, db=os.path.abspath(db),
@@ -88,6 +92,7 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
              f"  Quack      {address} (its token is in {path}, readable by you only)\n"
              f"  analysts   POST {endpoint.dashboard}api/sql, read-only, with the token in "
              f"{token_file} (readable by {readers})\n"
+             f"  metrics    GET {endpoint.dashboard}metrics for Prometheus, with that token\n"
              f"{runs_on}"
              f"{'' if retention is None else '  retention  ' + kept(retention, purge_every)}"
              f"  terminal   jobobs list --db {db}    jobobs sql 'FROM job_runs' --db {db}\n"
@@ -105,6 +110,8 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             server.stop()
         if analysts is not None:
             analysts.close()
+        if scrapes is not None:
+            scrapes.close()
 
         def stop_quack() -> None:  # after the jobs, so Dask workers report their last batch
             if address is not None:

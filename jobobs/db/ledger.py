@@ -99,6 +99,8 @@ class Ledger:
         # runtime fails them) once the rest of their flush is written
         self._blamed: dict[int, str] = {}
         self.on_unstorable: Callable[[int, str], None] | None = None
+        # when a flush last succeeded, on ``clock`` (None before the first): a health sign
+        self.last_write: float | None = None
 
     # -- rows and transitions -----------------------------------------------------
 
@@ -296,10 +298,19 @@ class Ledger:
                 self._put_back(batch, changed)
                 raise
             self._release()
+            self.last_write = self.clock()
             blamed, self._blamed = self._blamed, {}
         for job_id, reason in blamed.items():
             if self.on_unstorable is not None:
                 self.on_unstorable(job_id, reason)
+
+    def pending(self) -> dict[str, int]:
+        """How many records wait for the next flush, by kind (counted, not copied)."""
+        with self.lock:
+            return {"jobs": sum(row.dirty for row in self.rows.values()),
+                    "transitions": len(self._transitions), "lines": len(self._lines),
+                    "rejects": len(self._rejects), "requests": len(self._handled),
+                    "schedules": len(self._schedules) + len(self._schedule_lines)}
 
     def _write(self, batch: dict[str, list], changed: dict[int, tuple[bool, set[str]]],
                atomic: Callable[[Any], None] | None) -> None:
