@@ -83,6 +83,18 @@ def test_selecting_a_job_fills_the_tabs(browser, served, client):
     page.context.close()
 
 
+def test_a_link_to_a_job_opens_its_detail(browser, served, client):
+    job_id = client.submit("jobs:boom", name="linked-failure")
+    client.wait(job_id, progress=False, timeout=30)
+    page = open_page(browser, f"{served.endpoint.dashboard}?job={job_id}")
+    expect(page.locator("h3", has_text="linked-failure")).to_be_visible(timeout=10_000)
+    expect(title_status(page)).to_contain_text("Finished with error")
+    page.context.close()
+    page = open_page(browser, f"{served.endpoint.dashboard}?job=not-a-number")
+    expect(page.get_by_text("Select a job in the list")).to_be_visible()
+    page.context.close()
+
+
 def _seen_after_transition(page, client, job_id, status, label):
     """Wait for the label in the page; return seconds between the recorded transition
     and the moment the page showed it."""

@@ -228,3 +228,13 @@ def test_tables_keep_their_column_types_when_their_first_rows_arrive(rt, client)
     detail.refresh()
     assert len(listed.table.value) == 1 and len(detail.journal.value) > 3
     assert {name: dict(model.configuration) for name, model in models.items()} == before
+
+
+def test_a_link_to_a_job_opens_its_detail(history, client):
+    """``/?job=ID`` (a notification's link) opens the job's detail at once (the served
+    page, with a bad number too, is tested in test_browser.py)."""
+    dashboard = Dashboard(client, job=5)
+    assert dashboard.jobs.selected == 5 and dashboard.detail.job_id == 5
+    assert "Finished" in dashboard.detail.title.object
+    missing = Dashboard(client, job=999)
+    assert "no longer exists" in missing.detail.title.object

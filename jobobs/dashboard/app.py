@@ -33,7 +33,7 @@ class Dashboard(pn.viewable.Viewer):
     period = param.Integer(default=1000, bounds=(200, None), doc="Refresh period, in ms.")
 
     def __init__(self, client: Any, *, roles: dict[str, str] | None = None,
-                 user: str | None = None, **params: Any):
+                 user: str | None = None, job: int | None = None, **params: Any):
         super().__init__(**params)
         self.client = client
         self.user = user or pn.state.user or client.actor
@@ -55,6 +55,8 @@ class Dashboard(pn.viewable.Viewer):
                              sizing_mode="stretch_width")
         self.pages.param.watch(self._page_changed, "active")
         self._callback = None
+        if job is not None:  # a link to one job (?job=42): its detail at once
+            self.jobs.selected = job
 
     def refresh(self) -> None:
         """One tick: each visible part reads what changed."""
@@ -115,11 +117,19 @@ class Dashboard(pn.viewable.Viewer):
                          self.error, self.pages, sizing_mode="stretch_width")
 
 
+def linked_job() -> int | None:
+    """The job a link names (``/?job=42``, as a notification's link does); None without
+    one, or when it is not a job number (the list is shown as usual)."""
+    given = (pn.state.session_args or {}).get("job")
+    text = given[0].decode("ascii", "replace").strip() if given else ""
+    return int(text) if text.isdigit() and len(text) <= 18 else None
+
+
 def app(client: Any, *, roles: dict[str, str] | None = None,
         user: str | None = None) -> pn.viewable.Viewable:
     """A served session's dashboard, refreshing itself; ``user`` is who signed in."""
     try:
-        dashboard = Dashboard(client, roles=roles, user=user)
+        dashboard = Dashboard(client, roles=roles, user=user, job=linked_job())
     except Exception as error:  # a page that says what is wrong, not a blank one
         log.exception("jobobs dashboard: cannot start a session")
         return pn.pane.Alert(f"The dashboard cannot read the job history: "
