@@ -20,9 +20,15 @@ def migrated(tmp_path_factory):
 
 
 @pytest.fixture
-def rt(db, migrated):
-    shutil.copy2(migrated, db)  # with its owner-only mode
-    runtime = jobobs.Runtime(db, workers=2, handle_signals=False)
+def new_db(db, migrated):
+    """A new database file, as a runtime makes one (a copy, with its owner-only mode)."""
+    shutil.copy2(migrated, db)
+    return db
+
+
+@pytest.fixture
+def rt(new_db):
+    runtime = jobobs.Runtime(new_db, workers=2, handle_signals=False)
     yield runtime
     runtime.close()
 

@@ -58,9 +58,8 @@ def clock():
 
 
 @pytest.fixture
-def runtime(db, migrated, clock):
-    shutil.copy2(migrated, db)  # a new database, migrated once per session
-    with Runtime(db, workers=2, handle_signals=False, clock=clock) as rt:
+def runtime(new_db, clock):
+    with Runtime(new_db, workers=2, handle_signals=False, clock=clock) as rt:
         yield rt
 
 

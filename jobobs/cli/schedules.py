@@ -11,7 +11,7 @@ import pandas as pd
 
 from jobobs.cli.base import DB_OPTION, JSON_OPTION, client, main, records, show
 from jobobs.cli.submitting import job_spec, retry_options, retry_policy
-from jobobs.execution.scheduling import interval_text
+from jobobs.execution.scheduling import timing
 
 LIST_COLUMNS = ["name", "enabled", "when", "next_run_at", "last_run_at", "last_job_id",
                 "last_label", "waiting"]
@@ -182,9 +182,7 @@ def retry(db, job_id, error, by, as_json):
 
 
 def _when(info: dict) -> str:
-    if info.get("cron"):
-        return f"cron {info['cron']} ({info['tz']})"
-    return f"every {interval_text(info.get('every_s') or 0)}"
+    return timing(info.get("cron"), info.get("tz"), info.get("every_s"))
 
 
 def _document(info: dict) -> dict:

@@ -19,7 +19,7 @@ import param
 from jobobs.access import queries
 from jobobs.dashboard import style
 from jobobs.execution.handle import missing
-from jobobs.execution.scheduling import interval_text
+from jobobs.execution.scheduling import timing
 from jobobs.model.errors import JobobsError, one_line
 from jobobs.model.states import TERMINAL, Status
 
@@ -35,9 +35,7 @@ HTML = {"type": "html"}
 
 def when(schedule: dict[str, Any]) -> str:
     """How often a schedule runs: its cron expression and time zone, or its interval."""
-    if isinstance(schedule["cron"], str):
-        return f"{schedule['cron']} ({schedule['tz']})"
-    return f"every {interval_text(float(schedule['every_s']))}"
+    return timing(schedule["cron"], schedule["tz"], schedule["every_s"]).removeprefix("cron ")
 
 
 def rows(frame: pd.DataFrame) -> pd.DataFrame:

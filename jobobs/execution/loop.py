@@ -218,7 +218,7 @@ class ControlLoop:
         if found is not None and request == "retry":
             return self._retry(job_id, status, by, found)
         if found is None or not self._transition(job_id, found.to, by, found.reason,
-                                                 expect=status, **(found.changes or {})):
+                                                 expect=status):
             return f"ignored: the job is {ledger.status(job_id).value}"
         if found.to is Status.QUEUED:
             rt.slots.put(job_id)

@@ -159,8 +159,7 @@ class Schedule:
 
     @property
     def when(self) -> str:
-        return (f"cron '{self.cron}' in {self.tz}" if self.cron
-                else f"every {interval_text(self.every_s or 0)}")
+        return timing(self.cron, self.tz, self.every_s)
 
     def after(self, moment: float) -> float:
         """The first tick strictly after ``moment``. An interval's ticks are counted from
@@ -181,6 +180,14 @@ class Schedule:
 
 
 assert tuple(f.name for f in fields(Schedule)) == SCHEDULE_COLUMNS
+
+
+def timing(cron: str | None, tz: str, every_s: float | None) -> str:
+    """When a schedule runs, as people read it: ``cron 0 2 * * * (Europe/Paris)`` or
+    ``every 5m``."""
+    if isinstance(cron, str) and cron:
+        return f"cron {cron} ({tz})"
+    return f"every {interval_text(every_s or 0)}"
 
 
 def interval_text(seconds: float) -> str:
@@ -278,7 +285,7 @@ class Scheduler:
         """A tick that failed: said in the log; the schedule goes on from its next tick,
         or is paused if it has none."""
         try:
-            schedule.next_run_at = self._next(schedule, now)
+            schedule.next_run_at = schedule.after(now)
         except Exception as again:
             schedule.enabled = False
             self._line(schedule, "ERROR", f"The schedule could not run ({one_line(error)}) "
@@ -303,7 +310,7 @@ class Scheduler:
             runs, missed = [latest], ticks[:-1]
         else:
             runs, missed = [], ticks
-        schedule.next_run_at = self._next(schedule, now)
+        schedule.next_run_at = schedule.after(now)
         schedule.last_run_at = latest
         if missed or more:
             count = f"{len(missed)}{'+' if more else ''}"
@@ -354,9 +361,6 @@ class Scheduler:
         self.ledger.line(handle.id, "INFO", f"Made by schedule {schedule.name} for {why}")
         self._line(schedule, "INFO", f"Job {handle.id} made for {why}", handle.id)
         return handle.id
-
-    def _next(self, schedule: Schedule, now: float) -> float:
-        return schedule.after(now)
 
     def _status(self, schedule: Schedule) -> Status | None:
         if schedule.last_job_id is None:
@@ -462,7 +466,7 @@ class Scheduler:
             return "ignored: it is not paused", None
         schedule.enabled = True
         self._revive(schedule)
-        schedule.next_run_at = self._next(schedule, self.rt.clock())
+        schedule.next_run_at = schedule.after(self.rt.clock())
         self._line(schedule, "INFO", f"Resumed by {by}; next run at "
                    f"{shown(schedule.next_run_at, schedule.zone)} (the ticks while it was "
                    "paused are not run)")
