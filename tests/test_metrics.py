@@ -116,7 +116,7 @@ def test_the_collector_shows_what_sql_says(rt):
     assert of(later, "jobobs_retries_waiting")[()] == 0
     assert of(later, "jobobs_queue_depth")[()] == 1
     assert set(of(samples, "jobobs_metrics_unavailable").values()) == {0}
-    assert of(samples, "jobobs_alerts_open")[()] == 0  # no alerts table yet
+    assert of(samples, "jobobs_alerts_open")[()] == 0
     assert of(samples, "jobobs_schedules") == {("false",): 0, ("true",): 0}
 
 
@@ -150,6 +150,7 @@ def test_the_runtimes_health_is_its_ledgers(tmp_path):
 def test_a_part_that_fails_is_logged_once_and_the_rest_is_answered(rt, caplog):
     rt.wait(rt.submit(jobs.noop).id, timeout=30)
     with rt.store.transaction() as con:  # an alerts table of the wrong shape
+        con.execute("ALTER TABLE alerts RENAME TO alerts_kept")
         con.execute("CREATE TABLE alerts (id INTEGER)")
     metrics = Metrics(rt.store, rt.ledger)
     with caplog.at_level(logging.ERROR, logger="jobobs.access.metrics"):
@@ -160,10 +161,13 @@ def test_a_part_that_fails_is_logged_once_and_the_rest_is_answered(rt, caplog):
         assert of(samples, "jobobs_metrics_unavailable")[("alerts",)] == 1
         assert of(samples, "jobobs_alerts_open") == {}
         assert of(samples, "jobobs_jobs")[("finished",)] == 1
-    with rt.store.transaction() as con:  # the table as the alerts' part of issue 17 makes it
+    with rt.store.transaction() as con:  # the table as it is
         con.execute("DROP TABLE alerts")
-        con.execute("CREATE TABLE alerts (id INTEGER, resolved_at TIMESTAMP)")
-        con.execute("INSERT INTO alerts VALUES (1, NULL), (2, now()), (3, NULL)")
+        con.execute("ALTER TABLE alerts_kept RENAME TO alerts")
+        con.execute("""INSERT INTO alerts (id, rule, kind, subject, summary, opened_at,
+                       resolved_at) VALUES (1, 'r', 'failed', 'job 1', 's', now(), NULL),
+                       (2, 'r', 'failed', 'job 2', 's', now(), now()),
+                       (3, 'r', 'failed', 'job 3', 's', now(), NULL)""")
     fixed = scrape(metrics)
     assert of(fixed, "jobobs_alerts_open") == {(): 2}
     assert set(of(fixed, "jobobs_metrics_unavailable").values()) == {0}

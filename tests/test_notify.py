@@ -15,7 +15,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from jobobs.access import notify
-from jobobs.access.notify import NOTIFICATIONS_DDL, Notifier, check_targets, message
+from jobobs.access.notify import Notifier, check_targets, message
+from jobobs.db.schema import NOTIFICATIONS_DDL
 from jobobs.model.errors import JobobsError
 from jobobs.testing import wait_until
 

@@ -19,7 +19,7 @@ DOC = (Path(__file__).parents[1] / "docs" / "sql.md").read_text()
 EXAMPLES = dict(re.findall(r"^([^\n]+):\n\n```sql\n(.*?)```", DOC,
                            flags=re.DOTALL | re.MULTILINE))
 OBJECTS = ["jobs", "job_transitions", "journal", "rejects", "job_commands", "job_reports",
-           "statuses", "schedules", "schedule_log",
+           "statuses", "schedules", "schedule_log", "alerts", "notifications",
            "export_watermarks", "export_watermark_rows", "export_files", "export_runs",
            "schema_version", "job_runs", "reject_breakdown",
            "error_breakdown"]

@@ -67,6 +67,9 @@ class _Local:
         self.runtime.flush()
         return done
 
+    def ack(self, alert_id: int, by: str) -> str:
+        return self.runtime.store.acknowledge(alert_id, by=by, now=self.runtime.clock())
+
     def purge(self, before: datetime) -> dict[str, int]:
         self.runtime.flush()
         return self.runtime.store.purge(before=before.replace(tzinfo=UTC).timestamp())
@@ -116,6 +119,10 @@ class _Served:
         command_id = self._insert(None, "schedule", by, submissions.encode(request))
         return acknowledged(self.remote, command_id, timeout=30.0)
 
+    def ack(self, alert_id: int, by: str) -> str:
+        command_id = self._insert(None, "ack", by, str(alert_id))
+        return acknowledged(self.remote, command_id, timeout=30.0)[0]
+
     def purge(self, before: datetime) -> dict[str, int]:
         """The same deletes as a local purge, one statement at a time (each repeatable)."""
         return {what: self.remote.execute(sql, params).fetchone()[0]
@@ -149,6 +156,9 @@ class _Analyst:
 
     def schedule(self, request: dict[str, Any], by: str) -> tuple[str, int | None]:
         return self._refuse(f"{request['verb']} schedules")
+
+    def ack(self, alert_id: int, by: str) -> str:
+        return self._refuse("acknowledge alerts")
 
     def purge(self, before: datetime) -> dict[str, int]:
         return self._refuse("purge the history")
@@ -400,6 +410,22 @@ class Client:
             raise JobobsError(f"schedule {request['name']}: "
                               f"{outcome.removeprefix('ignored: ')}")
         return outcome, job_id
+
+    # -- alerts --------------------------------------------------------------------------------
+
+    def alerts(self, *, open_only: bool = False, job_id: int | None = None,
+               limit: int = 200) -> pd.DataFrame:
+        """Alerts the server's rules opened, newest first (``open_only``: not resolved)."""
+        return queries.alerts(self.connection(), open_only=open_only, job_id=job_id,
+                              limit=limit)
+
+    def ack(self, alert_id: int, *, by: str | None = None) -> str:
+        """Acknowledge an alert (it stays open until its condition ends); return
+        ``"acknowledged"``, or why not (``ignored: ...``); JobobsError if there is none."""
+        outcome = self._backend.ack(int(alert_id), by or self.actor)
+        if outcome.startswith("refused: "):
+            raise JobobsError(outcome.removeprefix("refused: "))
+        return outcome
 
     def wait(self, job_id: int, timeout: float | None = None, progress: bool = True,
              interval: float = 0.2) -> JobInfo:

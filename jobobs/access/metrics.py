@@ -64,9 +64,6 @@ SELECT (SELECT count(*) FROM jobs WHERE status = 'queued' AND retry_at > ?),
 """
 JOURNAL_SQL = "SELECT level, count(*) FROM journal GROUP BY level"
 SCHEDULES_SQL = "SELECT enabled, count(*) FROM schedules GROUP BY enabled"
-HAS_ALERTS_SQL = """SELECT count(*) FROM duckdb_tables()
-                    WHERE database_name = current_database() AND schema_name = 'main'
-                    AND table_name = 'alerts'"""
 ALERTS_SQL = "SELECT count(*) FROM alerts WHERE resolved_at IS NULL"
 
 
@@ -171,8 +168,7 @@ class Metrics:
         return [schedules]
 
     def _alerts(self, cursor: Any, now: float) -> list[Metric]:
-        exists = cursor.execute(HAS_ALERTS_SQL).fetchone()[0]
-        count = cursor.execute(ALERTS_SQL).fetchone()[0] if exists else 0
+        count = cursor.execute(ALERTS_SQL).fetchone()[0]
         return [GaugeMetricFamily("jobobs_alerts_open", "Alerts not resolved yet", value=count)]
 
     def _runtime(self, cursor: Any, now: float) -> list[Metric]:

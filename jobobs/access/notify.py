@@ -13,11 +13,11 @@ own, so neither a job nor the server ever waits for a mail server or a webhook::
 Each (alert, event, target) is one delivery: tried up to ``tries`` times, waiting
 ``first_wait`` seconds, then ``backoff`` times longer each time (at most ``longest``), and
 its outcome handed to ``record`` as one row of the ``notifications`` table
-(``NOTIFICATIONS_DDL``): ``sent``, ``failed`` (with its last error) or ``dropped`` (the
-queue was full, or the notifier closed before trying it). ``record`` is called on the
-notifier's thread only (the outcomes of what was never tried are recorded once the delivery
-under way ends). A failed delivery, a broken target, a ``record`` that raises: each is
-logged in one line and changes nothing else.
+(``jobobs.db.schema.NOTIFICATIONS_DDL``): ``sent``, ``failed`` (with its last error) or
+``dropped`` (the queue was full, or the notifier closed before trying it). ``record`` is
+called on the notifier's thread only (the outcomes of what was never tried are recorded
+once the delivery under way ends). A failed delivery, a broken target, a ``record`` that
+raises: each is logged in one line and changes nothing else.
 
 Targets are checked before the server starts (``check_targets``): a URL apprise does not
 understand is refused, and so is one that would stay on this machine or read its files
@@ -57,19 +57,6 @@ from jobobs.model.states import LABELS, Status
 
 log = logging.getLogger(__name__)
 
-NOTIFICATIONS_DDL = """
-CREATE TABLE IF NOT EXISTS notifications (
-    id          BIGINT PRIMARY KEY,
-    alert_id    BIGINT NOT NULL,
-    event       VARCHAR NOT NULL,      -- opened | resolved
-    target      VARCHAR NOT NULL,      -- the URL with its secrets masked
-    outcome     VARCHAR NOT NULL,      -- sent | failed | dropped
-    tries       INTEGER NOT NULL,
-    last_error  VARCHAR,
-    created_at  TIMESTAMP NOT NULL,    -- when it was asked for
-    sent_at     TIMESTAMP
-)
-"""
 EVENTS = ("opened", "resolved")
 OUTCOMES = ("sent", "failed", "dropped")
 

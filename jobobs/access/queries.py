@@ -189,3 +189,35 @@ def schedule_log(con: duckdb.DuckDBPyConnection, name: str, limit: int = 100
            WHERE schedule = ? ORDER BY seq DESC LIMIT ?""",
         [name, limit],
     ).df()
+
+
+ALERT_LIST_COLUMNS = """a.id, a.rule, a.kind, a.job_id, a.job_name, a.schedule, a.run,
+    j.status, a.summary, a.opened_at, a.resolved_at, a.resolution, a.acknowledged_at,
+    a.acknowledged_by, a.detail, a.subject"""
+
+
+def alerts(con: duckdb.DuckDBPyConnection, *, open_only: bool = False,
+           job_id: int | None = None, limit: int = 200) -> pd.DataFrame:
+    """Alerts newest first, with their job's status now (``open_only``: not resolved yet;
+    ``job_id``: that job's)."""
+    return con.execute(
+        f"""SELECT {ALERT_LIST_COLUMNS}
+            FROM alerts a LEFT JOIN jobs j ON j.id = a.job_id
+            WHERE (NOT ? OR a.resolved_at IS NULL) AND (? IS NULL OR a.job_id = ?)
+            ORDER BY a.id DESC LIMIT ?""",
+        [open_only, job_id, job_id, limit],
+    ).df()
+
+
+def alert_counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(open alerts, open alerts nobody acknowledged): the dashboard's badge."""
+    return con.execute(
+        """SELECT count(*), count(*) FILTER (WHERE acknowledged_at IS NULL)
+           FROM alerts WHERE resolved_at IS NULL""").fetchone()
+
+
+def notifications(con: duckdb.DuckDBPyConnection, alert_id: int) -> pd.DataFrame:
+    """What became of an alert's notifications, oldest first."""
+    return con.execute(
+        """SELECT event, target, outcome, tries, last_error, created_at, sent_at
+           FROM notifications WHERE alert_id = ? ORDER BY id""", [alert_id]).df()

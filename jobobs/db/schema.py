@@ -328,6 +328,45 @@ SCHEDULE_COLUMNS = (
 )
 SCHEDULE_LOG_COLUMNS = ("schedule", "seq", "logged_at", "level", "message", "job_id")
 
+ALERTS_DDL = """
+CREATE TABLE alerts (
+    id              BIGINT PRIMARY KEY,
+    rule            VARCHAR NOT NULL,      -- the rule's name
+    kind            VARCHAR NOT NULL,      -- failed, shutdown, slow, rejects, stalled, late, missed
+    subject         VARCHAR NOT NULL,      -- what it is about; one alert per rule and subject
+    job_id          BIGINT,
+    job_name        VARCHAR,
+    schedule        VARCHAR,
+    run             INTEGER,               -- the job's run it was opened on
+    summary         VARCHAR NOT NULL,
+    detail          VARCHAR,
+    opened_at       TIMESTAMP NOT NULL,
+    resolved_at     TIMESTAMP,
+    resolution      VARCHAR,               -- why it was resolved
+    acknowledged_at TIMESTAMP,
+    acknowledged_by VARCHAR
+)
+"""
+NOTIFICATIONS_DDL = """
+CREATE TABLE notifications (
+    id          BIGINT PRIMARY KEY,
+    alert_id    BIGINT NOT NULL,
+    event       VARCHAR NOT NULL,          -- opened | resolved
+    target      VARCHAR NOT NULL,          -- the URL with its secrets masked
+    outcome     VARCHAR NOT NULL,          -- sent | failed | dropped
+    tries       INTEGER NOT NULL,
+    last_error  VARCHAR,
+    created_at  TIMESTAMP NOT NULL,        -- when it was asked for
+    sent_at     TIMESTAMP
+);
+"""
+ALERT_COLUMNS = (
+    "id", "rule", "kind", "subject", "job_id", "job_name", "schedule", "run", "summary",
+    "detail", "opened_at", "resolved_at", "resolution", "acknowledged_at", "acknowledged_by",
+)
+NOTIFICATION_COLUMNS = ("id", "alert_id", "event", "target", "outcome", "tries", "last_error",
+                        "created_at", "sent_at")
+
 
 def _statuses() -> list[list]:
     """The ``statuses`` table's rows as this jobobs names them."""
@@ -373,6 +412,11 @@ def _schedules(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(SCHEDULES_DDL)
 
 
+def _alerts(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(ALERTS_DDL)
+    con.execute(NOTIFICATIONS_DDL)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "jobs, transitions, journal, rejects, commands and statuses", _initial),
     (2, "doubles and parent job on jobs; export watermarks", _import_export),
@@ -389,6 +433,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
         "progress, Finished with error", _labels),
     (9, "schedules and schedule_log; jobs.schedule, retries, retry_policy, retried and "
         "retry_at (also in job_runs)", _schedules),
+    (10, "alerts (opened by the server's rules, resolved, acknowledged) and notifications "
+         "(each delivery's outcome)", _alerts),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -311,6 +311,20 @@ class Store:
                    handled_at, outcome) VALUES (nextval('command_id_seq'), ?, ?, ?, ?, ?, ?)""",
                 [job_id, command, ts(now), by, ts(now), outcome])
 
+    def acknowledge(self, alert_id: int, *, by: str, now: float) -> str:
+        """Mark an alert seen by ``by``: the outcome of an ``ack`` request (an alert
+        acknowledged before keeps who did it first)."""
+        with self.transaction() as con:
+            row = con.execute("SELECT acknowledged_by FROM alerts WHERE id = ?",
+                              [alert_id]).fetchone()
+            if row is None:
+                return f"refused: there is no alert {alert_id}"
+            if row[0] is not None:
+                return f"ignored: alert {alert_id} was acknowledged by {row[0]}"
+            con.execute("UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? "
+                        "WHERE id = ?", [ts(now), by, alert_id])
+        return "acknowledged"
+
     def last_command_id(self) -> int:
         return self.reader().execute("SELECT coalesce(max(id), 0) FROM job_commands"
                                      ).fetchone()[0]

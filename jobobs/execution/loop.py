@@ -145,6 +145,12 @@ class ControlLoop:
                 self.rt.ledger.handled(request_id, outcome, job_id=made)
             self.rt.notify_waiters()
             return
+        if request == "ack":  # an alert seen: the alerts' table, written at once
+            self._handled.add(request_id)
+            outcome = _acknowledge(self.rt, spec, by)
+            self.rt.ledger.handled(request_id, outcome)
+            self.rt.notify_waiters()
+            return
         outcome = self._carry_out(job_id, request, by)
         if outcome is None:  # not yet: the next poll tries again
             return
@@ -250,3 +256,12 @@ class ControlLoop:
             return False
         self.rt.notify_waiters()
         return True
+
+
+def _acknowledge(rt: Runtime, spec: str | None, by: str) -> str:
+    """An ``ack`` request's outcome; its spec is the alert's id."""
+    try:
+        alert_id = int(spec or "")
+    except ValueError:
+        return f"refused: an alert's id is a number, not {spec!r}"
+    return rt.store.acknowledge(alert_id, by=by, now=rt.clock())
