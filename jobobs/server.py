@@ -13,7 +13,7 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -32,7 +32,8 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
           export_dirs: list[str] | None = None, stall_timeout: float | None = 600.0,
           executor: Any = None, analyst_token_file: str | None = None,
           analyst_group: str | None = None, retention: timedelta | None = None,
-          purge_every: float = PURGE_EVERY) -> None:
+          purge_every: float = PURGE_EVERY, alerts: Sequence[Any] | None = None,
+          alert_every: float = 5.0) -> None:
     """Serve ``db`` until SIGTERM or SIGINT; with ``users``, the dashboard asks people to
     sign in (``jobobs.access.users.read``), for sessions of ``session_hours``, and only operators
     may act. ``on_ready(runtime)`` runs once all is served
@@ -45,8 +46,11 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
     ``DB.analyst-token``; made when missing, readable by ``analyst_group`` if given);
     Prometheus scrapes ``GET /metrics`` with the same token (``jobobs.access.metrics``).
     With ``retention``, jobs that ended longer ago than it are purged with their rows
-    (``jobobs purge``'s deletes) once served and then every ``purge_every`` seconds."""
-    from jobobs.access import analyst, metrics
+    (``jobobs purge``'s deletes) once served and then every ``purge_every`` seconds.
+    ``alerts`` are the alert rules (``jobobs.access.alertrules``; default: failed, shut
+    down and slower than usual jobs), evaluated every ``alert_every`` seconds; their
+    targets, checked already, are sent each alert (``jobobs.access.notify``)."""
+    from jobobs.access import alerting, alertrules, analyst, metrics
     from jobobs.execution.runtime import Runtime
 
     files.owner_only()  # the database, its WAL, the scratch folder: the owner's only
@@ -64,7 +68,8 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             executor.close()
         raise
     token = secrets.token_urlsafe(32)
-    address = server = endpoint = analysts = scrapes = None
+    address = server = endpoint = analysts = scrapes = watch = notifier = None
+    rules = list(alertrules.DEFAULT_RULES if alerts is None else alerts)
     try:
         token_file = analyst_token_file or analyst.token_path(db)
         analysts = analyst.Route(rt.store, analyst.load_token(token_file, analyst_group))
@@ -83,6 +88,10 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             dashboard=f"http://{host}:{port}/", token=token, db=os.path.abspath(db),
         )
         path = endpoints.write(endpoint)
+        if any(rule.notify for rule in rules):
+            notifier = notify_from(rt, endpoint.dashboard, hide=(token, endpoint.db))
+        watch = alerting.Watch(rt.store, rules, clock=rt.clock, every=alert_every,
+                               send=None if notifier is None else notifier.send).start()
         readers = f"you and the group {analyst_group}" if analyst_group else "you only"
         runs_on = "" if executor is None else (
             f"  Dask       jobs run on {executor.scheduler}, {rt.workers} at once; imports stage "
@@ -94,6 +103,7 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
              f"{token_file} (readable by {readers})\n"
              f"  metrics    GET {endpoint.dashboard}metrics for Prometheus, with that token\n"
              f"{runs_on}"
+             f"  alerts     {watching(rules)}\n"
              f"{'' if retention is None else '  retention  ' + kept(retention, purge_every)}"
              f"  terminal   jobobs list --db {db}    jobobs sql 'FROM job_runs' --db {db}\n"
              f"  notebook   client = jobobs.connect({db!r}); client.jobs()\n"
@@ -108,6 +118,10 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
     finally:
         if server is not None:
             server.stop()
+        if watch is not None:
+            watch.close()
+        if notifier is not None:  # what is under way is tried; the rest recorded dropped
+            notifier.close(timeout=10)
         if analysts is not None:
             analysts.close()
         if scrapes is not None:
@@ -121,6 +135,29 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
         rt.close(before_store_closes=stop_quack)
         if endpoint is not None:
             endpoints.remove(endpoint)
+
+
+def notify_from(rt: Any, dashboard: str, hide: Sequence[str]) -> Any:
+    """The server's notifier: each outcome is a row of ``notifications``."""
+    from jobobs.access.notify import Notifier
+
+    def record(row: dict[str, Any]) -> None:
+        with rt.store.transaction() as con:
+            (number,) = con.execute("SELECT coalesce(max(id), 0) + 1 FROM notifications"
+                                    ).fetchone()
+            con.execute(f"INSERT INTO notifications ({', '.join(['id', *row])}) "
+                        f"VALUES ({', '.join('?' * (len(row) + 1))})", [number, *row.values()])
+
+    return Notifier(record, dashboard_url=dashboard, hide=hide)
+
+
+def watching(rules: Sequence[Any]) -> str:
+    """The banner's line of the alert rules."""
+    targets = {url for rule in rules for url in rule.notify}
+    told = (f"sent to {len(targets)} target{'s' if len(targets) != 1 else ''}" if targets
+            else "shown in the dashboard and `jobobs alerts` (no --notify target)")
+    names = ", ".join(rule.name for rule in rules[:5]) + (", ..." if len(rules) > 5 else "")
+    return f"{len(rules)} rule{'s' if len(rules) != 1 else ''} ({names}); {told}"
 
 
 def kept(retention: timedelta, every: float) -> str:

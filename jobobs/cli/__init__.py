@@ -3,6 +3,7 @@ server that owns the database, or the file itself) and prints the result; errors
 one line and exit 1."""
 
 from jobobs.cli import (  # noqa: F401  (they add the commands)
+    alerts,
     control,
     reading,
     schedules,

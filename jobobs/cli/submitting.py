@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
@@ -493,10 +494,16 @@ def _retention(ctx: click.Context, param: click.Parameter, text: str | None
 @click.option("--retention", metavar="AGE", callback=_retention,
               help="Purge jobs that ended longer ago than this age (30d, 12h, 90m), with "
               "their journal lines and rejects: at start and every hour.")
+@click.option("--alerts", "alerts_file", type=click.Path(dir_okay=False),
+              help="The alert rules, a TOML or YAML file (README, \"Alerts and "
+              "notifications\") [default: failed, shut down and slower than usual jobs].")
+@click.option("--notify", "targets", multiple=True, metavar="URL",
+              help="Send every alert to this apprise URL (mailtos://, slack://, json://...; "
+              "repeatable).")
 @click.option("--demo", is_flag=True, help="Also generate data/ and submit the demo jobs.")
 def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers,
           worker_threads, scratch, users, session_hours, export_dirs, stall_timeout,
-          analyst_token_file, analyst_group, retention, demo):
+          analyst_token_file, analyst_group, retention, alerts_file, targets, demo):
     """Own the database and serve it: runtime, dashboard and Quack endpoint.
 
     Example: jobobs serve --db jobs.duckdb --workers 8 --retention 30d
@@ -514,6 +521,7 @@ def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers
         raise click.UsageError("give --scheduler (an existing cluster) or --dask-workers "
                                "(a local one), not both")
     users = read_users(users) if users else None  # a bad file fails before a cluster starts
+    rules = alert_rules(alerts_file, targets)
     cluster = None
     if executor == "dask":
         from jobobs.dask.executor import DaskExecutor
@@ -532,7 +540,21 @@ def serve(db, host, port, quack_port, workers, executor, scheduler, dask_workers
                on_ready=on_ready, echo=click.echo, users=users, session_hours=session_hours,
                export_dirs=list(export_dirs) or None, stall_timeout=stall_timeout,
                executor=cluster, analyst_token_file=analyst_token_file,
-               analyst_group=analyst_group, retention=retention)
+               analyst_group=analyst_group, retention=retention, alerts=rules)
+
+
+def alert_rules(path: str | None, targets: Sequence[str]) -> list[Any]:
+    """``serve``'s rules: the file's, or the default ones, with ``--notify``'s targets,
+    every target checked (a bad one stops the server before it starts)."""
+    from jobobs.access import alertrules
+    from jobobs.access.notify import check_targets
+
+    if path is None:
+        rules = [alertrules.with_targets(rule, targets) for rule in alertrules.DEFAULT_RULES]
+    else:
+        rules = alertrules.read(path, targets)
+    check_targets(url for rule in rules for url in rule.notify)
+    return rules
 
 
 @main.command()
