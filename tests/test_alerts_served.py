@@ -74,7 +74,7 @@ def test_a_failed_job_is_told_by_mail_and_webhook_and_a_failing_target_changes_n
                                   message=f"the outcomes of {rule!r}")
                 assert sorted((r["outcome"], r["tries"]) for r in rows) == sorted(
                     [("sent", 1)] * (len(targets) - 1) + [("failed", 5)])
-                assert [r["last_error"] for r in rows if r["outcome"] == "failed"][0]
+                assert next(r["last_error"] for r in rows if r["outcome"] == "failed")
                 assert all(r["event"] == "opened" for r in rows)
             assert len(hook.posts) == 2
             # the failing target changed nothing: the server runs jobs and writes
