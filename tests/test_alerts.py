@@ -555,3 +555,20 @@ def test_the_default_rules_are_failed_shutdown_and_slower_than_usual():
     assert [(r.name, r.when, r.times, r.runs) for r in alertrules.DEFAULT_RULES] == [
         ("failed", "failed", None, 20), ("shut down", "shutdown", None, 20),
         ("slower than usual", "slow", 2.0, 20)]
+
+
+def test_a_purge_resolves_the_alerts_of_purged_jobs_then_purges_them_once_resolved(
+        runtime, clock):
+    w = watch(runtime, clock, rule(when="failed"))
+    failing = runtime.submit(jobs.boom)
+    finish(runtime, failing)
+    [alert], _ = w.tick()
+    with runtime.store.transaction() as con:
+        con.execute("""INSERT INTO notifications VALUES (1, ?, 'opened', 'json://h/', 'sent',
+                       1, NULL, ?, ?)""", [alert.id, ts(T0), ts(T0)])
+    assert runtime.store.purge(before=T0 + 10)["alerts"] == 0  # open: kept
+    _, resolved = w.tick(T0 + 20)
+    assert [(a.id, why) for a, why in resolved] == [(alert.id, "the job was purged")]
+    counts = runtime.store.purge(before=T0 + 30)
+    assert (counts["alerts"], counts["notifications"]) == (1, 1)
+    assert alerts(runtime) == [] and w.tick(T0 + 40) == ([], [])

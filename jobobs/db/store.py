@@ -344,7 +344,8 @@ class Store:
 
 def purge_statements(cutoff: datetime) -> list[tuple[str, str, list]]:
     """The deletes of a purge, in order (the jobs last), as (what, sql, params); a
-    schedule's log lines go by their age."""
+    schedule's log lines go by their age, alerts (and their notifications) by when they
+    were resolved."""
     terminal = [s.value for s in TERMINAL]
     marks = ", ".join("?" * len(terminal))
     ended = f"SELECT id FROM jobs WHERE status IN ({marks})"
@@ -360,5 +361,8 @@ def purge_statements(cutoff: datetime) -> list[tuple[str, str, list]]:
                          OR (job_id IS NULL AND handled_at < ?)""",  # refused submissions
          [*terminal, cutoff, cutoff]),                               # and schedule requests
         ("schedule_log", "DELETE FROM schedule_log WHERE logged_at < ?", [cutoff]),
+        ("notifications", """DELETE FROM notifications WHERE alert_id IN
+                             (SELECT id FROM alerts WHERE resolved_at < ?)""", [cutoff]),
+        ("alerts", "DELETE FROM alerts WHERE resolved_at < ?", [cutoff]),
         ("jobs", f"DELETE FROM jobs WHERE id IN ({purged})", [*terminal, cutoff]),
     ]

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 PURGE_EVERY = 3600.0  # seconds between the purges of a retention
 PURGED = {"jobs": "jobs", "journal": "journal lines", "rejects": "rejects",
           "transitions": "transitions", "commands": "requests",
-          "schedule_log": "schedule log lines"}  # as a purge's line says
+          "schedule_log": "schedule log lines", "notifications": "notifications",
+          "alerts": "alerts"}  # as a purge's line says
 
 
 def span(seconds: float) -> str:
