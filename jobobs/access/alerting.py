@@ -426,9 +426,13 @@ class Watch:
                 kind=found.rule.when, job_id=job.get("id"), job_name=job.get("name"),
                 schedule=found.schedule or job.get("schedule"), run=job.get("run_count"),
                 summary=found.summary, detail=detail, opened_at=now))
-        resolved = [(alert, self._resolution(alert, jobs, now))
-                    for key, alert in self.open.items() if key not in findings
-                    and key[0] in self.by_name]
+        ending = [alert for key, alert in self.open.items()
+                  if key not in findings and key[0] in self.by_name]
+        unread = sorted({a.job_id for a in ending if a.job_id is not None} - set(jobs))
+        statuses = dict(cursor.execute(
+            f"SELECT id, status FROM jobs WHERE id IN ({', '.join('?' * len(unread))})",
+            unread).fetchall()) if unread else {}
+        resolved = [(alert, resolution(alert, jobs, statuses)) for alert in ending]
         if not (opened or resolved):
             return [], []
         with self.store.transaction() as con:
@@ -447,26 +451,6 @@ class Watch:
             del self.open[key]
             self.done.add(key)
         return opened, resolved
-
-    def _resolution(self, alert: Alert, jobs: dict[int, dict[str, Any]], now: float) -> str:
-        if alert.job_id is None:
-            return "a run started for that tick"
-        job = jobs.get(alert.job_id)
-        if job is None:
-            status = self.store.reader().execute("SELECT status FROM jobs WHERE id = ?",
-                                                 [alert.job_id]).fetchone()
-            if status is None:
-                return "the job was purged"
-            job = {"status": status[0]}
-        status = job["status"]
-        if alert.kind in ("failed", "shutdown"):
-            return f"the job is {label(status)}"
-        if alert.kind == "rejects":
-            return "its rejects are under the rule's limit"
-        if status in EXECUTING:
-            return ("it shows progress again" if alert.kind == "stalled"
-                    else "its condition ended")
-        return f"the job is {label(status)}"
 
     def _tell(self, opened: Iterable[Alert], resolved: Iterable[tuple[Alert, str]],
               jobs: dict[int, dict[str, Any]], now: float) -> None:
@@ -507,3 +491,19 @@ def rejects_detail(cursor: Any, job_id: int) -> str:
             text = (raw or "").rstrip("\n")
             lines.append(f"  {where + ': ' if where else ''}{text[:300]}")
     return "\n".join(lines)
+
+
+def resolution(alert: Alert, jobs: dict[int, dict[str, Any]], statuses: dict[int, str]) -> str:
+    """Why an alert ends: its job as this tick read it (``jobs``), or as it is now
+    (``statuses``: the jobs not read this tick; a job in neither was purged)."""
+    if alert.job_id is None:
+        return "the schedule ticked, or was paused or removed"
+    status = jobs[alert.job_id]["status"] if alert.job_id in jobs else statuses.get(
+        alert.job_id)
+    if status is None:
+        return "the job was purged"
+    if alert.kind == "rejects":
+        return "its rejects are under the rule's limit"
+    if status in EXECUTING and alert.kind not in ("failed", "shutdown"):
+        return "it shows progress again" if alert.kind == "stalled" else "its condition ended"
+    return f"the job is {label(status)}"
