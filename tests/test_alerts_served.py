@@ -104,3 +104,17 @@ def test_bad_rules_or_targets_stop_the_server_before_it_starts(tmp_path, args, m
     assert result.returncode != 0
     assert result.stderr.strip().startswith(message.format(**names)), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_rules_file_others_may_read_is_warned_about(tmp_path, capsys):
+    from jobobs.cli.submitting import alert_rules
+
+    rules = tmp_path / "alerts.toml"
+    rules.write_text("[[rules]]\nname = 'x'\nwhen = 'failed'\n"
+                     "notify = ['json://user:secret@hooks.example.com/']\n")
+    for mode, warned in ((0o644, True), (0o600, False)):
+        rules.chmod(mode)
+        [rule] = alert_rules(str(rules), ())
+        said = capsys.readouterr().err
+        assert rule.notify == ("json://user:secret@hooks.example.com/",)
+        assert ("can be read by other users" in said) is warned

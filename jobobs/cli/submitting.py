@@ -553,6 +553,9 @@ def alert_rules(path: str | None, targets: Sequence[str]) -> list[Any]:
         rules = [alertrules.with_targets(rule, targets) for rule in alertrules.DEFAULT_RULES]
     else:
         rules = alertrules.read(path, targets)
+        if any(rule.notify for rule in rules) and os.stat(path).st_mode & 0o077:
+            click.echo(f"WARNING: {path} can be read by other users, and its notification "
+                       f"URLs may hold passwords or tokens: chmod 600 {path}", err=True)
     check_targets(url for rule in rules for url in rule.notify)
     return rules
 
