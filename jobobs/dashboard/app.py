@@ -1,5 +1,5 @@
-"""The dashboard: the job list beside the selected job's detail, an Analytics page and a
-Schedules page.
+"""The dashboard: the job list beside the selected job's detail, an Analytics page, a
+Schedules page and an Alerts page, under a header whose badge counts the open alerts.
 
 One ``Dashboard`` per browser session (or notebook cell), over a ``jobobs.Client``. A
 periodic callback asks for a cheap change check every second and updates only what
@@ -15,6 +15,8 @@ from typing import Any
 import panel as pn
 import param
 
+from jobobs.access import queries
+from jobobs.dashboard.alertspage import Alerts
 from jobobs.dashboard.analyticspage import Analytics
 from jobobs.dashboard.detail import JobDetail
 from jobobs.dashboard.joblist import JobList
@@ -24,11 +26,23 @@ from jobobs.model.errors import one_line
 
 log = logging.getLogger("jobobs.dashboard")
 OPERATOR, VIEWER = "operator", "viewer"
+# The pages after Jobs, built when first opened: their tab, class and attribute.
+PAGES = {1: ("Analytics", Analytics, "analytics"), 2: ("Schedules", Schedules, "schedules"),
+         3: ("Alerts", Alerts, "alerts")}
+ALERTS = 3
+
+
+def bell(open_alerts: int, new: int) -> tuple[str, str]:
+    """The header's alerts badge: its text and color, from ``queries.alert_counts``."""
+    if not open_alerts:
+        return "no open alerts", "light"
+    text = f"🔔 {open_alerts} open alert{'s' if open_alerts != 1 else ''}"
+    return (f"{text} ({new} new)", "danger") if new else (text, "warning")
 
 
 class Dashboard(pn.viewable.Viewer):
-    """Live job monitor: list, General / Journal / Rejects, controls, analytics and
-    schedules."""
+    """Live job monitor: list, General / Journal / Rejects, controls, analytics, schedules
+    and alerts."""
 
     period = param.Integer(default=1000, bounds=(200, None), doc="Refresh period, in ms.")
 
@@ -47,20 +61,27 @@ class Dashboard(pn.viewable.Viewer):
         self._detail: JobDetail | None = None  # built when a job is first selected
         self.analytics: Analytics | None = None  # pages built when first opened
         self.schedules: Schedules | None = None
+        self.alerts: Alerts | None = None
+        self._counts: tuple[int, int] | None = None  # the open alerts the badge shows
+        self.bell = pn.widgets.Button(label=bell(0, 0)[0], color="light", width=230,
+                                      margin=(10, 10), css_classes=["jobobs-bell"])
+        self.bell.on_click(lambda e: setattr(self.pages, "active", ALERTS))
         self.jobs.param.watch(self._select, "selected")
         # the detail is rendered once a job is selected: a lighter first page
         self.side = pn.Column(pn.pane.HTML("<h3>Select a job in the list</h3>"), width=620)
         self.pages = pn.Tabs(("Jobs", pn.Row(self.jobs, self.side)),
-                             ("Analytics", pn.Column()), ("Schedules", pn.Column()),
+                             *((title, pn.Column()) for title, _, _ in PAGES.values()),
                              sizing_mode="stretch_width")
         self.pages.param.watch(self._page_changed, "active")
         self._callback = None
+        self._count_alerts()
         if job is not None:  # a link to one job (?job=42): its detail at once
             self.jobs.selected = job
 
     def refresh(self) -> None:
         """One tick: each visible part reads what changed."""
         try:
+            self._count_alerts()
             if self.pages.active == 0:
                 self.jobs.refresh()
                 if self._detail is not None:
@@ -76,15 +97,20 @@ class Dashboard(pn.viewable.Viewer):
             if self.error.visible:
                 self.error.visible = False
 
-    def _page(self, index: int) -> Analytics | Schedules:
-        """The Analytics or Schedules page, built when first looked at."""
-        if index == 1 and self.analytics is None:
-            self.analytics = Analytics(self.client, can_act=self.can_act, user=self.user)
-            self.pages[1] = ("Analytics", self.analytics)
-        elif index == 2 and self.schedules is None:
-            self.schedules = Schedules(self.client, can_act=self.can_act, user=self.user)
-            self.pages[2] = ("Schedules", self.schedules)
-        return self.analytics if index == 1 else self.schedules
+    def _page(self, index: int) -> Analytics | Schedules | Alerts:
+        """The Analytics, Schedules or Alerts page, built when first looked at."""
+        title, page, attribute = PAGES[index]
+        if getattr(self, attribute) is None:
+            setattr(self, attribute, page(self.client, can_act=self.can_act, user=self.user))
+            self.pages[index] = (title, getattr(self, attribute))
+        return getattr(self, attribute)
+
+    def _count_alerts(self) -> None:
+        """The badge, on every tick whatever the page (one count)."""
+        counts = tuple(queries.alert_counts(self.client.connection()))
+        if counts != self._counts:
+            self.bell.label, self.bell.color = bell(*counts)
+            self._counts = counts
 
     @property
     def detail(self) -> JobDetail:
@@ -112,7 +138,7 @@ class Dashboard(pn.viewable.Viewer):
             who += " · <a href='logout'>sign out</a>"
         header = pn.Row(pn.pane.HTML("<h2 style='margin:0'>jobobs</h2>"),
                         pn.pane.HTML(f"<small>{self.client.where} · {who}</small>",
-                                     margin=(14, 10)), sizing_mode="stretch_width")
+                                     margin=(14, 10)), self.bell, sizing_mode="stretch_width")
         return pn.Column(pn.pane.HTML(f"<style>{CSS}</style>", height=0, margin=0), header,
                          self.error, self.pages, sizing_mode="stretch_width")
 

@@ -13,17 +13,20 @@ import param
 
 from jobobs.access import analytics, queries
 from jobobs.dashboard import style
+from jobobs.dashboard.alertspage import alert_items
 from jobobs.execution.handle import missing
 from jobobs.model.errors import JobobsError
 from jobobs.model.requests import ACCEPTS
 from jobobs.model.rows import COUNTERS
-from jobobs.model.states import ACTIVE, Status
+from jobobs.model.states import ACTIVE, EXECUTING, Status
 
 JOURNAL_TAIL = 500
 # The journal table's column types, the same with no line: a table whose types change is
 # rebuilt in the browser, which may drop the lines sent meanwhile.
 LINE_TYPES = {"seq": "int64", "logged_at": str, "level": str, "code": str, "message": str}
 REJECTS_SHOWN = 1000
+ALERTS_SHOWN = 20
+ALERTS_EVERY = 5  # ticks between readings of the job's alerts while its row stays the same
 LEVELS = {"all levels": None, "info and above": "info", "warnings and errors": "warning",
           "errors only": "error"}
 # Which button asks what, in which statuses it is offered, and its color: Start wherever
@@ -83,6 +86,8 @@ class JobDetail(pn.viewable.Viewer):
         self._rejects_seen: int | None = None
         self._asked: str | None = None  # the request the banner follows
         self._wholes: dict[int, str] = {}  # journal messages listed shorter, by seq
+        self._usual: tuple[int, float | None] | None = None  # (job, its usual duration)
+        self._ticks = 0  # refreshes since the job was selected
         self.title = pn.pane.HTML("<h3>Select a job in the list</h3>",
                                   sizing_mode="stretch_width")
         self.buttons = {label: pn.widgets.Button(label=label, width=90, disabled=True,
@@ -106,6 +111,7 @@ class JobDetail(pn.viewable.Viewer):
         self.progress = pn.indicators.Progress(value=0, max=100, width=320, visible=False)
         self.progress_text = pn.pane.Markdown("")
         self.fields = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.alerts = pn.pane.HTML("", visible=False, sizing_mode="stretch_width")
         self.history = pn.pane.HTML("", sizing_mode="stretch_width")
         self.spec = pn.pane.JSON({}, depth=3, sizing_mode="stretch_width")
         # Journal
@@ -138,6 +144,7 @@ class JobDetail(pn.viewable.Viewer):
             color="light", width=200)
         self.tabs = pn.Tabs(
             ("General", pn.Column(pn.Row(self.progress, self.progress_text), self.fields,
+                                  self.alerts,
                                   pn.pane.Markdown("#### Who did what"), self.history,
                                   pn.pane.Markdown("#### Spec"), self.spec,
                                   sizing_mode="stretch_width")),
@@ -159,6 +166,7 @@ class JobDetail(pn.viewable.Viewer):
 
     def show(self, job_id: int | None) -> None:
         self._seen, self._rejects_seen, self._last_seq, self._asked = None, None, 0, None
+        self._ticks = 0
         self.confirm.visible = self.message.visible = False
         self.refresh()
 
@@ -177,6 +185,9 @@ class JobDetail(pn.viewable.Viewer):
         seen = tuple(None if missing(v) else v for v in (
             row["status"], row["processed"], row["rejected"], row["progress"],
             row.get("updated_at")))
+        if seen != self._seen or self._ticks % ALERTS_EVERY == 0:
+            self._show_alerts(con)
+        self._ticks += 1
         if seen != self._seen or status in ACTIVE:
             self._general(con, row, status, changed=seen[0] != (self._seen or (None,))[0])
             self._seen = seen
@@ -191,12 +202,10 @@ class JobDetail(pn.viewable.Viewer):
     def _general(self, con: Any, row: dict[str, Any], status: Status, changed: bool) -> None:
         self.status = status.value
         slow = ""
-        if status is Status.FINISHED:
-            usual = analytics.usual_duration(con, self.job_id)
-            if usual and row["duration_s"] and row["duration_s"] > analytics.SLOW_FACTOR * usual:
-                slow = (f' <span class="jobobs-slow" title="usual: {style.duration(usual)}">'
-                        f"🐢 slower than usual ({row['duration_s'] / usual:.1f}x the median of "
-                        "its last runs)</span>")
+        if status is Status.FINISHED or status in EXECUTING:
+            slow = style.slow(row["duration_s"], self._usual_duration(con),
+                              running=status in EXECUTING)
+        slow = f" {slow}" if slow else ""
         warning = ' <span title="warnings in the journal">⚠</span>' if row["has_warning"] else ""
         self.title.object = (f"<h3>#{row['id']} {html.escape(str(row['name']))} "
                              f"{style.badge(status.value)}{warning}{slow}</h3>")
@@ -222,6 +231,21 @@ class JobDetail(pn.viewable.Viewer):
             button.disabled = not (self.can_act and status in BUTTONS[label][1])
         if self._asked is not None:
             self.message.object = _request_note(self._asked, status)
+
+    def _usual_duration(self, con: Any) -> float | None:
+        """The job's usual duration, read once per job: it depends on earlier runs only."""
+        if self._usual is None or self._usual[0] != self.job_id:
+            self._usual = (self.job_id, analytics.usual_duration(con, self.job_id))
+        return self._usual[1]
+
+    def _show_alerts(self, con: Any) -> None:
+        """The job's alerts, open ones first in red (read when its row changes, and every
+        few ticks: an alert opens or is acknowledged without the row changing)."""
+        frame = queries.alerts(con, job_id=self.job_id, limit=ALERTS_SHOWN)
+        self.alerts.visible = not frame.empty
+        shown = "" if frame.empty else alert_items(frame)
+        if self.alerts.object != shown:
+            self.alerts.object = shown
 
     def _history(self, con: Any, row: dict[str, Any]) -> None:
         steps = queries.transitions(con, self.job_id)

@@ -9,9 +9,9 @@ import pandas as pd
 import panel as pn
 import param
 
-from jobobs.access import queries
+from jobobs.access import analytics, queries
 from jobobs.dashboard import style
-from jobobs.model.states import ACTIVE, LABELS, Status
+from jobobs.model.states import ACTIVE, EXECUTING, LABELS, Status
 
 WINDOWS = {"any time": None, "last hour": timedelta(hours=1), "last 24 hours": timedelta(days=1),
            "last 7 days": timedelta(days=7), "last 30 days": timedelta(days=30)}
@@ -38,8 +38,20 @@ def progress_bar(fraction: Any, status: str) -> str:
             f'border-radius:3px"></div></div><small>{percent:.0f}%</small>')
 
 
-def rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """What the table shows, from ``queries.jobs``."""
+def duration(seconds: Any, status: str, usual: float | None) -> str:
+    """A run's duration, with a 🐢 (its usual as a tooltip) while it runs slower than
+    usual."""
+    shown = style.duration(seconds)
+    if Status(status) in EXECUTING and style.slower(seconds, usual):
+        shown += (f' <span class="jobobs-slow" style="{style.SLOW_STYLE}" title="slower than '
+                  f'usual: usual {style.duration(usual)}">🐢</span>')
+    return shown
+
+
+def rows(frame: pd.DataFrame, usual: dict[int, float | None] | None = None) -> pd.DataFrame:
+    """What the table shows, from ``queries.jobs``; ``usual``: the usual duration of the
+    running jobs, by id."""
+    usual = usual or {}
     return pd.DataFrame({
         "id": frame["id"].astype(int),
         "status": [style.badge(s) for s in frame["status"]],
@@ -50,7 +62,8 @@ def rows(frame: pd.DataFrame) -> pd.DataFrame:
         "rejected": frame["rejected"].astype("Int64"),
         "started": [style.when(v)[5:] for v in frame["started_at"]],
         "ended": [style.when(v)[5:] for v in frame["finished_at"]],
-        "duration": [style.duration(v) for v in frame["duration_s"]],
+        "duration": [duration(v, s, usual.get(int(i))) for v, s, i
+                     in zip(frame["duration_s"], frame["status"], frame["id"])],
         "warning": ["⚠" if w else "" for w in frame["has_warning"]],
     }, columns=COLUMNS).astype(TEXTS)
 
@@ -73,10 +86,12 @@ class JobList(pn.viewable.Viewer):
         self.client = client
         self._version: tuple | None = None
         self._frame = pd.DataFrame()
+        self._usual: dict[int, float | None] = {}  # running jobs' usual durations, by id
         self.table = pn.widgets.Tabulator(
             rows(queries.jobs(client.connection(), limit=0)), show_index=False,
             selectable=1, disabled=True, width=1060, height=600,
-            formatters={"status": HTML, "progress": HTML}, titles=TITLES,
+            formatters={"status": HTML, "progress": HTML, "duration": HTML},
+            titles=TITLES,
             widths={"id": 50, "status": 190, "name": 150, "kind": 60, "progress": 95,
                     "processed": 85, "rejected": 75, "started": 125, "ended": 125,
                     "duration": 70, "warning": 30},
@@ -137,7 +152,7 @@ class JobList(pn.viewable.Viewer):
             return
         frame = queries.jobs(con, **filters, limit=self.page_size,
                              offset=self.page * self.page_size)
-        self._show(frame)
+        self._show(frame, self._usual_durations(con, frame))
         first = self.page * self.page_size + 1 if self.total else 0
         self.position.object = (f"{first:,}-{first + len(frame) - 1 if len(frame) else 0:,} "
                                 f"of {self.total:,} jobs")
@@ -147,8 +162,16 @@ class JobList(pn.viewable.Viewer):
         self.table.visible = not self.empty
         self._version = version  # only once all was read: a failed read is read again
 
-    def _show(self, frame: pd.DataFrame) -> None:
-        new = rows(frame)
+    def _usual_durations(self, con: Any, frame: pd.DataFrame) -> dict[int, float | None]:
+        """The usual duration of each running job on the page, read once per job."""
+        running = [int(i) for i, s in zip(frame["id"], frame["status"])
+                   if Status(s) in EXECUTING]
+        self._usual = {job_id: self._usual[job_id] if job_id in self._usual
+                       else analytics.usual_duration(con, job_id) for job_id in running}
+        return self._usual
+
+    def _show(self, frame: pd.DataFrame, usual: dict[int, float | None]) -> None:
+        new = rows(frame, usual)
         old = self.table.value
         if list(new["id"]) == list(old["id"]):
             patch = {

@@ -9,6 +9,7 @@ from typing import Any
 
 import panel as pn
 
+from jobobs.access.analytics import SLOW_FACTOR
 from jobobs.model.states import LABELS, Status
 
 # One icon and one color per status, so all ten are told apart at a glance.
@@ -61,6 +62,35 @@ def duration(seconds: Any) -> str:
         return f"{minutes}m {rest:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+# Inline, as a status badge's color is: a pane's own page (its shadow root) does not see
+# the page's style sheet.
+SLOW_STYLE = "color:#b45309;font-weight:600"
+OPEN_ALERT_STYLE = "color:#b91c1c"
+CLOSED_ALERT_STYLE = "color:#6b7280"
+PRE_STYLE = ("white-space: pre-wrap; overflow-wrap: anywhere; max-height: 360px; overflow: auto;"
+             " background: #f9fafb; padding: 6px")
+
+
+def slower(duration_s: Any, usual: float | None) -> bool:
+    """True when a run took, or while it runs has taken so far, more than ``SLOW_FACTOR``
+    times its usual duration (the median of the same job's last finished runs,
+    ``analytics.usual_duration``; None when it has too few)."""
+    return (bool(usual) and duration_s is not None and duration_s == duration_s
+            and float(duration_s) > SLOW_FACTOR * usual)
+
+
+def slow(duration_s: Any, usual: float | None, *, running: bool) -> str:
+    """The "slower than usual" flag of a run, for its title (empty when it is not)."""
+    if not slower(duration_s, usual):
+        return ""
+    if running:
+        return (f'<span class="jobobs-slow" data-live="yes" style="{SLOW_STYLE}">🐢 slower '
+                f"than usual: {duration(duration_s)} so far, usual {duration(usual)}</span>")
+    return (f'<span class="jobobs-slow" title="usual: {duration(usual)}" style="{SLOW_STYLE}">'
+            f"🐢 slower than usual ({float(duration_s) / usual:.1f}x the median of its last "
+            "runs)</span>")
 
 
 def when(value: Any) -> str:

@@ -1,0 +1,96 @@
+"""Issue 17 as a person sees and clicks it: the header's alerts badge, the Alerts page and
+Acknowledge, on a real ``jobobs serve`` with sign-in, in headless Chromium. The alert is
+a row written with SQL through the server, as a rule writes one: under a rule name no
+rules file has, so no rule of the server resolves it, and a number far above the ones the
+server's watch gives (it counts on from the highest it found at its start)."""
+
+import pandas as pd
+import pytest
+from playwright.sync_api import expect
+from serving import Server, wait_status
+
+import jobobs
+from jobobs.access import queries
+from jobobs.access.users import set_password
+
+pytestmark = pytest.mark.slow
+PASSWORDS = {"otto": "hands-on", "vera": "look-only"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("browser-alerts")
+    users = str(folder / "users.json")
+    set_password(users, "otto", PASSWORDS["otto"], "operator")
+    set_password(users, "vera", PASSWORDS["vera"], "viewer")
+    server = Server(str(folder / "jobs.duckdb"), "--users", users, workers=2).wait_ready()
+    yield server
+    assert server.stop() == 0, server.output()
+
+
+@pytest.fixture
+def client(served):
+    with jobobs.connect(served.db) as connected:
+        yield connected
+
+
+def signed_in(browser, served, user):
+    page = browser.new_context(viewport={"width": 1700, "height": 1100}).new_page()
+    page.goto(served.endpoint.dashboard)
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", PASSWORDS[user])
+    page.locator("button[type=submit], input[type=submit]").first.click()
+    expect(page.get_by_text("signed in as")).to_contain_text(user, timeout=30_000)
+    return page
+
+
+def badge_text(client):
+    open_alerts, new = queries.alert_counts(client.connection())
+    plural = "s" if open_alerts != 1 else ""
+    return f"🔔 {open_alerts} open alert{plural}" + (f" ({new} new)" if new else "")
+
+
+def test_the_badge_opens_the_alerts_page_where_an_operator_acknowledges(
+        browser, served, client):
+    job_id = client.submit("jobs:steps", 2, 0.0, name="nightly-load")
+    wait_status(client, job_id, "finished")
+    (alert_id,) = client.connection().execute(
+        """INSERT INTO alerts (id, rule, kind, subject, job_id, job_name, run, summary,
+                               detail, opened_at)
+           VALUES (90001, 'browser-test', 'slow', ?,
+                   ?, 'nightly-load', 1, ?, 'took 4m 10s, usual 1m 30s', now()::TIMESTAMP)
+           RETURNING id""",
+        [f"job {job_id} run 1", job_id, f"nightly-load (job {job_id}) is slow"]).fetchone()
+    page = signed_in(browser, served, "otto")
+    bell = page.get_by_role("button", name="open alert")
+    expect(bell).to_have_text(badge_text(client), timeout=30_000)
+    assert "(1 new)" in badge_text(client)
+    bell.click()
+    row = page.locator(".jobobs-alerts-table .tabulator-row",
+                       has_text=f"nightly-load (job {job_id}) is slow")
+    expect(row).to_be_visible(timeout=30_000)
+    expect(row.locator('.tabulator-cell[tabulator-field="job"]')).to_have_text(
+        f"#{job_id} nightly-load")
+    row.click()
+    expect(page.locator("h3", has_text=f"Alert #{alert_id}")).to_be_visible(timeout=30_000)
+    expect(page.locator("pre", has_text="took 4m 10s, usual 1m 30s")).to_be_visible()
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
+    expect(page.locator(".alert", has_text=f"Alert {alert_id} acknowledged by otto")
+           ).to_be_visible(timeout=30_000)
+    alerts = client.alerts().set_index("id")
+    assert alerts.loc[alert_id, "acknowledged_by"] == "otto"
+    assert pd.isna(alerts.loc[alert_id, "resolved_at"])  # it stays open
+    expect(row.locator('.tabulator-cell[tabulator-field="acknowledged"]')).to_have_text(
+        "otto", timeout=30_000)
+    expect(bell).to_have_text(badge_text(client), timeout=30_000)
+    page.get_by_role("link", name=f"job {job_id} nightly-load").click()  # the job's detail
+    expect(page.locator("h3", has_text="nightly-load")).to_be_visible(timeout=30_000)
+    page.context.close()
+
+    viewer = signed_in(browser, served, "vera")
+    viewer.get_by_role("button", name="open alert").click()
+    viewer.locator(".jobobs-alerts-table .tabulator-row",
+                   has_text="nightly-load").first.click()
+    expect(viewer.locator("h3", has_text=f"Alert #{alert_id}")).to_be_visible(timeout=30_000)
+    expect(viewer.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
+    viewer.context.close()
