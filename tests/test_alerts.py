@@ -572,3 +572,15 @@ def test_a_purge_resolves_the_alerts_of_purged_jobs_then_purges_them_once_resolv
     counts = runtime.store.purge(before=T0 + 30)
     assert (counts["alerts"], counts["notifications"]) == (1, 1)
     assert alerts(runtime) == [] and w.tick(T0 + 40) == ([], [])
+
+
+def test_alerts_are_numbered_after_any_row_already_written(runtime, clock):
+    w = watch(runtime, clock, rule(when="failed"))
+    w.tick()  # loaded: nothing yet
+    with runtime.store.transaction() as con:  # another writer (an import of old alerts)
+        con.execute("""INSERT INTO alerts (id, rule, kind, subject, summary, opened_at,
+                       resolved_at) VALUES (90001, 'old', 'failed', 'job 0 run 1', 'old',
+                       ?, ?)""", [ts(T0), ts(T0)])
+    finish(runtime, runtime.submit(jobs.boom))
+    [alert], _ = w.tick()
+    assert alert.id == 90002 and [a["id"] for a in alerts(runtime)] == [90001, 90002]

@@ -197,7 +197,6 @@ class Watch:
         self.open: dict[tuple[str, str], Alert] = {}
         self.done: set[tuple[str, str]] = set()  # subjects whose alert was resolved
         self.last: float | None = None           # the time of the last tick
-        self.next_id = 1
         self.loaded = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -260,8 +259,6 @@ class Watch:
         return opened, resolved
 
     def _load(self, cursor: Any) -> None:
-        self.next_id = cursor.execute("SELECT coalesce(max(id), 0) + 1 FROM alerts"
-                                      ).fetchone()[0]
         for row in cursor.execute(OPEN_SQL).fetchall():
             alert = Alert(*row[:10], opened_at=epoch(row[10]))
             if alert.rule in self.by_name:  # a rule no longer given: its alerts stay open
@@ -415,14 +412,14 @@ class Watch:
             self.done |= set(rows)
             fresh = [key for key in fresh if key not in self.done]
         opened = []
-        for number, key in enumerate(fresh):
+        for key in fresh:
             found = findings[key]
             detail = found.detail
             if found.more is not None:
                 detail = "\n\n".join(filter(None, [detail, found.more()]))
             job = found.job or {}
             opened.append(Alert(
-                id=self.next_id + number, rule=found.rule.name, subject=found.subject,
+                id=0, rule=found.rule.name, subject=found.subject,
                 kind=found.rule.when, job_id=job.get("id"), job_name=job.get("name"),
                 schedule=found.schedule or job.get("schedule"), run=job.get("run_count"),
                 summary=found.summary, detail=detail, opened_at=now))
@@ -435,15 +432,16 @@ class Watch:
         resolved = [(alert, resolution(alert, jobs, statuses)) for alert in ending]
         if not (opened or resolved):
             return [], []
-        with self.store.transaction() as con:
-            for alert in opened:
+        with self.store.transaction() as con:  # numbered here: another writer may add some
+            (last,) = con.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()
+            for number, alert in enumerate(opened, last + 1):
+                alert.id = number
                 con.execute(ALERT_INSERT, [
                     alert.id, alert.rule, alert.kind, alert.subject, alert.job_id,
                     alert.job_name, alert.schedule, alert.run, alert.summary, alert.detail,
                     ts(now)])
             for alert, why in resolved:
                 con.execute(ALERT_RESOLVE, [ts(now), why, alert.id])
-        self.next_id += len(opened)
         for alert in opened:
             self.open[alert.rule, alert.subject] = alert
         for alert, _ in resolved:
