@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobobs.access.alertrules import Rule
+from jobobs.access.alertrules import SCHEDULE_KINDS, Rule
 from jobobs.access.analytics import SLOW_MINIMUM
 from jobobs.db.store import epoch, ts
 from jobobs.execution.loop import Repeated
@@ -56,28 +56,33 @@ LOOKBACK = 3600.0   # at start, the jobs that ended this long before are looked 
 MARGIN = 60.0       # each tick looks again at this many seconds before the last one
 MOST_ERROR = 2000   # characters of a job's error an alert's detail carries
 SAMPLES = 3         # sample lines of the rejected input
+PURGE_LOOK = 60.0   # seconds between looks for the purged jobs of open alerts
 TOP = 5             # top reject reasons and columns
 
 JOB_FIELDS = ("id", "name", "status", "run_count", "schedule", "started_at", "finished_at",
               "updated_at", "checkpoint_at", "processed", "rejected", "error")
-CANDIDATES_SQL = f"""
-SELECT {', '.join(JOB_FIELDS)} FROM jobs
-WHERE status IN ({', '.join(repr(s.value) for s in sorted(ACTIVE))})
-   OR updated_at >= ?
-   OR id IN (SELECT job_id FROM alerts WHERE resolved_at IS NULL AND job_id IS NOT NULL)
-"""
+# One scan per active status and one of the jobs changed since: each filter is applied in
+# the scan (an IN list or an OR is not, and reads every row of a long history).
+_SELECT = f"SELECT {', '.join(JOB_FIELDS)} FROM jobs WHERE"
+CANDIDATES_SQL = " UNION ALL ".join(
+    [f"{_SELECT} status = '{s.value}'" for s in sorted(ACTIVE)]
+    + [f"{_SELECT} updated_at >= ?"])
 HISTORY_SQL = """
-SELECT id, date_diff('millisecond', started_at, finished_at) / 1000.0,
-       CASE WHEN processed > 0 THEN rejected / processed END
-FROM jobs WHERE name = ? AND status = 'finished' AND started_at IS NOT NULL
-ORDER BY id DESC LIMIT ?
+SELECT name, max_by({'id': id,
+                     'took': date_diff('millisecond', started_at, finished_at) / 1000.0,
+                     'rate': CASE WHEN processed > 0 THEN rejected / processed END}, id, ?)
+FROM jobs WHERE status = 'finished' AND started_at IS NOT NULL
+     AND name IN (SELECT unnest(?::VARCHAR[]))
+GROUP BY name
 """
+PRESENT_SQL = "SELECT id FROM jobs WHERE id IN (SELECT unnest(?::BIGINT[]))"
 SCHEDULES_SQL = """
 SELECT s.name, s.enabled, s.next_run_at, s.last_job_id, j.name, j.status, j.created_at,
        j.started_at, j.run_count
 FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id
 """
-LAST_LINE_SQL = "SELECT job_id, max(logged_at) FROM journal WHERE job_id IN ({}) GROUP BY ALL"
+LAST_LINE_SQL = """SELECT job_id, max(logged_at) FROM journal
+                   WHERE job_id >= ? AND job_id IN ({}) GROUP BY ALL"""  # >=: fewer blocks
 OPEN_SQL = """SELECT id, rule, subject, kind, job_id, job_name, schedule, run, summary,
                      detail, opened_at FROM alerts WHERE resolved_at IS NULL"""
 REASONS_SQL = """SELECT reason, column_name, count(*) FROM rejects WHERE job_id = ?
@@ -152,12 +157,19 @@ class Usual:
         self.runs = max(runs, 1)
         self.names: dict[str, deque[tuple[int, float, float | None]]] = {}
 
+    def read(self, cursor: Any, names: Iterable[str]) -> None:
+        """Read the last runs of the names not followed yet, in one scan."""
+        missing = sorted({name for name in names if name not in self.names})
+        if not missing:
+            return
+        for name in missing:
+            self.names[name] = deque(maxlen=self.runs)
+        for name, last in cursor.execute(HISTORY_SQL, [self.runs, missing]).fetchall():
+            self.names[name].extend((r["id"], r["took"], r["rate"]) for r in reversed(last))
+
     def of(self, cursor: Any, name: str) -> deque[tuple[int, float, float | None]]:
-        known = self.names.get(name)
-        if known is None:
-            rows = cursor.execute(HISTORY_SQL, [name, self.runs]).fetchall()
-            known = self.names[name] = deque(reversed(rows), maxlen=self.runs)
-        return known
+        self.read(cursor, [name])
+        return self.names[name]
 
     def finished(self, job: dict[str, Any]) -> None:
         """A job that finished: one more run of its name (if its name is followed)."""
@@ -198,6 +210,7 @@ class Watch:
         self.done: set[tuple[str, str]] = set()  # subjects whose alert was resolved
         self.last: float | None = None           # the time of the last tick
         self.loaded = False
+        self.looked: float | None = None  # when the purged jobs were last looked for
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._trouble = Repeated(log, "the alert rules could not be evaluated; they are "
@@ -239,6 +252,9 @@ class Watch:
         since = (now - self.lookback) if self.last is None else self.last - MARGIN
         findings: dict[tuple[str, str], Finding] = {}
         jobs = self._jobs(cursor, since)
+        if any(rule.times for rule in self.rules):  # the names' usual, for all at once
+            self.usual.read(cursor, {job["name"] for job in jobs.values()
+                                     if job["status"] in ACTIVE})
         for job in jobs.values():
             if job["status"] == Status.FINISHED and job["finished_at"] is not None:
                 self.usual.finished(job)
@@ -354,7 +370,7 @@ class Watch:
         quiet = [job_id for job_id, last in signs.items() if now - last > shortest]
         if quiet:  # their last journal line, for the few that look quiet
             lines = cursor.execute(LAST_LINE_SQL.format(", ".join("?" * len(quiet))),
-                                   quiet).fetchall()
+                                   [min(quiet), *quiet]).fetchall()
             for job_id, logged in lines:
                 signs[job_id] = max(signs[job_id], epoch(logged) or 0.0)
         for rule in rules:
@@ -423,13 +439,15 @@ class Watch:
                 kind=found.rule.when, job_id=job.get("id"), job_name=job.get("name"),
                 schedule=found.schedule or job.get("schedule"), run=job.get("run_count"),
                 summary=found.summary, detail=detail, opened_at=now))
+        # an alert ends when its subject was judged again and not found: its job changed
+        # since the last tick (a job that did not change keeps its condition), or it is a
+        # schedule's (read whole at every tick), or its job is gone (looked for now and then)
+        gone = self._purged(cursor, jobs, now)
         ending = [alert for key, alert in self.open.items()
-                  if key not in findings and key[0] in self.by_name]
-        unread = sorted({a.job_id for a in ending if a.job_id is not None} - set(jobs))
-        statuses = dict(cursor.execute(
-            f"SELECT id, status FROM jobs WHERE id IN ({', '.join('?' * len(unread))})",
-            unread).fetchall()) if unread else {}
-        resolved = [(alert, resolution(alert, jobs, statuses)) for alert in ending]
+                  if key not in findings and key[0] in self.by_name
+                  and (alert.kind in SCHEDULE_KINDS or alert.job_id in jobs
+                       or alert.job_id in gone)]
+        resolved = [(alert, resolution(alert, jobs)) for alert in ending]
         if not (opened or resolved):
             return [], []
         with self.store.transaction() as con:  # numbered here: another writer may add some
@@ -449,6 +467,18 @@ class Watch:
             del self.open[key]
             self.done.add(key)
         return opened, resolved
+
+    def _purged(self, cursor: Any, jobs: dict[int, dict[str, Any]], now: float) -> set[int]:
+        """The jobs of open alerts that are gone (purged), looked for every
+        ``PURGE_LOOK`` seconds."""
+        if self.looked is not None and now - self.looked < PURGE_LOOK:
+            return set()
+        self.looked = now
+        ids = sorted({a.job_id for a in self.open.values() if a.job_id is not None}
+                     - set(jobs))
+        if not ids:
+            return set()
+        return set(ids) - {row[0] for row in cursor.execute(PRESENT_SQL, [ids]).fetchall()}
 
     def _tell(self, opened: Iterable[Alert], resolved: Iterable[tuple[Alert, str]],
               jobs: dict[int, dict[str, Any]], now: float) -> None:
@@ -491,15 +521,14 @@ def rejects_detail(cursor: Any, job_id: int) -> str:
     return "\n".join(lines)
 
 
-def resolution(alert: Alert, jobs: dict[int, dict[str, Any]], statuses: dict[int, str]) -> str:
-    """Why an alert ends: its job as this tick read it (``jobs``), or as it is now
-    (``statuses``: the jobs not read this tick; a job in neither was purged)."""
+def resolution(alert: Alert, jobs: dict[int, dict[str, Any]]) -> str:
+    """Why an alert ends, from its job as this tick read it (not read: purged)."""
     if alert.job_id is None:
         return "the schedule ticked, or was paused or removed"
-    status = jobs[alert.job_id]["status"] if alert.job_id in jobs else statuses.get(
-        alert.job_id)
-    if status is None:
-        return "the job was purged"
+    if alert.job_id not in jobs:
+        return ("a later run followed, or the schedule was paused or removed"
+                if alert.kind in SCHEDULE_KINDS else "the job was purged")
+    status = jobs[alert.job_id]["status"]
     if alert.kind == "rejects":
         return "its rejects are under the rule's limit"
     if status in EXECUTING and alert.kind not in ("failed", "shutdown"):
