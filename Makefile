@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dashboard.py
 	$(BIN)/python benchmarks/bench_dask.py
 	$(BIN)/python benchmarks/bench_schedules.py
+	$(BIN)/python benchmarks/bench_alerts.py
 
 soak: $(STAMP)
 	JOBOBS_SOAK_SECONDS=600 $(BIN)/python -m pytest -s -p no:cacheprovider tests/reliability/test_soak.py
