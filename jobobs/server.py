@@ -89,7 +89,8 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
         )
         path = endpoints.write(endpoint)
         if any(rule.notify for rule in rules):
-            notifier = notify_from(rt, endpoint.dashboard, hide=(token, endpoint.db))
+            public = socket.getfqdn() if host in WILDCARDS else host  # links others open
+            notifier = notify_from(rt, f"http://{public}:{port}/", hide=(token, endpoint.db))
         watch = alerting.Watch(rt.store, rules, clock=rt.clock, every=alert_every,
                                send=None if notifier is None else notifier.send).start()
         readers = f"you and the group {analyst_group}" if analyst_group else "you only"

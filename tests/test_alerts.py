@@ -3,6 +3,9 @@ its condition holds and resolves it when it ends. Time is a parameter (the runti
 the watch's clock), so no test waits for a limit to pass."""
 
 import logging
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import jobs
@@ -45,10 +48,11 @@ def history(path, name, durations, rates=None, *, start=T0 - 86_400):
                 rejected = round(1000 * rates[number]) if rates else 0
                 con.execute(
                     """INSERT INTO jobs (id, name, kind, status, created_at, updated_at,
-                       started_at, finished_at, run_count, processed, rejected)
-                       VALUES (?, ?, 'python', 'finished', ?, ?, ?, ?, 1, 1000, ?)""",
+                       started_at, finished_at, run_count, active_seconds, processed,
+                       rejected)
+                       VALUES (?, ?, 'python', 'finished', ?, ?, ?, ?, 1, ?, 1000, ?)""",
                     [first + number, name, ts(began), ts(began + took), ts(began),
-                     ts(began + took), rejected])
+                     ts(began + took), took, rejected])
     finally:
         store.close()
 
@@ -589,3 +593,111 @@ def test_alerts_are_numbered_after_any_row_already_written(runtime, clock):
     finish(runtime, runtime.submit(jobs.boom))
     [alert], _ = w.tick()
     assert alert.id == 90002 and [a["id"] for a in alerts(runtime)] == [90001, 90002]
+
+
+# -- from a review ----------------------------------------------------------------------------
+
+
+def test_open_alerts_of_a_rule_no_longer_given_are_resolved_at_start(runtime, clock):
+    finish(runtime, runtime.submit(jobs.boom))
+    [old], _ = watch(runtime, clock, rule(name="failed", when="failed")).tick()
+    renamed = watch(runtime, clock, rule(name="imports failed", when="failed"))
+    opened, _ = renamed.tick()
+    assert [a.rule for a in opened] == ["imports failed"]
+    first, second = alerts(runtime)
+    assert (first["id"], first["resolution"]) == (
+        old.id, "its rule is no longer in the server's rules")
+    assert first["resolved_at"] is not None and second["resolved_at"] is None
+
+
+def test_a_job_changed_long_before_a_restart_has_its_alert_judged_again(new_db, clock):
+    with Runtime(new_db, workers=1, handle_signals=False, clock=clock) as rt:
+        held = rt.submit(jobs.blocked, "long-ago")
+        wait_for_status(rt, held.id, Status.RUNNING)
+    with Runtime(new_db, workers=1, handle_signals=False, clock=clock) as rt:
+        [down], _ = watch(rt, clock, rule(when="shutdown")).tick()
+        rt.cancel(held.id)  # by hand, with no server watching
+        wait_for_status(rt, held.id, Status.CANCELED)
+        rt.flush()
+    clock.now += 7 * 86_400
+    with Runtime(new_db, workers=1, handle_signals=False, clock=clock) as rt:
+        _, resolved = watch(rt, clock, rule(when="shutdown")).tick()
+        assert [(a.id, why) for a, why in resolved] == [(down.id, "the job is Canceled")]
+
+
+def test_a_resumed_run_counts_its_active_time_not_its_pause(runtime, clock):
+    w = watch(runtime, clock, rule(when="slow", after="10m"))
+    held = runtime.submit(jobs.blocked, "resumed")
+    wait_for_status(runtime, held.id, Status.RUNNING)
+    clock.now = T0 + 100
+    runtime.pause(held.id)
+    wait_for_status(runtime, held.id, Status.PAUSED)
+    clock.now = T0 + 86_400
+    runtime.resume(held.id)
+    wait_for_status(runtime, held.id, Status.RUNNING)
+    runtime.flush()
+    assert runtime.store.job(held.id)["run_count"] == 2
+    assert w.tick(T0 + 86_400 + 10) == ([], [])      # 100 s + 10 s
+    assert w.tick(T0 + 86_400 + 499) == ([], [])     # 100 s + 499 s
+    opened, _ = w.tick(T0 + 86_400 + 501)
+    assert [a.subject for a in opened] == [f"job {held.id} run 2"]
+    assert "has run 10 min 01 s" in opened[0].summary
+    gate("resumed").set()
+    finish(runtime, held)
+
+
+def test_a_clock_set_back_still_sees_what_changes(runtime, clock):
+    w = watch(runtime, clock, rule(when="failed"))
+    assert w.tick(T0 + 1000) == ([], [])
+    clock.now = T0 + 500  # set back by 500 s
+    finish(runtime, runtime.submit(jobs.boom))
+    assert len(w.tick(T0 + 510)[0]) == 1
+
+
+def test_a_purged_job_alerted_on_does_not_give_its_id_to_a_new_job(new_db, clock):
+    with Runtime(new_db, workers=1, handle_signals=False, clock=clock) as rt:
+        failing = rt.submit(jobs.boom)
+        finish(rt, failing)
+        w = watch(rt, clock, rule(when="failed"))
+        w.tick()
+        rt.store.purge(before=T0 + 10)
+        assert rt.store.reader().execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+    with Runtime(new_db, workers=1, handle_signals=False, clock=clock) as rt:
+        again = rt.submit(jobs.boom)
+        assert again.id == failing.id + 1
+        finish(rt, again)
+        opened, resolved = watch(rt, clock, rule(when="failed")).tick(T0 + 400)
+        assert [a.job_id for a in opened] == [again.id]
+        assert [why for _, why in resolved] == ["the job was purged"]
+
+
+def test_an_ack_of_an_id_out_of_range_is_one_line(runtime):
+    from jobobs.execution.loop import _acknowledge
+
+    client = Client.embedded(runtime)
+    for bad in (0, -3, 2 ** 70, "7", True):
+        with pytest.raises(JobobsError, match="an alert's id is a positive number"):
+            client.ack(bad)
+    with pytest.raises(JobobsError, match="there is no alert 12"):
+        client.ack(12)
+    for spec in ("x", "99999999999999999999999", "0"):
+        assert _acknowledge(runtime, spec, "ops").startswith(
+            "refused: an alert's id is a positive number")
+
+
+def test_a_running_jobs_duration_is_right_whatever_the_machines_time_zone(tmp_path):
+    script = """
+import sys, time
+from jobobs.db.store import Store, ts
+store = Store(sys.argv[1])
+with store.transaction() as con:
+    con.execute("INSERT INTO jobs (id, name, kind, status, created_at, updated_at, started_at)"
+                " VALUES (1, 'x', 'python', 'running', ?, ?, ?)", [ts(time.time() - 10)] * 3)
+print(store.reader().execute("SELECT duration_s FROM job_runs").fetchone()[0])
+"""
+    for zone in ("Asia/Tokyo", "America/New_York"):
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{zone[:4]}.db")],
+                              capture_output=True, text=True,
+                              env={**os.environ, "TZ": zone}, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert 9 <= float(done.stdout) <= 120, (zone, done.stdout)

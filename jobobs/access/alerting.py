@@ -7,8 +7,9 @@ What each kind finds, for the jobs (and schedules) in its rule's scope:
 - ``failed`` / ``shutdown``: a job in that status, while it stays in it (a retry or a
   resume resolves it);
 - ``slow``: a job executing longer than ``after`` seconds, or ``times`` x the median
-  duration of the ``runs`` last finished runs of its name (measured as the dashboard's
-  "slower than usual": from its start, with at least 3 earlier runs), raised while it runs;
+  duration of the ``runs`` last finished runs of its name (with at least 3 of them), raised
+  while it runs; durations are active time (``jobs.active_seconds``, and the run under way
+  so far), so a pause or a retry's wait does not count;
 - ``rejects``: a job whose rejects reach ``count``, or whose share of rejected rows reaches
   ``rate`` or ``times`` x its name's usual share (once ``min_rows`` rows are processed),
   while it runs or once it ended; the alert carries the top reasons and columns and three
@@ -19,13 +20,15 @@ What each kind finds, for the jobs (and schedules) in its rule's scope:
   waiting for a worker, or a tick that made none: the server was down or stuck);
 - ``missed``: a schedule's run not finished ``after`` seconds past its tick.
 
-Each alert has a subject (``job 42 run 1``, ``schedule nightly tick 2026-12-02 02:00:00``);
-a rule opens one alert per subject, once, and resolves it when its finding is gone: never
-every tick, never again for the same subject. A tick reads the jobs that are active, that
-changed since the last tick (and, at start, in the hour before: what ended while no
-server watched) or that have an open alert; the usual durations and reject rates of each job name
-are read once and then kept up to date from the jobs that finish, so a tick on a long
-history costs a few milliseconds.
+Each alert has a subject (``job 42 run 1``; ``job 42`` for rejects, which a resumed run
+carries on; ``schedule nightly tick 2026-12-02 02:00:00``); a rule opens one alert per
+subject, once, and resolves it when its finding is gone: never every tick, never again for
+the same subject. A tick reads the jobs that are active and those changed since the last
+tick (at start: in the hour before, what ended while no server watched, and the jobs of the
+open alerts); a job that did not change keeps its alerts as they are. The usual durations
+and reject rates of each job name are read once and then kept up to date from the jobs that
+finish, so a tick on a long history costs a few milliseconds. Open alerts of a rule no
+longer given are resolved at start.
 
 Writes are one transaction per tick; one that fails is logged and tried again at the next
 tick. Notifications never hold the watch up: the notifier has its own thread.
@@ -53,14 +56,16 @@ log = logging.getLogger(__name__)
 
 EVERY = 5.0         # seconds between ticks
 LOOKBACK = 3600.0   # at start, the jobs that ended this long before are looked at too
-MARGIN = 60.0       # each tick looks again at this many seconds before the last one
+MARGIN = 300.0      # each tick looks again at this many seconds before the last one (a
+                    # job's change is stamped before its write commits, which may take long)
 MOST_ERROR = 2000   # characters of a job's error an alert's detail carries
 SAMPLES = 3         # sample lines of the rejected input
 PURGE_LOOK = 60.0   # seconds between looks for the purged jobs of open alerts
 TOP = 5             # top reject reasons and columns
 
 JOB_FIELDS = ("id", "name", "status", "run_count", "schedule", "started_at", "finished_at",
-              "updated_at", "checkpoint_at", "processed", "rejected", "error")
+              "updated_at", "checkpoint_at", "processed", "rejected", "error",
+              "active_seconds")
 # One scan per active status and one of the jobs changed since: each filter is applied in
 # the scan (an IN list or an OR is not, and reads every row of a long history).
 _SELECT = f"SELECT {', '.join(JOB_FIELDS)} FROM jobs WHERE"
@@ -68,14 +73,16 @@ CANDIDATES_SQL = " UNION ALL ".join(
     [f"{_SELECT} status = '{s.value}'" for s in sorted(ACTIVE)]
     + [f"{_SELECT} updated_at >= ?"])
 HISTORY_SQL = """
-SELECT name, max_by({'id': id,
-                     'took': date_diff('millisecond', started_at, finished_at) / 1000.0,
+SELECT name, max_by({'id': id, 'took': active_seconds,
                      'rate': CASE WHEN processed > 0 THEN rejected / processed END}, id, ?)
 FROM jobs WHERE status = 'finished' AND started_at IS NOT NULL
      AND name IN (SELECT unnest(?::VARCHAR[]))
 GROUP BY name
 """
 PRESENT_SQL = "SELECT id FROM jobs WHERE id IN (SELECT unnest(?::BIGINT[]))"
+THESE_SQL = f"{_SELECT} id IN (SELECT unnest(?::BIGINT[]))"
+RUN_START_SQL = """SELECT max(changed_at) FROM job_transitions
+                   WHERE job_id = ? AND to_status = 'running'"""
 SCHEDULES_SQL = """
 SELECT s.name, s.enabled, s.next_run_at, s.last_job_id, j.name, j.status, j.created_at,
        j.started_at, j.run_count
@@ -179,7 +186,7 @@ class Usual:
         if job["started_at"] is None or job["finished_at"] is None:
             return
         rate = job["rejected"] / job["processed"] if job["processed"] else None
-        known.append((job["id"], job["finished_at"] - job["started_at"], rate))
+        known.append((job["id"], job["active_seconds"], rate))
 
     def duration(self, cursor: Any, name: str, runs: int) -> float | None:
         """The median duration of the name's ``runs`` last finished runs (None with
@@ -210,6 +217,7 @@ class Watch:
         self.done: set[tuple[str, str]] = set()  # subjects whose alert was resolved
         self.last: float | None = None           # the time of the last tick
         self.loaded = False
+        self.run_starts: dict[tuple[int, int], float] = {}  # (job, run): its start
         self.looked: float | None = None  # when the purged jobs were last looked for
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -248,10 +256,13 @@ class Watch:
         now = self.clock() if now is None else now
         cursor = self.store.reader()
         if not self.loaded:
-            self._load(cursor)
-        since = (now - self.lookback) if self.last is None else self.last - MARGIN
+            self._load(cursor, now)
+        since = (now - self.lookback) if self.last is None else min(now, self.last) - MARGIN
         findings: dict[tuple[str, str], Finding] = {}
         jobs = self._jobs(cursor, since)
+        if self.last is None:  # what changed while no server watched, however long ago
+            jobs |= self._jobs(cursor, None, ids=[a.job_id for a in self.open.values()
+                                                  if a.job_id is not None])
         if any(rule.times for rule in self.rules):  # the names' usual, for all at once
             self.usual.read(cursor, {job["name"] for job in jobs.values()
                                      if job["status"] in ACTIVE})
@@ -266,6 +277,8 @@ class Watch:
                     found = self._judge(cursor, rule, job, now)
                     if found is not None:
                         findings[rule.name, found.subject] = found
+        self.run_starts = {key: at for key, at in self.run_starts.items()
+                           if key[0] in jobs and jobs[key[0]]["status"] in EXECUTING}
         self._stalled(cursor, jobs, now, findings)
         if any(rule.when in ("late", "missed") for rule in self.rules):
             self._schedules(cursor, now, findings)
@@ -274,15 +287,29 @@ class Watch:
         self._tell(opened, resolved, jobs, now)
         return opened, resolved
 
-    def _load(self, cursor: Any) -> None:
+    def _load(self, cursor: Any, now: float) -> None:
+        """The open alerts; those of rules no longer given are resolved."""
+        orphans = []
         for row in cursor.execute(OPEN_SQL).fetchall():
             alert = Alert(*row[:10], opened_at=epoch(row[10]))
-            if alert.rule in self.by_name:  # a rule no longer given: its alerts stay open
+            if alert.rule in self.by_name:
                 self.open[alert.rule, alert.subject] = alert
+            else:
+                orphans.append(alert.id)
+        if orphans:
+            with self.store.transaction() as con:
+                con.execute("UPDATE alerts SET resolved_at = ?, resolution = ? "
+                            "WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                            [ts(now), "its rule is no longer in the server's rules", orphans])
         self.loaded = True
 
-    def _jobs(self, cursor: Any, since: float) -> dict[int, dict[str, Any]]:
-        rows = cursor.execute(CANDIDATES_SQL, [ts(since)]).fetchall()
+    def _jobs(self, cursor: Any, since: float | None, ids: Sequence[int] = ()
+              ) -> dict[int, dict[str, Any]]:
+        """The active jobs and those changed since ``since`` (or the jobs ``ids``)."""
+        if since is None:
+            rows = cursor.execute(THESE_SQL, [sorted(set(ids))]).fetchall() if ids else []
+        else:
+            rows = cursor.execute(CANDIDATES_SQL, [ts(since)]).fetchall()
         jobs = {}
         for row in rows:
             job = dict(zip(JOB_FIELDS, row))
@@ -309,15 +336,15 @@ class Watch:
                            job=job)
         if rule.when == "slow":
             return self._slow(cursor, rule, job, who, subject, now)
-        if rule.when == "rejects":
-            return self._rejects(cursor, rule, job, who, subject)
+        if rule.when == "rejects":  # one per job: a resumed run restores its rejects
+            return self._rejects(cursor, rule, job, who, f"job {job['id']}")
         return None  # stalled: all jobs at once (_stalled)
 
     def _slow(self, cursor: Any, rule: Rule, job: dict[str, Any], who: str, subject: str,
               now: float) -> Finding | None:
         if job["status"] not in EXECUTING or job["started_at"] is None:
             return None
-        took = now - job["started_at"]
+        took = self._active(cursor, job, now)
         if rule.after is not None:
             if took <= rule.after:
                 return None
@@ -331,6 +358,17 @@ class Watch:
                        detail=f"The usual: the median of the last {rule.runs} finished runs "
                               f"of {job['name']}, {span(usual)}. Alert from "
                               f"{rule.times:g} times it.")
+
+    def _active(self, cursor: Any, job: dict[str, Any], now: float) -> float:
+        """A running job's active time: its earlier runs' and this one's so far (a
+        resumed or retried job does not count its pause or its wait)."""
+        if (job["run_count"] or 0) <= 1:
+            return now - job["started_at"]
+        key = (job["id"], job["run_count"])
+        if key not in self.run_starts:  # once per run
+            (began,) = cursor.execute(RUN_START_SQL, [job["id"]]).fetchone()
+            self.run_starts[key] = epoch(began) if began is not None else job["started_at"]
+        return (job["active_seconds"] or 0.0) + now - self.run_starts[key]
 
     def _rejects(self, cursor: Any, rule: Rule, job: dict[str, Any], who: str,
                  subject: str) -> Finding | None:

@@ -422,7 +422,10 @@ class Client:
     def ack(self, alert_id: int, *, by: str | None = None) -> str:
         """Acknowledge an alert (it stays open until its condition ends); return
         ``"acknowledged"``, or why not (``ignored: ...``); JobobsError if there is none."""
-        outcome = self._backend.ack(int(alert_id), by or self.actor)
+        if isinstance(alert_id, bool) or not isinstance(alert_id, int) or not (
+                0 < alert_id < 2 ** 63):
+            raise JobobsError(f"an alert's id is a positive number, not {alert_id!r}")
+        outcome = self._backend.ack(alert_id, by or self.actor)
         if outcome.startswith("refused: "):
             raise JobobsError(outcome.removeprefix("refused: "))
         return outcome

@@ -160,11 +160,14 @@ def _open(path: str) -> duckdb.DuckDBPyConnection:
     """Connect to the file; a lock another process holds is one line naming it (its server,
     and how to connect instead)."""
     try:
-        return duckdb.connect(path)
+        con = duckdb.connect(path)
     except duckdb.IOException as error:
         if "lock" not in str(error).lower():
             raise
         raise JobobsError(in_use(path, str(error))) from None
+    # now() and the like in UTC, as every stored time is, for every cursor and Quack client
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    return con
 
 
 class Store:
@@ -263,7 +266,11 @@ class Store:
         ).fetchall()]
 
     def max_id(self) -> int:
-        return self.reader().execute("SELECT coalesce(max(id), 0) FROM jobs").fetchone()[0]
+        """The highest job id given: of the jobs, or of a purged one an alert still names
+        (a new job never takes the id of one an alert is about)."""
+        return self.reader().execute(
+            """SELECT greatest((SELECT coalesce(max(id), 0) FROM jobs),
+                               (SELECT coalesce(max(job_id), 0) FROM alerts))""").fetchone()[0]
 
     def max_seq(self, table: str, job_id: int) -> int:
         assert table in ("journal", "rejects")

@@ -263,5 +263,10 @@ def _acknowledge(rt: Runtime, spec: str | None, by: str) -> str:
     try:
         alert_id = int(spec or "")
     except ValueError:
-        return f"refused: an alert's id is a number, not {spec!r}"
-    return rt.store.acknowledge(alert_id, by=by, now=rt.clock())
+        alert_id = 0
+    if not 0 < alert_id < 2 ** 63:
+        return f"refused: an alert's id is a positive number, not {spec!r}"
+    try:
+        return rt.store.acknowledge(alert_id, by=by, now=rt.clock())
+    except Exception as error:  # answered, never left waiting
+        return f"refused: {one_line(error)}"
