@@ -170,3 +170,30 @@ def _address(text: str) -> str:
     words = [bytes.fromhex(text[i:i + 8])[::-1] for i in range(0, 32, 8)]
     return socket.inet_ntop(socket.AF_INET6, b"".join(words))
 
+
+# The users of a served dashboard with sign-in: an operator and a viewer.
+PASSWORDS = {"otto": "hands-on", "vera": "look-only"}
+
+
+def with_sign_in(folder: Path, workers: int = 2) -> Server:
+    """``jobobs serve`` on a new database in ``folder``, asking otto (operator) and vera
+    (viewer) to sign in."""
+    from jobobs.access.users import set_password
+
+    users = str(folder / "users.json")
+    set_password(users, "otto", PASSWORDS["otto"], "operator")
+    set_password(users, "vera", PASSWORDS["vera"], "viewer")
+    return Server(str(folder / "jobs.duckdb"), "--users", users, workers=workers).wait_ready()
+
+
+def signed_in(browser, served: Server, user: str):
+    """A page of ``served``'s dashboard in a fresh browser context, signed in as ``user``."""
+    from playwright.sync_api import expect
+
+    page = browser.new_context(viewport={"width": 1700, "height": 1100}).new_page()
+    page.goto(served.endpoint.dashboard)
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", PASSWORDS[user])
+    page.locator("button[type=submit], input[type=submit]").first.click()
+    expect(page.get_by_text("signed in as")).to_contain_text(user, timeout=30_000)
+    return page

@@ -1,29 +1,23 @@
 """Issue 17 as a person sees and clicks it: the header's alerts badge, the Alerts page and
 Acknowledge, on a real ``jobobs serve`` with sign-in, in headless Chromium. The alert is
-a row written with SQL through the server, as a rule writes one: under a rule name no
-rules file has, so no rule of the server resolves it, and a number far above the ones the
-server's watch gives (it counts on from the highest it found at its start)."""
+a row written with SQL through the server, as a rule writes one, once the server's watch
+has made its first tick: under a rule name its rules do not have, so none of them judges
+it, and a number far above the ones the watch gives."""
 
 import pandas as pd
 import pytest
 from playwright.sync_api import expect
-from serving import Server, wait_status
+from serving import signed_in, wait_status, with_sign_in
 
 import jobobs
 from jobobs.access import queries
-from jobobs.access.users import set_password
 
 pytestmark = pytest.mark.slow
-PASSWORDS = {"otto": "hands-on", "vera": "look-only"}
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("browser-alerts")
-    users = str(folder / "users.json")
-    set_password(users, "otto", PASSWORDS["otto"], "operator")
-    set_password(users, "vera", PASSWORDS["vera"], "viewer")
-    server = Server(str(folder / "jobs.duckdb"), "--users", users, workers=2).wait_ready()
+    server = with_sign_in(tmp_path_factory.mktemp("browser-alerts"))
     yield server
     assert server.stop() == 0, server.output()
 
@@ -32,16 +26,6 @@ def served(tmp_path_factory):
 def client(served):
     with jobobs.connect(served.db) as connected:
         yield connected
-
-
-def signed_in(browser, served, user):
-    page = browser.new_context(viewport={"width": 1700, "height": 1100}).new_page()
-    page.goto(served.endpoint.dashboard)
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", PASSWORDS[user])
-    page.locator("button[type=submit], input[type=submit]").first.click()
-    expect(page.get_by_text("signed in as")).to_contain_text(user, timeout=30_000)
-    return page
 
 
 def badge_text(client):

@@ -7,24 +7,18 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from serving import Server, wait_status
+from serving import Server, signed_in, wait_status, with_sign_in
 
 import jobobs
 from jobobs.access.submissions import python_spec
-from jobobs.access.users import set_password
 
 pytestmark = pytest.mark.slow
-PASSWORDS = {"otto": "hands-on", "vera": "look-only"}
 SHOTS = Path(__file__).parents[1] / "screenshots"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("browser-schedules")
-    users = str(folder / "users.json")
-    set_password(users, "otto", PASSWORDS["otto"], "operator")
-    set_password(users, "vera", PASSWORDS["vera"], "viewer")
-    server = Server(str(folder / "jobs.duckdb"), "--users", users, workers=2).wait_ready()
+    server = with_sign_in(tmp_path_factory.mktemp("browser-schedules"))
     yield server
     assert server.stop() == 0, server.output()
 
@@ -33,16 +27,6 @@ def served(tmp_path_factory):
 def client(served):
     with jobobs.connect(served.db) as connected:
         yield connected
-
-
-def signed_in(browser, served, user):
-    page = browser.new_context(viewport={"width": 1700, "height": 1100}).new_page()
-    page.goto(served.endpoint.dashboard)
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", PASSWORDS[user])
-    page.locator("button[type=submit], input[type=submit]").first.click()
-    expect(page.get_by_text("signed in as")).to_contain_text(user, timeout=30_000)
-    return page
 
 
 def schedules_page(page):

@@ -227,8 +227,12 @@ class Watch:
     # -- the thread ----------------------------------------------------------------------
 
     def start(self) -> Watch:
-        self._thread = threading.Thread(target=self._run, name="jobobs-alerts", daemon=True)
-        self._thread.start()
+        """The first tick here (what ended while no server watched is judged before the
+        server answers anyone), the next ones every ``every`` seconds on a thread."""
+        if self._step():
+            self._thread = threading.Thread(target=self._run, name="jobobs-alerts",
+                                            daemon=True)
+            self._thread.start()
         return self
 
     def close(self, timeout: float = 10.0) -> None:
@@ -237,17 +241,22 @@ class Watch:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        wait = 0.0  # the first tick at once: what ended while no server watched
-        while not self._stop.wait(wait):
-            try:
-                self.tick()
-            except RuntimeClosed:
+        while not self._stop.wait(self._trouble.delay(self.every)):
+            if not self._step():
                 return
-            except Exception as error:
-                self._trouble.failed(error)
-            else:
-                self._trouble.recovered()
-            wait = self._trouble.delay(self.every)
+
+    def _step(self) -> bool:
+        """One tick, its failure logged (once while it lasts); False once the store is
+        closed."""
+        try:
+            self.tick()
+        except RuntimeClosed:
+            return False
+        except Exception as error:
+            self._trouble.failed(error)
+        else:
+            self._trouble.recovered()
+        return True
 
     # -- one tick ------------------------------------------------------------------------
 

@@ -164,20 +164,7 @@ class Alerts(pn.viewable.Viewer):
         self._show_selected(force=force)
 
     def _show(self, frame: pd.DataFrame) -> None:
-        new, old = rows(frame), self.table.value
-        if list(new["id"]) == list(old["id"]):
-            patch = {column: [(i, new[column].iloc[i]) for i in range(len(new))
-                              if new[column].iloc[i] != old[column].iloc[i]]
-                     for column in COLUMNS}
-            patch = {column: changes for column, changes in patch.items() if changes}
-            if patch:
-                self.table.patch(patch, as_index=False)
-        else:
-            self.table.value = new
-            ids = list(new["id"])
-            wanted = [ids.index(self.selected)] if self.selected in ids else []
-            if self.table.selection != wanted:
-                self.table.selection = wanted
+        style.refill(self.table, rows(frame), "id", COLUMNS, self.selected)
         self._frame = frame
         self.empty_state.object = self._empty_text()
         self.empty_state.visible = frame.empty

@@ -138,3 +138,23 @@ def message_pane(text: str) -> pn.pane.HTML:
     """A whole message, its lines and indentation kept, for an expanded row."""
     return pn.pane.HTML(f'<pre class="jobobs-message" style="{MESSAGE_STYLE}">'
                         f"{html.escape(text)}</pre>", sizing_mode="stretch_width")
+
+
+def refill(table: Any, new: Any, key: str, columns: Any, selected: Any) -> None:
+    """Show the rows ``new`` in a Tabulator ``table``: the changed cells patched in place
+    when the rows (by ``key``) are the same, else the whole table replaced with the row
+    ``selected`` (a ``key``) still selected."""
+    old = table.value
+    if list(new[key]) == list(old[key]):
+        patch = {column: [(i, new[column].iloc[i]) for i in range(len(new))
+                          if new[column].iloc[i] != old[column].iloc[i]]
+                 for column in columns}
+        patch = {column: changes for column, changes in patch.items() if changes}
+        if patch:
+            table.patch(patch, as_index=False)
+        return
+    table.value = new
+    keys = list(new[key])
+    wanted = [keys.index(selected)] if selected in keys else []
+    if table.selection != wanted:
+        table.selection = wanted
