@@ -47,6 +47,17 @@ if TYPE_CHECKING:
 ASKED = {"pause": Status.PAUSING, "cancel": Status.CANCELING}
 
 
+class ManualClock:
+    """A clock a test moves by hand (``clock.now = ...``), for ``Runtime(clock=clock)``: a
+    schedule's tick, a retry's wait or an alert's limit come when the test says."""
+
+    def __init__(self, now: float | None = None):
+        self.now = time.time() if now is None else now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Line(NamedTuple):
     """A journal line as the journal stores it (a leading error code split out)."""
 

@@ -19,17 +19,9 @@ from jobobs.access.client import Client
 from jobobs.access.submissions import python_spec
 from jobobs.db.store import Store, ts
 from jobobs.model.errors import JobobsError
-from jobobs.testing import wait_for_status, wait_until
+from jobobs.testing import ManualClock, wait_for_status, wait_until
 
 T0 = datetime(2026, 3, 28, 12, 0, tzinfo=UTC).timestamp()
-
-
-class Clock:
-    def __init__(self, now: float = T0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def rule(**fields):
@@ -59,7 +51,7 @@ def history(path, name, durations, rates=None, *, start=T0 - 86_400):
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return ManualClock(T0)
 
 
 @pytest.fixture

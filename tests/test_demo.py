@@ -13,7 +13,7 @@ import jobobs
 from jobobs import demo, demodata
 from jobobs.access.client import Client
 from jobobs.model.states import Status
-from jobobs.testing import wait_until
+from jobobs.testing import ManualClock, wait_until
 
 SCHEDULES = {"fetch signups", "import signups", "export new signups", "signups by country"}
 
@@ -98,18 +98,8 @@ def scheduled_after(client, job_id: int) -> bool:
                           [int(job_id)]).empty
 
 
-class Clock:
-    """The runtime's clock, moved by the test."""
-
-    def __init__(self):
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_demo_schedules_keep_jobs_coming_and_retry_the_flaky_fetch(tmp_path):
-    clock, data = Clock(), str(tmp_path / "data")
+    clock, data = ManualClock(), str(tmp_path / "data")
     with jobobs.Runtime(str(tmp_path / "demo.duckdb"), workers=3, handle_signals=False,
                         run_schedules=True, clock=clock) as rt:
         client = Client.embedded(rt)

@@ -13,17 +13,9 @@ from jobobs import JobobsError, Runtime, Status
 from jobobs.access.client import Client
 from jobobs.access.submissions import python_spec
 from jobobs.model.retries import Retry
-from jobobs.testing import journal_messages, wait_for_status, wait_until
+from jobobs.testing import ManualClock, journal_messages, wait_for_status, wait_until
 
 T0 = datetime(2026, 3, 28, 12, 0, tzinfo=UTC).timestamp()
-
-
-class Clock:
-    def __init__(self, now: float = T0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def at(text: str) -> float:
@@ -32,7 +24,7 @@ def at(text: str) -> float:
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return ManualClock(T0)
 
 
 @pytest.fixture
@@ -145,7 +137,7 @@ def test_with_overlap_queue_one_run_waits_for_the_last(runtime, clock, client):
 
 @pytest.mark.parametrize(("catch_up", "runs"), [("none", 0), ("one", 1), ("all", 10)])
 def test_ticks_missed_while_no_server_ran_are_caught_up_as_asked(db, catch_up, runs):
-    clock = Clock()
+    clock = ManualClock(T0)
     with Runtime(db, workers=1, handle_signals=False, clock=clock, run_schedules=True) as rt:
         Client.embedded(rt).schedule("hourly", python_spec("jobs:noop"), every="1h",
                                      catch_up=catch_up)
