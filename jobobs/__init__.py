@@ -48,8 +48,19 @@ __all__ = [
     "export_spec",
     "import_spec",
     "job",
+    "notebook",
     "python_spec",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``jobobs.notebook``, imported when first asked for: it loads Panel and HoloViews,
+    which a script or a job never needs."""
+    if name == "notebook":
+        from jobobs.dashboard.notebook import notebook
+
+        return notebook
+    raise AttributeError(f"module 'jobobs' has no attribute {name!r}")
 
 
 # Modules under the names they had before the package was split into layers, so code and

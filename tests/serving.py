@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -197,3 +201,91 @@ def signed_in(browser, served: Server, user: str):
     page.locator("button[type=submit], input[type=submit]").first.click()
     expect(page.get_by_text("signed in as")).to_contain_text(user, timeout=30_000)
     return page
+
+
+# JupyterLab kept off the network: no news feed, no update check, no extension catalogue.
+OFFLINE_LAB = ["--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+
+
+class JupyterLab:
+    """``jupyter lab`` on 127.0.0.1 (a free port, a token) over the notebooks in ``root``,
+    with its own settings, workspaces and runtime folders in ``home``; ``settings`` are
+    written as user settings (``{"@jupyterlab/notebook-extension:tracker": {...}}``);
+    ``stop()`` shuts it down with its kernels."""
+
+    def __init__(self, root: Path, home: Path, environment: dict[str, str],
+                 settings: dict[str, dict] | None = None):
+        self.root, self.home = Path(root), Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.port, self.token = free_port(), secrets.token_hex(16)
+        for plugin, values in (settings or {}).items():
+            package, name = plugin.split(":")
+            path = self.home / "settings" / package / f"{name}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+        own = {f"JUPYTER_{folder.upper()}_DIR": str(self.home / folder)
+               for folder in ("config", "data", "runtime")}
+        self.log = open(self.home / "lab.log", "ab")  # noqa: SIM115  (closed in stop)
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser",
+             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
+             "--ServerApp.port_retries=0", "--ServerApp.allow_root=True",
+             f"--IdentityProvider.token={self.token}",
+             f"--ServerApp.root_dir={self.root}",
+             f"--LabApp.user_settings_dir={self.home / 'settings'}",
+             f"--LabApp.workspaces_dir={self.home / 'workspaces'}", *OFFLINE_LAB],
+            stdout=self.log, stderr=subprocess.STDOUT, env={**env(), **own, **environment},
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api(self, path: str, method: str = "GET") -> Any:
+        """A call of the server's REST API, with the token; its JSON answer."""
+        request = urllib.request.Request(f"{self.url}/api/{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            body = answer.read()
+        return json.loads(body) if body else {}
+
+    def wait_ready(self, timeout: float = 60.0) -> JupyterLab:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"jupyter lab exited with {self.process.returncode}:\n"
+                                     f"{self.output()}")
+            try:
+                self.api("status")
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"jupyter lab did not start in {timeout} s:\n{self.output()}")
+
+    def notebook(self, name: str) -> dict:
+        """The notebook ``name`` as saved, in nbformat's JSON."""
+        return self.api(f"contents/{name}?content=1")["content"]
+
+    def shut_down_kernels(self) -> None:
+        """End every notebook's session and its kernel."""
+        for session in self.api("sessions"):
+            self.api(f"sessions/{session['id']}", method="DELETE")
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return (self.home / "lab.log").read_text(errors="replace")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        try:
+            self.api("shutdown", method="POST")
+        except OSError:
+            pass
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+        finally:
+            self.log.close()

@@ -457,7 +457,10 @@ class Client:
         before = datetime.now(UTC).replace(tzinfo=None) - older_than
         return self._backend.purge(before)
 
+    closed = False  # until close(): a dashboard over a closed client stops refreshing
+
     def close(self) -> None:
+        self.closed = True
         self._backend.close()
 
     def __enter__(self) -> Client:

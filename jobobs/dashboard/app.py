@@ -4,12 +4,16 @@ Schedules page and an Alerts page, under a header whose badge counts the open al
 One ``Dashboard`` per browser session (or notebook cell), over a ``jobobs.Client``. A
 periodic callback asks for a cheap change check every second and updates only what
 changed. A failing read shows a message in the page; the page and the server carry on.
+Once the runtime or the client is closed, the dashboard stops refreshing and says so once;
+it stops too on ``stop()``, at the end of a ``with`` block, and when garbage-collected.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import panel as pn
@@ -22,7 +26,7 @@ from jobobs.dashboard.detail import JobDetail
 from jobobs.dashboard.joblist import JobList
 from jobobs.dashboard.schedulespage import Schedules
 from jobobs.dashboard.style import CSS
-from jobobs.model.errors import one_line
+from jobobs.model.errors import RuntimeClosed, one_line
 
 log = logging.getLogger("jobobs.dashboard")
 OPERATOR, VIEWER = "operator", "viewer"
@@ -73,13 +77,19 @@ class Dashboard(pn.viewable.Viewer):
                              *((title, pn.Column()) for title, _, _ in PAGES.values()),
                              sizing_mode="stretch_width")
         self.pages.param.watch(self._page_changed, "active")
-        self._callback = None
+        self.callback: pn.io.PeriodicCallback | None = None  # while it refreshes
+        self._finalizer: weakref.finalize | None = None  # stops the callback on collection
+        self.ended: str | None = None  # why it stopped for good: "the runtime is closed"
         self._count_alerts()
         if job is not None:  # a link to one job (?job=42): its detail at once
             self.jobs.selected = job
 
     def refresh(self) -> None:
-        """One tick: each visible part reads what changed."""
+        """One tick: each visible part reads what changed. Over a closed runtime or client
+        the dashboard stops instead (``ended`` says why)."""
+        if self.client.closed:
+            self._end("the client is closed")
+            return
         try:
             self._count_alerts()
             if self.pages.active == 0:
@@ -88,6 +98,8 @@ class Dashboard(pn.viewable.Viewer):
                     self._detail.refresh()
             else:
                 self._page(self.pages.active).refresh()
+        except RuntimeClosed:  # for good: a runtime does not open again
+            self._end("the runtime is closed")
         except Exception as error:  # shown in the page; the next tick tries again
             log.warning("jobobs dashboard: a refresh failed: %s", error)
             self.error.object = (f"The dashboard cannot read the job history right now: "
@@ -126,10 +138,37 @@ class Dashboard(pn.viewable.Viewer):
     def _page_changed(self, event: param.parameterized.Event) -> None:
         self.refresh()
 
+    def _end(self, why: str) -> None:
+        """Stop for good, saying so once: in the log and in the page."""
+        self.stop()
+        if self.ended is None:
+            self.ended = why
+            log.warning("jobobs dashboard: stopped: %s", why)
+            self.error.object = (f"The dashboard cannot read the job history: {why}. "
+                                 "It stopped refreshing.")
+            self.error.visible = True
+
     def start(self) -> None:
-        """Refresh every ``period`` ms while the session lives."""
-        if self._callback is None:
-            self._callback = pn.state.add_periodic_callback(self.refresh, period=self.period)
+        """Refresh every ``period`` ms while the session lives, until ``stop()``."""
+        if self.callback is None and self.ended is None:
+            self.callback = callback = pn.state.add_periodic_callback(
+                refresher(self), period=self.period)
+            self._finalizer = weakref.finalize(self, callback.stop)
+
+    def stop(self) -> None:
+        """Stop refreshing (``start()`` begins again, unless the runtime is closed)."""
+        if self.callback is not None:
+            self.callback.stop()
+            self.callback = None
+            self._finalizer.detach()
+
+    def __enter__(self) -> Dashboard:
+        """Refreshing for the ``with`` block."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def __panel__(self) -> pn.viewable.Viewable:
         who = (f"signed in as <b>{html.escape(str(self.user))}</b> "
@@ -141,6 +180,19 @@ class Dashboard(pn.viewable.Viewer):
                                      margin=(14, 10)), self.bell, sizing_mode="stretch_width")
         return pn.Column(pn.pane.HTML(f"<style>{CSS}</style>", height=0, margin=0), header,
                          self.error, self.pages, sizing_mode="stretch_width")
+
+
+def refresher(dashboard: Dashboard) -> Callable[[], None]:
+    """What the periodic callback runs: the dashboard's ``refresh``, reached through a weak
+    reference, so that the callback does not keep alive a dashboard nobody holds."""
+    reference = weakref.ref(dashboard)
+
+    def refresh() -> None:
+        alive = reference()
+        if alive is not None:
+            alive.refresh()
+
+    return refresh
 
 
 def linked_job() -> int | None:

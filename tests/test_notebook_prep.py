@@ -1,0 +1,171 @@
+"""``jobobs.notebook()`` sends Panel's and HoloViews' JavaScript and CSS inline, so that a
+notebook renders with no internet; and an inline dashboard stops refreshing when its
+runtime or client closes, on ``stop()``, after a ``with`` block and when collected.
+
+What a person sees in JupyterLab is in test_jupyterlab.py."""
+
+import asyncio
+import gc
+import importlib.util
+import json
+import logging
+import re
+import subprocess
+import sys
+import time
+import weakref
+from pathlib import Path
+
+import bokeh
+import nbformat
+import panel as pn
+import pytest
+from nbclient import NotebookClient
+
+import jobobs
+from jobobs.dashboard import Dashboard
+
+STOPPED = "jobobs dashboard: stopped: the runtime is closed"
+# The lists of files an autoload script has the page fetch (BokehJS, Panel, Tabulator...)
+FETCHED = re.compile(r"const (js_urls|css_urls|js_modules) = (\[.*?\]);", re.S)
+
+
+@pytest.fixture
+def client(rt):
+    return jobobs.Client.embedded(rt)
+
+
+def test_import_jobobs_loads_no_panel_until_notebook_is_asked_for():
+    code = ("import json, sys, jobobs; before = 'panel' in sys.modules; "
+            "prepare = jobobs.notebook; "
+            "print(json.dumps([before, 'panel' in sys.modules, prepare.__name__]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert json.loads(done.stdout) == [False, True, "notebook"]
+    assert "notebook" in jobobs.__all__
+
+
+def test_notebook_makes_panel_inline_and_can_be_called_again():
+    with pn.config.set():  # the test process's Panel configuration, as it was, afterwards
+        pn.config.inline = False
+        jobobs.notebook()
+        assert pn.config.inline
+        css, js = list(pn.config.css_files), dict(pn.config.js_files)
+        jobobs.notebook()
+        assert pn.config.inline and (pn.config.css_files, pn.config.js_files) == (css, js)
+
+
+@pytest.mark.slow
+def test_a_notebook_fetches_nothing_from_the_internet(tmp_path):
+    """In a real kernel: every autoload script has the page fetch no file (BokehJS, Panel
+    and Tabulator are in the output itself), through a second call, a later import of
+    hvplot.pandas (which runs HoloViews' extension again) and a chart; and the SQL cell
+    magic is there."""
+    cells = ["import jobobs\n\njobobs.notebook()",
+             "jobobs.notebook()\njobobs.notebook()",
+             "import hvplot.pandas  # noqa: F401",
+             "import pandas as pd\nimport panel as pn\n\n"
+             "pn.Column(pd.DataFrame({'x': [1, 2, 3]}).hvplot.line(),"
+             " pn.widgets.Tabulator(pd.DataFrame({'x': [1]})))",
+             "print('jobobs_sql' in get_ipython().magics_manager.magics['cell'])"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [output for cell in notebook.cells for output in cell.outputs]
+    assert [o for o in outputs if o.output_type == "error"] == []
+    scripts = [o.data["application/javascript"] for o in outputs
+               if "application/javascript" in o.get("data", {})]
+    fetched = [found for script in scripts for found in FETCHED.findall(script)]
+    assert fetched and {listed for _, listed in fetched} == {"[]"}
+    html = " ".join(o.data.get("text/html", "") for o in outputs if "data" in o)
+    assert not re.search(r"""(src|href)=["']?https?:""", html)
+    magic = importlib.util.find_spec("jobobs.access.sqlmagic") is not None
+    assert notebook.cells[-1].outputs[0].text == f"{magic}\n"  # %%jobobs_sql, when it exists
+    bokehjs = (Path(bokeh.__file__).parent / "server/static/js/bokeh.min.js").read_text()
+    line = max(bokehjs.splitlines(), key=len)  # one of its lines, as Panel indents them
+    assert line[len(line) // 2:][:300] in scripts[0]  # BokehJS itself, in the first cell
+
+
+def test_a_dashboard_stops_when_its_runtime_closes_saying_so_once(rt, client, caplog):
+    dashboard = Dashboard(client)
+    dashboard.start()
+    callback = dashboard.callback
+    assert callback.running
+    rt.close()
+    with caplog.at_level(logging.WARNING, logger="jobobs.dashboard"):
+        for _ in range(5):
+            dashboard.refresh()
+    assert [r.getMessage() for r in caplog.records] == [STOPPED]
+    assert not callback.running and dashboard.callback is None
+    assert dashboard.ended == "the runtime is closed"
+    assert dashboard.error.visible and "the runtime is closed" in dashboard.error.object
+    dashboard.start()  # a closed runtime does not open again
+    assert dashboard.callback is None
+
+
+async def until(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def test_the_ticking_refresh_stops_itself_when_the_runtime_closes(rt, client, caplog):
+    """On an event loop, as in a notebook's kernel: the callback really runs, then ends."""
+    async def watch():
+        dashboard = Dashboard(client, period=200)
+        dashboard.start()
+        callback = dashboard.callback
+        await until(lambda: callback.counter >= 2)  # it ticks
+        rt.close()
+        await until(lambda: dashboard.ended is not None)
+        return dashboard, callback
+
+    with caplog.at_level(logging.WARNING, logger="jobobs.dashboard"):
+        dashboard, callback = asyncio.run(watch())
+    assert not callback.running and dashboard.callback is None
+    assert [r.getMessage() for r in caplog.records] == [STOPPED]
+
+
+def test_a_dashboard_stops_when_its_client_closes(client, caplog):
+    dashboard = Dashboard(client)
+    dashboard.start()
+    callback = dashboard.callback
+    client.close()
+    assert client.closed
+    with caplog.at_level(logging.WARNING, logger="jobobs.dashboard"):
+        for _ in range(3):
+            dashboard.refresh()
+    assert [r.getMessage() for r in caplog.records] == [
+        "jobobs dashboard: stopped: the client is closed"]
+    assert not callback.running and dashboard.ended == "the client is closed"
+
+
+def test_stop_and_start_again(client):
+    dashboard = Dashboard(client)
+    dashboard.start()
+    first = dashboard.callback
+    dashboard.stop()
+    dashboard.stop()
+    assert not first.running and dashboard.callback is None and dashboard.ended is None
+    dashboard.start()
+    assert dashboard.callback.running and dashboard.callback is not first
+    dashboard.stop()
+
+
+def test_a_with_block_refreshes_and_stops_at_its_end(client):
+    with Dashboard(client) as dashboard:
+        callback = dashboard.callback
+        assert callback.running
+    assert not callback.running and dashboard.callback is None
+
+
+def test_a_dashboard_nobody_holds_is_collected_and_stops(client):
+    dashboard = Dashboard(client)
+    dashboard.start()
+    callback = dashboard.callback
+    collected = weakref.ref(dashboard)
+    del dashboard
+    gc.collect()
+    assert collected() is None
+    assert not callback.running
