@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
 import duckdb
 from bench_dashboard import generate
+from figures import timed
 from serving import Server
 
 from jobobs.access import sqlmagic
@@ -58,16 +59,6 @@ def shell() -> Any:
     return made
 
 
-def timed(call: Any, samples: int) -> list[float]:
-    """The times of ``samples`` calls of ``call()`` in ms, after two calls to warm up."""
-    call(), call()
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
 
 def cells(ipython: Any, head: str, placeholder: str, samples: int) -> dict[str, list[float]]:
     """Each query as a cell ``head`` + query, run silently (no display: the same DataFrame's
@@ -81,7 +72,7 @@ def cells(ipython: Any, head: str, placeholder: str, samples: int) -> dict[str, 
             if not result.success:
                 raise SystemExit(f"the cell failed: {source}\n{result.error_in_exec}")
 
-        found[label] = timed(run, samples)
+        found[label] = timed(run, samples, warm=2)
     return found
 
 
@@ -90,7 +81,7 @@ def raw(db: str, samples: int) -> dict[str, list[float]]:
     try:
         return {label: timed(lambda q=query: con.execute(q.format(name="?"),
                                                           [NAME] if "{name}" in q else [])
-                             .df(), samples)
+                             .df(), samples, warm=2)
                 for label, query in QUERIES.items()}
     finally:
         con.close()

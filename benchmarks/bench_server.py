@@ -18,26 +18,16 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
-from figures import p50_p95
+from figures import p50_p95, timed
 from serving import Server, wait_status
 
 import jobobs
 from jobobs.access import queries
 from jobobs.db import readonly
-
-
-def timed(call, samples: int) -> list[float]:
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return times
 
 
 def history(db: str, count: int) -> None:

@@ -19,7 +19,7 @@ import panel as pn
 import param
 
 from jobobs.access import analytics, queries
-from jobobs.dashboard.style import LOOK, message_pane, plain
+from jobobs.dashboard.style import LOOK, message_pane, say
 from jobobs.model.errors import JobobsError, one_line
 from jobobs.model.states import LABELS
 
@@ -176,8 +176,7 @@ class Analytics(pn.viewable.Viewer):
         self.refresh(force=True)
 
     def _say(self, text: str, kind: str) -> None:
-        self.retry_message.object, self.retry_message.alert_type = plain(text), kind
-        self.retry_message.visible = True
+        say(self.retry_message, text, kind)
 
     def _span(self) -> tuple[datetime | None, str]:
         span, bucket = WINDOWS[self.window]

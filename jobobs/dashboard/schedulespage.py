@@ -219,8 +219,7 @@ class Schedules(pn.viewable.Viewer):
         self.refresh(force=True)
 
     def _say(self, text: str, kind: str) -> None:
-        self.message.object, self.message.alert_type = style.plain(text), kind
-        self.message.visible = True
+        style.say(self.message, text, kind)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(

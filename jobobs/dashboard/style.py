@@ -158,3 +158,9 @@ def refill(table: Any, new: Any, key: str, columns: Any, selected: Any) -> None:
     wanted = [keys.index(selected)] if selected in keys else []
     if table.selection != wanted:
         table.selection = wanted
+
+
+def say(message: Any, text: str, kind: str) -> None:
+    """Show ``text`` (plain, escaped) in an Alert pane as ``kind`` (success, danger...)."""
+    message.object, message.alert_type = plain(text), kind
+    message.visible = True
