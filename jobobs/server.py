@@ -87,7 +87,6 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             pid=os.getpid(), host=socket.gethostname(), quack=address,
             dashboard=f"http://{host}:{port}/", token=token, db=os.path.abspath(db),
         )
-        path = endpoints.write(endpoint)
         if any(rule.notify for rule in rules):
             public = socket.getfqdn() if host in WILDCARDS else host  # links others open
             notifier = notify_from(rt, f"http://{public}:{port}/", hide=(token, endpoint.db))
@@ -99,7 +98,8 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
             f"in {executor.scratch}\n")
         echo(f"jobobs is serving {endpoint.db}\n"
              f"  dashboard  {endpoint.dashboard}\n"
-             f"  Quack      {address} (its token is in {path}, readable by you only)\n"
+             f"  Quack      {address} (its token is in {endpoints.path_for(db)}, readable by "
+             "you only)\n"
              f"  analysts   POST {endpoint.dashboard}api/sql, read-only, with the token in "
              f"{token_file} (readable by {readers})\n"
              f"  metrics    GET {endpoint.dashboard}metrics for Prometheus, with that token\n"
@@ -113,9 +113,13 @@ def serve(db: str, *, host: str = "127.0.0.1", port: int = 5006, quack_port: int
              "Stop it with Ctrl-C.")
         if not quack.loopback(host):
             echo(exposed(host, port, quack_port, signed_in=users is not None))
-        if on_ready is not None:
-            on_ready(rt)
-        _run_until_signal(server)
+
+        def announce() -> None:  # last: a client that finds the endpoint finds it all served
+            endpoints.write(endpoint)
+            if on_ready is not None:
+                on_ready(rt)
+
+        _run_until_signal(server, announce)
     finally:
         if server is not None:
             server.stop()
@@ -228,7 +232,8 @@ def _quiet_disconnects(loop: Any) -> None:
     loop.asyncio_loop.set_exception_handler(handler)
 
 
-def _run_until_signal(server: Any) -> None:
+def _run_until_signal(server: Any, announce: Callable[[], None]) -> None:
+    """Handle SIGTERM and SIGINT, then ``announce()`` the server and serve until one comes."""
     loop = server.io_loop
     _quiet_disconnects(loop)
 
@@ -237,6 +242,7 @@ def _run_until_signal(server: Any) -> None:
 
     previous = {n: signal.signal(n, stop) for n in (signal.SIGTERM, signal.SIGINT)}
     try:
+        announce()
         loop.start()
     finally:
         for number, handler in previous.items():

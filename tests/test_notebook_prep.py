@@ -55,6 +55,24 @@ def test_notebook_makes_panel_inline_and_can_be_called_again():
         assert pn.config.inline and (pn.config.css_files, pn.config.js_files) == (css, js)
 
 
+def test_stylesheets_of_components_built_later_are_inline_too():
+    from bokeh.document import Document
+    from bokeh.models import ImportedStyleSheet, UIElement
+
+    def linked(component):  # the stylesheets a component built in a document links to
+        root = component.get_root(Document())
+        return {str(sheet.url)[:30] for model in root.select({"type": UIElement})
+                for sheet in model.stylesheets if isinstance(sheet, ImportedStyleSheet)}
+
+    with pn.config.set():
+        jobobs.notebook()
+        jobobs.notebook()
+        built = linked(pn.Column(pn.pane.Alert("paused", alert_type="success")))
+        assert built and all(url.startswith("data:text/css;base64,") for url in built), built
+        pn.config.inline = False  # Panel's own links again
+        assert any(url.startswith("https://") for url in linked(pn.Column(pn.pane.Alert("x"))))
+
+
 @pytest.mark.slow
 def test_a_notebook_fetches_nothing_from_the_internet(tmp_path):
     """In a real kernel: every autoload script has the page fetch no file (BokehJS, Panel

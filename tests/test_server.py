@@ -173,6 +173,22 @@ def test_a_second_server_on_the_same_database_says_where_the_first_is(server):
     assert server.endpoint.dashboard in result.stderr and server.token not in result.stderr
 
 
+def test_once_the_endpoint_is_found_the_server_is_all_there_and_stops_cleanly(tmp_path):
+    # A rules file with a target: its notifier starts after the dashboard and Quack. A client
+    # that finds the endpoint finds the banner printed and a SIGTERM handled, not fatal.
+    rules = tmp_path / "alerts.toml"
+    rules.write_text('[[rules]]\nname = "x"\nwhen = "failed"\nnotify = ["json://127.0.0.1:9/"]\n')
+    rules.chmod(0o600)
+    db = str(tmp_path / "jobs.duckdb")
+    server = Server(db, "--alerts", str(rules))
+    deadline = time.monotonic() + 60
+    while endpoint.read(db) is None:  # stopped the moment it is found
+        assert server.process.poll() is None and time.monotonic() < deadline, server.output()
+        time.sleep(0.001)
+    assert server.stop() == 0, server.output()
+    assert "Stop it with Ctrl-C." in server.output()
+
+
 @pytest.mark.slow
 def test_sigterm_shuts_down_running_jobs_and_a_restarted_server_resumes_them(tmp_path):
     db = str(tmp_path / "jobs.duckdb")

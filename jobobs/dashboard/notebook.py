@@ -9,7 +9,10 @@ notebook renders with no network at all.
 
 from __future__ import annotations
 
+import base64
+import functools
 import importlib.util
+from pathlib import Path
 from typing import Any
 
 import holoviews as hv
@@ -35,11 +38,52 @@ def notebook() -> None:
     # The import loads HoloViews' Bokeh backend (hvPlot runs the extension) and adds .hvplot
     import hvplot.pandas  # noqa: F401
     pn.extension(*EXTENSIONS, inline=True)  # HoloViews' load is there: only what it lacks
+    inline_later_stylesheets()
     shell = ipython()
     if shell is not None and importlib.util.find_spec(SQL_MAGIC) is not None:
         from jobobs.access import sqlmagic
 
         sqlmagic.register(shell)
+
+
+def inline_later_stylesheets() -> None:
+    """Have Panel send its own stylesheets inline whenever it builds a component, not only
+    in a cell's first output.
+
+    With ``inline=True`` Panel inlines the stylesheets of what a cell first shows, but a
+    component built later (the job detail, a message, a HoloViews chart's wrappers) still
+    links them to its CDN (upstream: holoviz/panel#8707): offline, those styles are missing.
+    Panel gives every stylesheet it builds to ``patch_stylesheet``; this wraps it so that a
+    link to a file Panel ships becomes that file as a ``data:`` URL, which any notebook
+    front end reads with no network. Harmless once inline is turned off (Panel's own
+    behaviour), when called again, or where a later Panel has no such hook."""
+    from panel import reactive
+    from panel.io import resources
+
+    patch = getattr(reactive, "patch_stylesheet", None)
+    if patch is None or getattr(patch, "inlines", False):
+        return
+
+    def patch_inline(stylesheet: Any, dist_url: str) -> None:
+        try:
+            url = str(stylesheet.url)
+        except Exception:  # an unset url: Panel's own patch knows what to do
+            url = ""
+        if pn.config.inline and dist_url == resources.CDN_DIST and url.startswith(dist_url):
+            shipped = Path(resources.DIST_DIR, url[len(dist_url):].split("?")[0])
+            if shipped.is_file():
+                stylesheet.url = as_data_url(shipped)
+                return
+        patch(stylesheet, dist_url)
+
+    patch_inline.inlines = True  # type: ignore[attr-defined]
+    reactive.patch_stylesheet = patch_inline
+
+
+@functools.cache
+def as_data_url(css: Path) -> str:
+    """A stylesheet as a URL that holds it, read once."""
+    return "data:text/css;base64," + base64.b64encode(css.read_bytes()).decode("ascii")
 
 
 def ipython() -> Any:
