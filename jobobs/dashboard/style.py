@@ -10,21 +10,8 @@ from typing import Any
 import panel as pn
 
 from jobobs.access.analytics import SLOW_FACTOR
+from jobobs.model.humane import LOOK
 from jobobs.model.states import LABELS, Status
-
-# One icon and one color per status, so all ten are told apart at a glance.
-LOOK: dict[Status, tuple[str, str]] = {
-    Status.EDITING: ("✎", "#6b7280"),
-    Status.QUEUED: ("◷", "#2563eb"),
-    Status.RUNNING: ("▶", "#0891b2"),
-    Status.PAUSING: ("◐", "#d97706"),
-    Status.PAUSED: ("❚❚", "#b45309"),
-    Status.CANCELING: ("◌", "#be185d"),
-    Status.CANCELED: ("⊘", "#9d174d"),
-    Status.FINISHED: ("✔", "#15803d"),
-    Status.FAILED: ("✖", "#dc2626"),
-    Status.SHUTDOWN: ("■", "#7c3aed"),
-}
 
 CSS = """
 .jobobs-status { display: inline-flex; gap: .35em; align-items: center; font-weight: 600;
