@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NOTEBOOKS_PORT ?= 8888
 
-.PHONY: demo notebooks test test-all bench soak lint clean
+.PHONY: demo notebooks test test-all bench soak lint clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,9 +51,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dask.py
 	$(BIN)/python benchmarks/bench_schedules.py
 	$(BIN)/python benchmarks/bench_alerts.py
+	$(BIN)/python benchmarks/bench_search.py
 
 soak: $(STAMP)
 	JOBOBS_SOAK_SECONDS=600 $(BIN)/python -m pytest -s -p no:cacheprovider tests/reliability/test_soak.py
+
+# The README's pictures of the dashboard (docs/*.png): the demo in a temporary folder on free
+# ports, each page in headless Chromium.
+screenshots: $(STAMP)
+	$(BIN)/python tools/screenshots.py --out docs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -191,6 +191,7 @@ def exposed(host: str, port: int, quack_port: int, signed_in: bool) -> str:
 def _dashboard(rt: Any, host: str, port: int, users: dict[str, dict[str, str]] | None,
                session_hours: float = 12.0, routes: list[tuple] | None = None) -> Any:
     import panel as pn
+    from bokeh.settings import settings
 
     from jobobs.access.client import Client
     from jobobs.dashboard import app
@@ -210,6 +211,9 @@ def _dashboard(rt: Any, host: str, port: int, users: dict[str, dict[str, str]] |
 
     options: dict[str, Any] = {} if sign_in is None else {"auth_provider": sign_in}
     options["extra_patterns"] = list(routes or [])  # plain Tornado handlers, own auth
+    # Bokeh's checks of a new session's models only log warnings (tabs built when opened
+    # are empty layouts, by design), and take ~40 ms before each page is sent.
+    settings.perform_document_validation.set_value(False)
     try:
         server = pn.serve({"/": session}, port=port, address=host, show=False, start=False,
                           title="jobobs", websocket_origin=origins, verbose=False, **options)

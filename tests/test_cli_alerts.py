@@ -14,6 +14,7 @@ from serving import JOBOBS, Server, cli, env
 import jobobs
 from jobobs.cli import main
 from jobobs.db.schema import ALERT_COLUMNS
+from jobobs.model import humane
 
 COLUMNS = {"id", "rule", "kind", "job_id", "job_name", "schedule", "run", "status", "summary",
            "opened_at", "resolved_at", "resolution", "acknowledged_at", "acknowledged_by",
@@ -66,16 +67,17 @@ def test_the_table_is_newest_first_with_blanks_for_what_is_missing(alerted):
     code, out, _ = run("alerts", "--db", db)
     assert code == 0, out
     header, *lines = out.splitlines()
-    assert header.split()[:4] == ["id", "opened", "(UTC)", "rule"]
+    assert header.split()[:4] == ["id", "opened", "rule", "kind"]  # opened: local time
     assert header.split()[-4:] == ["status", "state", "acknowledged", "summary"]
     assert [line.split()[0] for line in lines] == ["3", "2", "1"]
     assert not re.search(r"\b(NaN|NaT|None|nan|<NA>)\b", out)
-    assert "2026-12-03 09:15:30 " in lines[1] and ".25" not in out and ".123" not in out
+    opened = humane.moment(datetime(2026, 12, 3, 9, 15, 30, 250000))
+    assert f"{opened} " in lines[1] and ".25" not in out and ".123" not in out
     assert f"{failed} boom" in lines[1] and "Finished with error" in lines[1]
     assert "open" in lines[1].split() and "boom (job" in lines[1]
     assert "schedule nightly" in lines[2] and "resolved" in lines[2] and "carol" in lines[2]
     assert "Finished with error" not in lines[2]  # a tick with no job has no status
-    assert lines[0].endswith("...") and max(len(line) for line in lines) == 140
+    assert lines[0].endswith("…") and max(len(line) for line in lines) == 140
     wide = run("alerts", "--db", db, columns=1000)[1].splitlines()
     assert [line.split()[0] for line in wide] == ["id", "3", "2", "1"]
     assert wide[1].endswith(LONG.strip()) and "\nValueError" not in out

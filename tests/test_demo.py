@@ -24,7 +24,8 @@ def test_the_demo_database_shows_every_outcome(demo_db):
 
 
 def check_outcomes(con, demo_db):
-    statuses = dict(con.execute("SELECT name, status FROM jobs").fetchall())
+    statuses = dict(con.execute("SELECT name, status FROM jobs WHERE runtime_id IS DISTINCT "
+                                "FROM 'history'").fetchall())  # the demo's own jobs
     assert statuses == {
         "nightly-rescore": "shutdown", "import customers": "finished",
         "import orders": "finished", "import november orders": "failed",
@@ -32,6 +33,10 @@ def check_outcomes(con, demo_db):
         "load-events": "failed", "score-prospects": "canceled",
         "refresh-aggregates": "editing", "export customers by country": "finished",
         "export orders": "finished"}
+    history = con.execute("SELECT count(*), max(id) FROM jobs WHERE runtime_id = 'history'"
+                          ).fetchone()
+    assert history[0] > 2000 and history[1] < min(con.execute(
+        "SELECT id FROM jobs WHERE runtime_id IS DISTINCT FROM 'history'").fetchall())[0]
     seen = {row[0] for row in con.execute("SELECT DISTINCT to_status FROM job_transitions")
             .fetchall()}
     assert seen == {s.value for s in Status}
@@ -158,3 +163,22 @@ def test_starting_the_demo_again_keeps_its_schedules_as_they_are(tmp_path):
         demo.keep_going(rt, other)  # another data folder: replaced
         assert other in client.schedule_info("import signups")["spec"]
         assert client.schedule_info("export new signups")["enabled"]
+
+
+def test_the_demo_writes_its_history_once(tmp_path):
+    from click.testing import CliRunner
+
+    from jobobs.cli import main
+
+    db = str(tmp_path / "demo.duckdb")
+    args = ["demo", "--no-serve", "--db", db, "--data", str(tmp_path / "data"),
+            "--scale", "0.01"]
+    outputs = [CliRunner().invoke(main, args) for _ in range(2)]
+    assert [result.exit_code for result in outputs] == [0, 0], outputs[1].output
+    assert "Wrote 30 days of history (" in outputs[0].output
+    assert "history" not in outputs[1].output  # there already: not written again
+    with duckdb.connect(db, read_only=True) as con:
+        days, runs = con.execute("""SELECT date_diff('day', min(created_at), max(created_at)),
+                                           count(*) FROM jobs WHERE runtime_id = 'history'
+                                 """).fetchone()
+    assert days >= 29 and 2000 < runs < 5000

@@ -86,7 +86,7 @@ def duration_summary(con: duckdb.DuckDBPyConnection, since: datetime | None = No
                        AS failure_rate,
                    quantile_cont(duration_s, 0.5) AS p50_s,
                    quantile_cont(duration_s, 0.95) AS p95_s, max(duration_s) AS max_s,
-                   sum(processed) AS processed
+                   sum(processed)::BIGINT AS processed
             FROM job_runs WHERE {where} AND finished_at IS NOT NULL
             GROUP BY name ORDER BY runs DESC, name""",
         params,
@@ -99,7 +99,8 @@ def throughput(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
     where, params = _window(since, until, column="finished_at")
     return con.execute(
         f"""SELECT date_trunc('{_bucket(bucket)}', finished_at) AS bucket,
-                   sum(processed) AS processed, sum(rejected) AS rejected, count(*) AS runs
+                   sum(processed)::BIGINT AS processed, sum(rejected)::BIGINT AS rejected,
+                   count(*) AS runs
             FROM jobs WHERE {where} GROUP BY ALL ORDER BY bucket""",
         params,
     ).df()

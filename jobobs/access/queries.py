@@ -221,3 +221,36 @@ def notifications(con: duckdb.DuckDBPyConnection, alert_id: int) -> pd.DataFrame
     return con.execute(
         """SELECT event, target, outcome, tries, last_error, created_at, sent_at
            FROM notifications WHERE alert_id = ? ORDER BY id""", [alert_id]).df()
+
+
+def status_summary(con: duckdb.DuckDBPyConnection, since: datetime) -> pd.DataFrame:
+    """The Jobs page's strip in one pass over the jobs table: how many jobs are in each
+    status present, how many of them ended since ``since`` (``ended``) and the rejects of
+    the jobs that changed since then (``rejects``)."""
+    return con.execute(
+        """SELECT status, count(*) AS jobs, count(*) FILTER (WHERE finished_at >= ?) AS ended,
+                  coalesce(sum(rejected) FILTER (WHERE updated_at >= ?), 0) AS rejects
+           FROM jobs GROUP BY status ORDER BY status""",
+        [since, since],
+    ).df()
+
+
+def active_times(con: duckdb.DuckDBPyConnection, ids: list[int]) -> pd.DataFrame:
+    """The active time of the jobs ``ids`` (``active_s``: the runs that ended, and the run
+    under way of a running or canceling job, which ticks; a paused or shut-down job's does
+    not), with their ``run_count``."""
+    if not ids:
+        return con.execute("SELECT NULL::BIGINT AS id, NULL::INTEGER AS run_count, "
+                           "NULL::DOUBLE AS active_s LIMIT 0").df()
+    marks = ", ".join("?" * len(ids))
+    return con.execute(
+        f"""SELECT j.id, j.run_count, j.active_seconds + CASE
+                   WHEN j.status IN ('running', 'canceling') AND began.at IS NOT NULL
+                   THEN date_diff('millisecond', began.at, now()::TIMESTAMP) / 1000.0
+                   ELSE 0 END AS active_s
+            FROM jobs j LEFT JOIN (SELECT job_id, max(changed_at) AS at FROM job_transitions
+                                   WHERE job_id IN ({marks}) AND to_status = 'running'
+                                   GROUP BY job_id) began ON began.job_id = j.id
+            WHERE j.id IN ({marks})""",
+        [*ids, *ids],
+    ).df()

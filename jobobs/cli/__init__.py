@@ -4,11 +4,13 @@ one line and exit 1."""
 
 from jobobs.cli import (  # noqa: F401  (they add the commands)
     alerts,
+    comparing,
     control,
     reading,
     schedules,
     submitting,
     users,
+    watching,
     watermark,
 )
 from jobobs.cli.base import main

@@ -4,21 +4,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime
 from typing import Any
 
 import click
 import pandas as pd
 
-from jobobs.cli.base import DB_OPTION, JSON_OPTION, client, main
+from jobobs.cli.base import DB_OPTION, JSON_OPTION, client, main, show
 from jobobs.model.errors import JobobsError
-from jobobs.model.states import Status
 
-HEADERS = {"id": "id", "opened": "opened (UTC)", "rule": "rule", "kind": "kind",
-           "about": "job", "status": "status", "state": "state",
-           "acknowledged": "acknowledged", "summary": "summary"}
-SUMMARY_WIDTH = 20  # the least a summary gets, however narrow the terminal
+HEADERS = {"opened_at": "opened", "about": "job"}
+SPARE = ("kind", "rule", "acknowledged")  # left out first in a narrow terminal
 
 
 @main.group(invoke_without_command=True)
@@ -48,7 +44,7 @@ def alerts(ctx, db, open_only, job_id, limit, as_json):
     elif not rows:
         click.echo("no open alerts" if open_only else "no alerts")
     else:
-        click.echo(_table([_line(row) for row in rows]))
+        show(pd.DataFrame([_line(row) for row in rows]), False, HEADERS, SPARE)
 
 
 @alerts.command("ack", short_help="Acknowledge alerts: someone has seen them.")
@@ -97,40 +93,19 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _time(value: datetime | None) -> str:
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _line(row: dict[str, Any]) -> dict[str, str]:
-    """An alert as the table's cells."""
+def _line(row: dict[str, Any]) -> dict[str, Any]:
+    """An alert as the table's cells: what it is about, whether it is still open, its
+    summary on one line."""
     if row["job_id"] is not None:
         about = f"{row['job_id']} {row['job_name'] or ''}".strip()
     elif row["schedule"] is not None:
         about = f"schedule {row['schedule']}"
     else:
         about = ""
-    status = row["status"]
     return {
-        "id": str(row["id"]), "opened": _time(row["opened_at"]), "rule": row["rule"] or "",
-        "kind": row["kind"] or "", "about": about,
-        "status": "" if status is None else Status(status).label,
+        "id": row["id"], "opened_at": row["opened_at"], "rule": row["rule"],
+        "kind": row["kind"], "about": about, "status": row["status"],
         "state": "open" if row["resolved_at"] is None else "resolved",
-        "acknowledged": row["acknowledged_by"] or "",
+        "acknowledged": row["acknowledged_by"],
         "summary": " ".join(str(row["summary"] or "").split()),
     }
-
-
-def _table(lines: list[dict[str, str]]) -> str:
-    """Columns as wide as their widest cell; the summary last, cut to the terminal."""
-    widths = {key: max(len(header), *(len(line[key]) for line in lines))
-              for key, header in HEADERS.items() if key != "summary"}
-    room = shutil.get_terminal_size((120, 24)).columns - sum(w + 2 for w in widths.values())
-    room = max(room, SUMMARY_WIDTH)
-    texts = []
-    for cells in [HEADERS, *lines]:
-        summary = cells["summary"]
-        if len(summary) > room:
-            summary = summary[:room - 3] + "..."
-        texts.append("  ".join([*(cells[k].ljust(w) for k, w in widths.items()), summary])
-                     .rstrip())
-    return "\n".join(texts)

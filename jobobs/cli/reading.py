@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from jobobs.access import search
 from jobobs.cli.base import (
     DB_OPTION,
     JSON_OPTION,
@@ -19,10 +20,14 @@ from jobobs.cli.base import (
     show,
     show_job,
 )
+from jobobs.model import humane
 from jobobs.model.states import ACTIVE, Status
 
-LIST_COLUMNS = ["id", "name", "kind", "label", "has_warning", "started_at", "duration_s",
+LIST_COLUMNS = ["id", "status", "name", "kind", "has_warning", "started_at", "duration_s",
                 "processed", "rejected", "progress"]
+LIST_HEADERS = {"has_warning": "⚠", "started_at": "started", "duration_s": "duration"}
+LIST_SPARE = ("kind", "has_warning", "started_at", "duration_s")  # when narrow
+HISTORY_HEADERS = {"changed_at": "at", "from_status": "from", "to_status": "to"}
 LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 
 
@@ -41,7 +46,7 @@ def list_jobs(db, status, kind, name, limit, as_json):
     """
     with client(db) as jobs:
         frame = jobs.jobs(status=list(status), kind=kind, name=name, limit=limit)
-    show(frame if as_json else frame[LIST_COLUMNS], as_json)
+    show(frame if as_json else frame[LIST_COLUMNS], as_json, LIST_HEADERS, LIST_SPARE)
 
 
 @main.command("show")
@@ -65,24 +70,58 @@ def show_command(db, job_id, as_json):
     show_job(frame, False)
     click.echo("\nspec")
     click.echo(textwrap.indent(json.dumps(spec, indent=2), "  "))
-    click.echo()
-    show(history, False)
+    click.echo("\nhistory")
+    show(history, False, HISTORY_HEADERS)
 
 
 @main.command()
 @DB_OPTION
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=int, required=False)
+@click.option("--search", "text", help="Search every job's journal (or job ID's) for lines "
+              "containing this text, ignoring case; newest first.")
+@click.option("--name", help="Searching: only jobs whose name contains this text.")
+@click.option("--code", help="Searching: only lines with this code.")
+@click.option("--since", help="Searching: only lines from then on: an age (2h, 7d) or an "
+              "ISO time (UTC unless it says otherwise).")
+@click.option("--until", help="Searching: only lines before then (as --since).")
 @click.option("--after", default=0, show_default=True, help="Only lines after this number.")
 @click.option("--level", type=LEVELS, help="Minimum level.")
-@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--limit", type=click.IntRange(1), help="At most this many lines  "
+              "[default: 1000, searching 100].")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job "
               "stops (Ctrl-C to leave).")
 @JSON_OPTION
-def journal(db, job_id, after, level, limit, follow, as_json):
-    """Print a job's journal lines; --follow prints new ones as they come.
+def journal(db, job_id, text, name, code, since, until, after, level, limit, follow,
+            as_json):
+    """Print a job's journal lines; --follow prints new ones as they come. With --search
+    (or --name, --code, --since, --until) search every job's journal at once.
 
-    Example: jobobs journal 42 --level warning --follow
+    Example: jobobs journal --search timeout --level warning --since 1d
     """
+    searching = any(value is not None for value in (text, name, code, since, until))
+    if job_id is None and not searching:
+        raise click.UsageError("give a job ID, or --search TEXT to search every job's "
+                               "journal")
+    if searching and (follow or after):
+        raise click.UsageError("--follow and --after read one job's journal; they do not "
+                               "go with --search, --name, --code, --since or --until")
+    if searching:
+        try:
+            window = {key: search.when(value) for key, value in
+                      (("since", since), ("until", until)) if value is not None}
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--since/--until") from None
+        with client(db) as jobs:
+            if job_id is not None:
+                jobs.job(job_id)
+            lines = search.search(jobs.connection(), text, level=level, code=code, name=name,
+                                  job_id=job_id, limit=limit or 100, **window)
+        if as_json or lines.empty:
+            show(lines, as_json)
+        else:
+            click.echo("\n".join(_journal_text(line) for line in records(lines)))
+        return
+    limit = limit or 1000
     with client(db) as jobs:
         jobs.job(job_id)  # an unknown id is one clear line
         if not follow:
@@ -114,6 +153,9 @@ def _journal_text(line: dict[str, Any]) -> str:
     """A journal line as text. A message of several lines (a traceback) goes on under its
     first, indented to where the message starts, so each entry stays one block."""
     head = f"{line['seq']:>6} {line['logged_at']} {line['level']:<7} "
+    if "job_id" in line:  # a search's line, of any job: `job 42 name  time  LEVEL  message`
+        head = (f"job {line['job_id']} {line['name']}  {humane.moment(line['logged_at'])}  "
+                f"{line['level']:<7}  ")
     if line.get("code"):
         head += f"{line['code']} "
     first, *more = str(line["message"]).splitlines() or [""]

@@ -9,12 +9,24 @@ import sys
 import click
 import pandas as pd
 
-from jobobs.cli.base import DB_OPTION, JSON_OPTION, client, main, records, show
+from jobobs.cli.base import (
+    DB_OPTION,
+    JSON_OPTION,
+    client,
+    main,
+    records,
+    show,
+    show_fields,
+)
 from jobobs.cli.submitting import job_spec, retry_options, retry_policy
 from jobobs.execution.scheduling import timing
+from jobobs.model import humane
 
 LIST_COLUMNS = ["name", "enabled", "when", "next_run_at", "last_run_at", "last_job_id",
-                "last_label", "waiting"]
+                "last_status", "waiting"]
+LIST_HEADERS = {"next_run_at": "next run", "last_run_at": "last run", "last_job_id": "job",
+                "last_status": "status"}
+LIST_SPARE = ("last_run_at", "waiting", "enabled")  # left out first in a narrow terminal
 BY_OPTION = click.option("--by", help="Who asks (default: your user name).")
 
 
@@ -77,7 +89,7 @@ def list_(db, as_json):
     with client(db) as jobs:
         frame = jobs.schedules()
     frame.insert(2, "when", [_when(row) for row in records(frame)])
-    show(frame if as_json else frame[LIST_COLUMNS], as_json)
+    show(frame if as_json else frame[LIST_COLUMNS], as_json, LIST_HEADERS, LIST_SPARE)
 
 
 @schedule.command("show")
@@ -103,7 +115,8 @@ def show_(db, name, lines, as_json):
     if not log.empty:
         click.echo("")
         for line in reversed(records(log)):
-            click.echo(f"{line['logged_at']}  {line['level']:<7}  {line['message']}")
+            click.echo(f"{humane.moment(line['logged_at'])}  {line['level']:<7}  "
+                       f"{line['message']}")
 
 
 def _verb(verb: str, done: str):
@@ -196,10 +209,7 @@ def _print(info: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(document))
         return
-    document = {"name": document.pop("name"), "when": _when(info), **document}
-    width = max(len(k) for k in document)
-    for key, value in document.items():
-        if key == "spec":
-            value = json.dumps(value)
-        click.echo(f"{key:<{width}}  {'' if value is None else value}")
+    spec = json.dumps(document.pop("spec"))
+    document = {"name": document.pop("name"), "when": _when(info), **document, "spec": spec}
+    show_fields([(None, list(document.items()))])
 

@@ -7,7 +7,7 @@ import json
 import click
 import pandas as pd
 
-from jobobs.cli.base import DB_OPTION, JSON_OPTION, client, main, records, show
+from jobobs.cli.base import DB_OPTION, JSON_OPTION, client, main, records, show, show_fields
 
 
 @main.group()
@@ -45,9 +45,7 @@ def show_(db, name, as_json):
     if as_json:
         click.echo(json.dumps(document))
         return
-    width = max(len(k) for k in document)
-    for key, value in document.items():
-        click.echo(f"{key:<{width}}  {'' if value is None else value}")
+    show_fields([(None, list(document.items()))])
 
 
 @watermark.command()

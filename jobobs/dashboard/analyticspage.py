@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import DatetimeTickFormatter, NumeralTickFormatter
 
 from jobobs.access import analytics, queries
 from jobobs.dashboard.style import LOOK, message_pane, say
@@ -33,46 +34,90 @@ WINDOWS = {"last hour": (timedelta(hours=1), "minute"),
 ALL = "all job names"
 EVERY = 10.0
 COLORS = {LABELS[status]: color for status, (_, color) in LOOK.items()}
-FIGURE = {"height": 260, "responsive": True, "tools": ["hover"], "toolbar": "above"}
+# framewise: each update sets the axes' ranges anew, so new data is never out of sight
+FIGURE = {"height": 260, "responsive": True, "tools": ["hover"], "toolbar": "above",
+          "framewise": True}
+WHOLE = {"type": "money", "thousand": ",", "decimal": ".", "precision": 0}
+TENTHS = {"type": "money", "thousand": ",", "decimal": ".", "precision": 1}
+TABLE_NUMBERS = {"runs": WHOLE, "failed": WHOLE, "processed": WHOLE, "failures": WHOLE,
+                 "job_names": WHOLE, "p50_s": TENTHS, "p95_s": TENTHS, "max_s": TENTHS,
+                 "duration_s": TENTHS, "usual_s": TENTHS}
+
+
+# Axes as people read them: times as dates and clock times (never "0ms" or an epoch),
+# durations in s, min or h (``_unit``), counts whole with thousands separators (never
+# 6.2e+6). Each figure gets its own formatters: a Bokeh model belongs to one document.
+def _when() -> DatetimeTickFormatter:
+    clock = {key: "%H:%M:%S" for key in ("microseconds", "milliseconds", "seconds", "minsec")}
+    day = {key: "%b %d" for key in (*clock, "minutes", "hourmin", "hours")}
+    return DatetimeTickFormatter(**clock, minutes="%H:%M", hourmin="%H:%M", hours="%H:%M",
+                                 days="%b %d", months="%b %Y", years="%Y",
+                                 context=DatetimeTickFormatter(**day, days="%Y", months="",
+                                                               years=""))
+
+
+def _count(pattern: str = "0,0") -> NumeralTickFormatter:
+    return NumeralTickFormatter(format=pattern)
+
+
+def _unit(seconds: pd.Series) -> tuple[str, float]:
+    """The unit durations up to ``seconds``' largest read best in, and its length in s."""
+    longest = seconds.max() if len(seconds) else 0
+    return ("h", 3600.0) if longest >= 3 * 3600 else ("min", 60.0) if longest >= 180 else (
+        "s", 1.0)
 
 
 def _histogram(data: pd.DataFrame) -> hv.Histogram:
-    values = data["duration_s"].dropna().to_numpy(dtype=float)
+    unit, length = _unit(data["duration_s"].dropna())
+    values = data["duration_s"].dropna().to_numpy(dtype=float) / length
     counts, edges = np.histogram(values, bins=30) if len(values) else ([], [0, 1])
-    return hv.Histogram((edges, counts), kdims="Duration (s)", vdims="Runs").opts(
-        title="Duration distribution", color="#0891b2", **FIGURE)
+    return hv.Histogram((edges, counts), kdims=f"Duration ({unit})", vdims="Runs").opts(
+        title="Duration distribution", color="#0891b2", xformatter=_count("0,0.[0]"),
+        yformatter=_count(), **FIGURE)
 
 
 def _trend(data: pd.DataFrame) -> hv.Overlay:
-    p50 = hv.Curve(data, "bucket", "p50_s", label="p50").opts(color="#2563eb")
-    p95 = hv.Curve(data, "bucket", "p95_s", label="p95").opts(color="#dc2626")
-    return (p50 * p95).opts(hv.opts.Curve(xlabel="", ylabel="Duration (s)", **FIGURE),
-                            hv.opts.Overlay(title="Duration trend", legend_position="top_left"))
+    unit, length = _unit(data["p95_s"].dropna())
+    data = data.assign(p50=data["p50_s"] / length, p95=data["p95_s"] / length)
+    p50 = hv.Curve(data, "bucket", "p50", label="p50").opts(color="#2563eb")
+    p95 = hv.Curve(data, "bucket", "p95", label="p95").opts(color="#dc2626")
+    return (p50 * p95).opts(hv.opts.Curve(xlabel="", ylabel=f"Duration ({unit})",
+                                          xformatter=_when(), yformatter=_count("0,0.[0]"),
+                                          **FIGURE),
+                            hv.opts.Overlay(title="Duration trend", legend_position="top_left",
+                                            framewise=True))
 
 
 def _throughput(data: pd.DataFrame) -> hv.Curve:
     return hv.Curve(data, "bucket", "processed").opts(
         title="Throughput: rows processed", interpolation="steps-mid", xlabel="",
-        ylabel="Rows", color="#15803d", **FIGURE)
+        ylabel="Rows", color="#15803d", xformatter=_when(), yformatter=_count(), **FIGURE)
 
 
 def _statuses(data: pd.DataFrame) -> hv.Bars:
     return hv.Bars(data, ["when", "label"], "jobs").opts(
-        title="Jobs by status over time", stacked=True, xlabel="", xrotation=45,
-        cmap=COLORS, legend_position="right", **FIGURE)
+        title="Jobs by status over time", stacked=True, xlabel="", ylabel="Jobs",
+        xrotation=45, yformatter=_count(), cmap=COLORS, legend_position="right", **FIGURE)
 
 
 def _bars(title: str, key: str) -> Any:
     def plot(data: pd.DataFrame) -> hv.Bars:
         return hv.Bars(data, key, "rejects").opts(title=title, invert_axes=True,
-                                                  color="#b45309", xlabel="", **FIGURE)
+                                                  color="#b45309", xlabel="",
+                                                  xformatter=_count(), **FIGURE)
     return plot
 
 
 def _gantt(data: pd.DataFrame) -> hv.Segments:
     return hv.Segments(data, ["start", "name", "end", "name"], ["label", "id"]).opts(
         title="Timeline of runs", color=hv.dim("label").categorize(COLORS, default="#6b7280"),
-        line_width=8, xlabel="", ylabel="", **FIGURE)
+        line_width=8, line_cap="round", xlabel="", ylabel="", xformatter=_when(),
+        **FIGURE)  # round: a run of seconds still shows on a day's axis
+
+
+def _numbers(frame: pd.DataFrame) -> dict[str, dict]:
+    """The Tabulator formatters of ``frame``'s number columns (``TABLE_NUMBERS``)."""
+    return {key: TABLE_NUMBERS[key] for key in frame.columns if key in TABLE_NUMBERS}
 
 
 class Analytics(pn.viewable.Viewer):
@@ -106,10 +151,12 @@ class Analytics(pn.viewable.Viewer):
         }
         self.summary = pn.widgets.Tabulator(self._data["summary"], show_index=False,
                                             disabled=True, height=220,
+                                            formatters=_numbers(self._data["summary"]),
                                             sizing_mode="stretch_width")
         self.failures = pn.widgets.Tabulator(
             self._data["failures"], show_index=False, disabled=True, height=220,
             selectable=1, sizing_mode="stretch_width", row_content=self._failure_detail,
+            formatters=_numbers(self._data["failures"]),
             hidden_columns=["error_type", "last_job_id", "example"],
             titles={"job_names": "job names", "last_at": "last (UTC)"})
         self.retry = pn.widgets.Button(label="Retry these", color="primary", width=120,
@@ -121,7 +168,8 @@ class Analytics(pn.viewable.Viewer):
         self._group: str | None = None  # the selected error group, kept through refreshes
         self.failures.param.watch(self._group_selected, "selection")
         self.slow = pn.widgets.Tabulator(self._data["slow"], show_index=False, disabled=True,
-                                         height=220, sizing_mode="stretch_width")
+                                         height=220, sizing_mode="stretch_width",
+                                         formatters=_numbers(self._data["slow"]))
         self.window_choice = pn.widgets.Select.from_param(self.param.window, label="Window",
                                                           width=160)
         self.name_choice = pn.widgets.Select.from_param(self.param.job_name, label="Job name",

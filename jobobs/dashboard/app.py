@@ -22,9 +22,11 @@ import param
 from jobobs.access import queries
 from jobobs.dashboard.alertspage import Alerts
 from jobobs.dashboard.analyticspage import Analytics
+from jobobs.dashboard.comparepage import Compare
 from jobobs.dashboard.detail import JobDetail
 from jobobs.dashboard.joblist import JobList
 from jobobs.dashboard.schedulespage import Schedules
+from jobobs.dashboard.searchpage import Search
 from jobobs.dashboard.style import CSS
 from jobobs.model.errors import RuntimeClosed, one_line
 
@@ -32,8 +34,11 @@ log = logging.getLogger("jobobs.dashboard")
 OPERATOR, VIEWER = "operator", "viewer"
 # The pages after Jobs, built when first opened: their tab, class and attribute.
 PAGES = {1: ("Analytics", Analytics, "analytics"), 2: ("Schedules", Schedules, "schedules"),
-         3: ("Alerts", Alerts, "alerts")}
+         3: ("Alerts", Alerts, "alerts"), 4: ("Compare", Compare, "compare"),
+         5: ("Search", Search, "search")}
 ALERTS = 3
+COMPARE = 4
+SEARCH = 5
 
 
 def bell(open_alerts: int, new: int) -> tuple[str, str]:
@@ -51,7 +56,8 @@ class Dashboard(pn.viewable.Viewer):
     period = param.Integer(default=1000, bounds=(200, None), doc="Refresh period, in ms.")
 
     def __init__(self, client: Any, *, roles: dict[str, str] | None = None,
-                 user: str | None = None, job: int | None = None, **params: Any):
+                 user: str | None = None, job: int | None = None,
+                 compare: tuple[int, int] | None = None, **params: Any):
         super().__init__(**params)
         self.client = client
         self.user = user or pn.state.user or client.actor
@@ -66,6 +72,8 @@ class Dashboard(pn.viewable.Viewer):
         self.analytics: Analytics | None = None  # pages built when first opened
         self.schedules: Schedules | None = None
         self.alerts: Alerts | None = None
+        self.compare: Compare | None = None
+        self.search: Search | None = None
         self._counts: tuple[int, int] | None = None  # the open alerts the badge shows
         self.bell = pn.widgets.Button(label=bell(0, 0)[0], color="light", width=230,
                                       margin=(10, 10), css_classes=["jobobs-bell"])
@@ -83,6 +91,9 @@ class Dashboard(pn.viewable.Viewer):
         self._count_alerts()
         if job is not None:  # a link to one job (?job=42): its detail at once
             self.jobs.selected = job
+        if compare is not None:  # a link to two runs (?compare=41,42): side by side
+            self._page(COMPARE).show(*compare)
+            self.pages.active = COMPARE
 
     def refresh(self) -> None:
         """One tick: each visible part reads what changed. Over a closed runtime or client
@@ -114,6 +125,8 @@ class Dashboard(pn.viewable.Viewer):
         title, page, attribute = PAGES[index]
         if getattr(self, attribute) is None:
             setattr(self, attribute, page(self.client, can_act=self.can_act, user=self.user))
+            if index == SEARCH:  # a line clicked opens its job
+                self.search.param.watch(self._open_job, "chosen")
             self.pages[index] = (title, getattr(self, attribute))
         return getattr(self, attribute)
 
@@ -136,7 +149,15 @@ class Dashboard(pn.viewable.Viewer):
         self.detail.job_id = event.new
 
     def _page_changed(self, event: param.parameterized.Event) -> None:
+        if event.new == COMPARE:  # by default, the selected job's last two runs
+            self._page(COMPARE).suggest(self.jobs.selected)
         self.refresh()
+
+    def _open_job(self, event: param.parameterized.Event) -> None:
+        """The Jobs page with this job selected (a search's line clicked)."""
+        if event.new is not None:
+            self.pages.active = 0
+            self.jobs.selected = event.new
 
     def _end(self, why: str) -> None:
         """Stop for good, saying so once: in the log and in the page."""
@@ -203,11 +224,23 @@ def linked_job() -> int | None:
     return int(text) if text.isdigit() and len(text) <= 18 else None
 
 
+def linked_pair() -> tuple[int, int] | None:
+    """The two runs a link names (``/?compare=41,42``); None without them, or when they
+    are not two job numbers."""
+    given = (pn.state.session_args or {}).get("compare")
+    text = given[0].decode("ascii", "replace") if given else ""
+    numbers = [part.strip() for part in text.split(",")]
+    if len(numbers) != 2 or not all(n.isdigit() and len(n) <= 18 for n in numbers):
+        return None
+    return int(numbers[0]), int(numbers[1])
+
+
 def app(client: Any, *, roles: dict[str, str] | None = None,
         user: str | None = None) -> pn.viewable.Viewable:
     """A served session's dashboard, refreshing itself; ``user`` is who signed in."""
     try:
-        dashboard = Dashboard(client, roles=roles, user=user, job=linked_job())
+        dashboard = Dashboard(client, roles=roles, user=user, job=linked_job(),
+                              compare=linked_pair())
     except Exception as error:  # a page that says what is wrong, not a blank one
         log.exception("jobobs dashboard: cannot start a session")
         return pn.pane.Alert(f"The dashboard cannot read the job history: "

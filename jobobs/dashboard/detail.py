@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -15,9 +16,9 @@ from jobobs.access import analytics, queries
 from jobobs.dashboard import style
 from jobobs.dashboard.alertspage import alert_items
 from jobobs.execution.handle import missing
+from jobobs.model import humane
 from jobobs.model.errors import JobobsError
 from jobobs.model.requests import ACCEPTS
-from jobobs.model.rows import COUNTERS
 from jobobs.model.states import ACTIVE, EXECUTING, Status
 
 JOURNAL_TAIL = 500
@@ -39,10 +40,19 @@ BUTTONS = {
     "Cancel": ("cancel", ACCEPTS["cancel"], "danger"),
     "Retry": ("retry", ACCEPTS["retry"], "primary"),
 }
-FIELDS = ["id", "name", "kind", "label", "has_warning", "parent_id", "schedule", "retries",
-          "created_at", "queued_at", "started_at", "finished_at", "duration_s",
-          "active_seconds", "queue_s", "run_count", *COUNTERS, "progress", "eta_at", "error",
-          "created_by", "host", "pid", "worker", "checkpoint_at", "heartbeat_at"]
+GROUPS = ("Status and progress", "Timing", "Counters", "Who and where", "Spec")
+# The fields' look, inside the pane: a pane's own page (its shadow root) does not see the
+# page's style sheet.
+GROUPS_CSS = """<style>
+.jobobs-groups { display: grid; grid-template-columns: repeat(auto-fill, minmax(280px, 1fr));
+                 gap: 4px 24px; }
+.jobobs-group h4 { margin: 10px 0 4px; font-size: 14px; color: #374151; }
+.jobobs-fields td { padding: 2px 12px 2px 0; vertical-align: top; }
+.jobobs-fields td:first-child { color: #6b7280; white-space: nowrap; }
+</style>"""
+SHORT_SPEC = 300  # characters of the spec's arguments shown before "…"
+# A job that is not executing keeps the active time of its runs: its duration stands still.
+STILL = frozenset({Status.PAUSED, Status.PAUSING, Status.SHUTDOWN})
 
 
 def _request_note(command: str, status: Status) -> str:
@@ -65,7 +75,123 @@ def _retries(row: dict[str, Any], status: Status) -> str:
 def _value(value: Any) -> str:
     if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
         return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a process id read as a float, for a column with NULLs
     return html.escape(str(value))
+
+
+def _time(value: Any, now: datetime | None = None) -> str:
+    """A time as local time and how long ago, its exact UTC value on hover ("" when
+    missing)."""
+    if humane.missing(value):
+        return ""
+    return (f'<span title="{humane.moment(value, local=False)} UTC">{humane.moment(value)}'
+            f" · {humane.ago(value, now)}</span>")
+
+
+def _time_left(eta: Any, now: datetime | None = None) -> str:
+    """The time left until ``eta``: "2 min 10 s" ("" when missing)."""
+    at = humane.as_utc(eta)
+    if at is None:
+        return ""
+    left = (at - (now or datetime.now(UTC))).total_seconds()
+    return humane.duration(left) if left >= 1 else "any moment now"
+
+
+def _arguments(spec: Any) -> list[tuple[str, str]]:
+    """The spec's function and arguments, as (label, text) rows."""
+    try:
+        parsed = json.loads(spec) if isinstance(spec, str) else None
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        return []
+    shown = []
+    if parsed.get("function"):
+        shown.append(("function", str(parsed["function"])))
+    words = [json.dumps(a, default=str) for a in parsed.get("args") or []]
+    words += [f"{k}={json.dumps(v, default=str)}" for k, v in (parsed.get("kwargs") or {}).items()]
+    if words:
+        text = ", ".join(words)
+        shown.append(("arguments", text if len(text) <= SHORT_SPEC
+                      else text[:SHORT_SPEC] + "…"))
+    return shown
+
+
+def active_time(row: dict[str, Any], active_s: Any) -> Any:
+    """The seconds a job was active (``active_s``: ``queries.active_times``) once it was
+    paused, shut down or resumed; else the time since it started."""
+    resumed = not humane.missing(row.get("run_count")) and int(row["run_count"]) > 1
+    if Status(row["status"]) in STILL or resumed:
+        return active_s
+    return row.get("duration_s")
+
+
+def groups(row: dict[str, Any], *, active_s: Any = None, actor: str | None = None,
+           retries: str = "", now: datetime | None = None) -> str:
+    """The General tab's fields in groups; a field with no value is left out."""
+    status = Status(row["status"])
+    fraction = row.get("progress")
+    progress = humane.percent(fraction)
+    if progress and not humane.missing(row.get("total")):
+        progress += f" of {humane.count(row['total'])}"
+    took = active_time(row, active_s)
+    wall = row.get("duration_s")
+    resumed = not humane.missing(row.get("run_count")) and int(row["run_count"]) > 1
+    differs = ((status in STILL or resumed)
+               and humane.duration(wall) not in ("", humane.duration(took)))
+    counters = [(name, humane.count(row.get(name))) for name in
+                ("total", "processed", "succeeded", "rejected")]
+    counters += [(name, humane.count(row.get(name))) for name in ("warnings", "doubles",
+                                                                  "duplicates")
+                 if not humane.missing(row.get(name)) and row[name]]
+    error = row.get("error")
+    sections = {
+        "Status and progress": [
+            ("status", style.badge(status.value)),
+            ("progress", html.escape(progress)),
+            ("time left", _time_left(row.get("eta_at"), now) if status in ACTIVE else ""),
+            ("warnings", "yes, see the journal" if row.get("has_warning") is True
+             or row.get("has_warning") == 1 else "none"),
+            ("error", "" if humane.missing(error) or not error
+             else html.escape(style.headline(str(error)))),
+            ("retries", html.escape(retries)),
+        ],
+        "Timing": [
+            ("created", _time(row.get("created_at"), now)),
+            ("queued", _time(row.get("queued_at"), now)),
+            ("started", _time(row.get("started_at"), now)),
+            ("finished", _time(row.get("finished_at"), now)),
+            ("last checkpoint", _time(row.get("checkpoint_at"), now)),
+            ("duration", html.escape(humane.duration(took)) + (" active" if differs else "")),
+            ("wall time", html.escape(humane.duration(wall)) + " since it started"
+             if differs else ""),
+            ("waited in queue", html.escape(humane.duration(row.get("queue_s")))),
+            ("runs", str(int(row["run_count"])) if not humane.missing(row.get("run_count"))
+             and int(row["run_count"]) > 1 else ""),
+        ],
+        "Counters": [(name, html.escape(text)) for name, text in counters],
+        "Who and where": [
+            ("created by", _value(row.get("created_by"))),
+            ("host", _value(row.get("host"))),
+            ("process", _value(row.get("pid"))),
+            ("worker", _value(row.get("worker"))),
+            ("runtime", _value(row.get("runtime_id"))),
+            ("last change by", html.escape(actor) if actor else ""),
+        ],
+        "Spec": [
+            ("kind", _value(row.get("kind"))),
+            ("parent job", "" if humane.missing(row.get("parent_id"))
+             else f"#{int(row['parent_id'])}"),
+            ("schedule", _value(row.get("schedule"))),
+            *((label, html.escape(text)) for label, text in _arguments(row.get("spec"))),
+        ],
+    }
+    return GROUPS_CSS + '<div class="jobobs-groups">' + "".join(
+        f'<section class="jobobs-group" data-group="{title}"><h4>{title}</h4>'
+        '<table class="jobobs-fields">' + "".join(
+            f"<tr><td>{label}</td><td>{value}</td></tr>" for label, value in fields if value)
+        + "</table></section>" for title, fields in sections.items()) + "</div>"
 
 
 class JobDetail(pn.viewable.Viewer):
@@ -88,6 +214,7 @@ class JobDetail(pn.viewable.Viewer):
         self._wholes: dict[int, str] = {}  # journal messages listed shorter, by seq
         self._usual: tuple[int, float | None] | None = None  # (job, its usual duration)
         self._ticks = 0  # refreshes since the job was selected
+        self._actor: str | None = None  # who made the job's last transition
         self.title = pn.pane.HTML("<h3>Select a job in the list</h3>",
                                   sizing_mode="stretch_width")
         self.buttons = {label: pn.widgets.Button(label=label, width=90, disabled=True,
@@ -146,7 +273,7 @@ class JobDetail(pn.viewable.Viewer):
             ("General", pn.Column(pn.Row(self.progress, self.progress_text), self.fields,
                                   self.alerts,
                                   pn.pane.Markdown("#### Who did what"), self.history,
-                                  pn.pane.Markdown("#### Spec"), self.spec,
+                                  pn.pane.Markdown("#### The whole spec"), self.spec,
                                   sizing_mode="stretch_width")),
             ("Journal", pn.Column(pn.Row(self.level_filter, self.search_filter),
                                   pn.Row(self.follow_toggle, self.journal_download),
@@ -185,10 +312,11 @@ class JobDetail(pn.viewable.Viewer):
         seen = tuple(None if missing(v) else v for v in (
             row["status"], row["processed"], row["rejected"], row["progress"],
             row.get("updated_at")))
-        if seen != self._seen or self._ticks % ALERTS_EVERY == 0:
+        every = self._ticks % ALERTS_EVERY == 0  # "3 min ago" moves on, alerts open
+        if seen != self._seen or every:
             self._show_alerts(con)
         self._ticks += 1
-        if seen != self._seen or status in ACTIVE:
+        if seen != self._seen or status in ACTIVE or every:
             self._general(con, row, status, changed=seen[0] != (self._seen or (None,))[0])
             self._seen = seen
         if self._last_seq == 0:
@@ -209,24 +337,23 @@ class JobDetail(pn.viewable.Viewer):
         warning = ' <span title="warnings in the journal">⚠</span>' if row["has_warning"] else ""
         self.title.object = (f"<h3>#{row['id']} {html.escape(str(row['name']))} "
                              f"{style.badge(status.value)}{warning}{slow}</h3>")
-        fraction = row["progress"]
-        self.progress.visible = fraction is not None and not pd.isna(fraction)
-        if self.progress.visible:
-            self.progress.value = int(max(0, min(100, fraction * 100)))
-            eta = style.when(row["eta_at"]) if status in ACTIVE else ""
-            self.progress_text.object = (f"{fraction:.0%}" + (f" · ETA {eta} UTC" if eta
-                                                              else ""))
-        else:
-            self.progress_text.object = ""
-        shown = dict(row, duration_s=style.duration(row["duration_s"]),
-                     active_seconds=style.duration(row["active_seconds"]),
-                     progress="" if not self.progress.visible else f"{fraction:.1%}",
-                     retries=_retries(row, status))
-        self.fields.object = ('<table class="jobobs-fields">' + "".join(
-            f"<tr><td>{name}</td><td>{_value(shown.get(name))}</td></tr>"
-            for name in FIELDS if _value(shown.get(name)) != "") + "</table>")
         if changed or not self.history.object:
             self._history(con, row)
+        fraction = row["progress"]
+        self.progress.visible = not humane.missing(fraction)
+        if self.progress.visible:
+            self.progress.value = int(max(0, min(100, fraction * 100)))
+            left = _time_left(row["eta_at"]) if status in ACTIVE else ""
+            self.progress_text.object = humane.percent(fraction) + (f" · {left} left" if left
+                                                                   else "")
+        else:
+            self.progress_text.object = ""
+        times = queries.active_times(con, [self.job_id])
+        active_s = times["active_s"].iloc[0] if len(times) else None
+        shown = groups(row, active_s=active_s, actor=self._actor,
+                       retries=_retries(row, status))
+        if self.fields.object != shown:
+            self.fields.object = shown
         for label, button in self.buttons.items():
             button.disabled = not (self.can_act and status in BUTTONS[label][1])
         if self._asked is not None:
@@ -255,6 +382,8 @@ class JobDetail(pn.viewable.Viewer):
             f"{' — ' + html.escape(str(t.reason)) if isinstance(t.reason, str) else ''}</li>"
             for t in steps.itertuples())
         self.history.object = f'<ol class="jobobs-timeline">{items}</ol>'
+        actors = [str(a) for a in steps["actor"] if not humane.missing(a)]
+        self._actor = actors[-1] if actors else None
         try:
             self.spec.object = json.loads(row.get("spec") or "{}")
         except ValueError:

@@ -1,4 +1,5 @@
-"""The job list: filters, one page of jobs from the server, and the selected job."""
+"""The job list: a strip of counts by status (a chip filters the list to its status),
+filters, one page of jobs from the server, and the selected job."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import param
 
 from jobobs.access import analytics, queries
 from jobobs.dashboard import style
-from jobobs.model.states import ACTIVE, EXECUTING, LABELS, Status
+from jobobs.model import humane
+from jobobs.model.states import ACTIVE, EXECUTING, Status
 
 WINDOWS = {"any time": None, "last hour": timedelta(hours=1), "last 24 hours": timedelta(days=1),
            "last 7 days": timedelta(days=7), "last 30 days": timedelta(days=30)}
@@ -21,21 +23,44 @@ COLUMNS = ["id", "status", "name", "kind", "progress", "processed", "rejected", 
 TITLES = {"id": "#", "status": "Status", "name": "Name", "kind": "Kind", "progress": "Progress",
           "processed": "Processed", "rejected": "Rejected", "started": "Started",
           "ended": "Ended", "duration": "Duration", "warning": "⚠"}
+# Wide enough for each title whole: the list is one page of the server's order, so its
+# headers do not sort and carry no arrow.
+WIDTHS = {"id": 50, "status": 180, "name": 140, "kind": 62, "progress": 95, "processed": 88,
+          "rejected": 80, "started": 112, "ended": 112, "duration": 98, "warning": 30}
 HTML = {"type": "html"}
 # Text columns as text even with no row: a column's type sets how the browser's table is
 # built, and a table rebuilt as its first rows arrive may drop them.
-TEXTS = {"status": str, "progress": str, "started": str, "ended": str, "duration": str,
-         "warning": str}
+TEXTS = {"status": str, "progress": str, "processed": str, "rejected": str, "started": str,
+         "ended": str, "duration": str, "warning": str}
+# A job that is not executing keeps the active time of its runs: its duration stands still.
+STILL = frozenset({Status.PAUSED, Status.PAUSING, Status.SHUTDOWN})
+CHIP_CSS = """
+.bk-btn {{ border: 1px solid {color} !important; color: {text} !important;
+          background: {fill} !important; border-radius: 14px; font-weight: 600;
+          padding: 2px 10px; }}
+"""
 
 
 def progress_bar(fraction: Any, status: str) -> str:
-    if fraction is None or pd.isna(fraction):
+    if humane.missing(fraction):
         return ""
     percent = max(0.0, min(100.0, float(fraction) * 100))
     color = style.LOOK[Status(status)][1]
     return (f'<div style="background:#e5e7eb;border-radius:3px;min-width:90px">'
             f'<div style="width:{percent:.0f}%;background:{color};height:1.2em;'
             f'border-radius:3px"></div></div><small>{percent:.0f}%</small>')
+
+
+def seconds_shown(status: str, duration_s: Any, times: tuple[Any, Any] | None) -> Any:
+    """The seconds a job's duration shows: its active time (``times``: its run count and
+    active seconds, ``queries.active_times``) once it was paused, shut down or resumed, so
+    a paused job's duration stands still; else the time since it started."""
+    runs, active = times or (None, None)
+    if humane.missing(active):
+        return None if Status(status) in STILL else duration_s
+    if Status(status) in STILL or (not humane.missing(runs) and int(runs) > 1):
+        return active
+    return duration_s
 
 
 def duration(seconds: Any, status: str, usual: float | None) -> str:
@@ -48,28 +73,62 @@ def duration(seconds: Any, status: str, usual: float | None) -> str:
     return shown
 
 
-def rows(frame: pd.DataFrame, usual: dict[int, float | None] | None = None) -> pd.DataFrame:
+def moment(value: Any) -> str:
+    """A time in the list: local, without the year, the exact UTC time on hover."""
+    if humane.missing(value):
+        return ""
+    return (f'<span title="{humane.moment(value, local=False)} UTC">'
+            f"{humane.moment(value)[5:]}</span>")
+
+
+def rows(frame: pd.DataFrame, usual: dict[int, float | None] | None = None,
+         times: dict[int, tuple[Any, Any]] | None = None) -> pd.DataFrame:
     """What the table shows, from ``queries.jobs``; ``usual``: the usual duration of the
-    running jobs, by id."""
-    usual = usual or {}
+    running jobs, by id; ``times``: (run count, active seconds) by id."""
+    usual, times = usual or {}, times or {}
+    seconds = [seconds_shown(s, v, times.get(int(i))) for v, s, i
+               in zip(frame["duration_s"], frame["status"], frame["id"])]
     return pd.DataFrame({
         "id": frame["id"].astype(int),
         "status": [style.badge(s) for s in frame["status"]],
         "name": frame["name"],
         "kind": frame["kind"],
         "progress": [progress_bar(p, s) for p, s in zip(frame["progress"], frame["status"])],
-        "processed": frame["processed"].astype("Int64"),
-        "rejected": frame["rejected"].astype("Int64"),
-        "started": [style.when(v)[5:] for v in frame["started_at"]],
-        "ended": [style.when(v)[5:] for v in frame["finished_at"]],
+        "processed": [humane.count(v) for v in frame["processed"]],
+        "rejected": [humane.count(v) for v in frame["rejected"]],
+        "started": [moment(v) for v in frame["started_at"]],
+        "ended": [moment(v) for v in frame["finished_at"]],
         "duration": [duration(v, s, usual.get(int(i))) for v, s, i
-                     in zip(frame["duration_s"], frame["status"], frame["id"])],
-        "warning": ["⚠" if w else "" for w in frame["has_warning"]],
+                     in zip(seconds, frame["status"], frame["id"])],
+        "warning": ["⚠" if w is True or w == 1 else "" for w in frame["has_warning"]],
     }, columns=COLUMNS).astype(TEXTS)
 
 
+def today(now: datetime | None = None) -> datetime:
+    """This machine's local midnight, as the naive UTC time the database holds."""
+    local = (now or datetime.now(UTC)).astimezone()
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.astimezone(UTC).replace(tzinfo=None)
+
+
+def figures(summary: pd.DataFrame) -> str:
+    """"running now", "failed today" and "rejects today", from ``queries.status_summary``."""
+    by_status = summary.set_index("status") if len(summary) else summary
+    running = int(by_status["jobs"].get("running", 0)) if len(summary) else 0
+    failed = int(by_status["ended"].get("failed", 0)) if len(summary) else 0
+    rejects = int(summary["rejects"].sum()) if len(summary) else 0
+    items = [("running now", running, "jobs running at this moment"),
+             ("failed today", failed, "jobs that ended in error since midnight (local time)"),
+             ("rejects today", rejects, "rows rejected by the jobs that ran since midnight "
+              "(local time)")]
+    return '<div class="jobobs-figures" style="display:flex;gap:22px;margin:4px 0">' + "".join(
+        f'<span data-figure="{label}" title="{note}"><b style="font-size:1.25em">'
+        f"{humane.count(value)}</b> {label}</span>" for label, value, note in items) + "</div>"
+
+
 class JobList(pn.viewable.Viewer):
-    """Jobs newest first, a page at a time, filtered by status, kind, name and time."""
+    """Jobs newest first, a page at a time, filtered by status, kind, name and time, under
+    a strip that counts the jobs in each status."""
 
     statuses = param.ListSelector(default=[], objects=[s.value for s in Status])
     kind = param.Selector(default="any kind", objects=KINDS)
@@ -80,27 +139,35 @@ class JobList(pn.viewable.Viewer):
     selected = param.Integer(default=None, allow_None=True, doc="The selected job's id.")
     total = param.Integer(default=0, doc="Jobs that match the filters.")
     empty = param.Boolean(default=False, doc="No job at all in the database.")
+    counts = param.Dict(default={}, doc="Jobs in each status present, by status value.")
 
     def __init__(self, client: Any, **params: Any):
         super().__init__(**params)
         self.client = client
         self._version: tuple | None = None
+        self._summarized: tuple | None = None  # the version the strip was read at
         self._frame = pd.DataFrame()
         self._usual: dict[int, float | None] = {}  # running jobs' usual durations, by id
         self.table = pn.widgets.Tabulator(
             rows(queries.jobs(client.connection(), limit=0)), show_index=False,
             selectable=1, disabled=True, width=1060, height=600,
-            formatters={"status": HTML, "progress": HTML, "duration": HTML},
-            titles=TITLES,
-            widths={"id": 50, "status": 190, "name": 150, "kind": 60, "progress": 95,
-                    "processed": 85, "rejected": 75, "started": 125, "ended": 125,
-                    "duration": 70, "warning": 30},
+            formatters={"status": HTML, "progress": HTML, "started": HTML, "ended": HTML,
+                        "duration": HTML},
+            titles=TITLES, widths=WIDTHS,
+            text_align={"processed": "right", "rejected": "right", "duration": "right"},
+            configuration={"columnDefaults": {"headerSort": False}},
             css_classes=["jobobs-jobs"],
         )
         self.table.param.watch(self._on_selection, "selection")
-        self.status_filter = pn.widgets.MultiChoice.from_param(
-            self.param.statuses, label="Status", options={LABELS[s]: s.value for s in Status},
-            width=280)
+        self.chips = {state: pn.widgets.Button(label="", visible=False, margin=(4, 4),
+                                               css_classes=["jobobs-chip"])
+                      for state in Status}
+        for state, chip in self.chips.items():
+            chip.on_click(lambda e, s=state.value: self.toggle(s))
+        self.strip_note = pn.pane.HTML(
+            '<span style="color:#6b7280">Jobs by status (click one to list only those):'
+            "</span>", margin=(10, 4, 4, 10))
+        self.figures = pn.pane.HTML("", margin=(4, 10))
         self.kind_filter = pn.widgets.Select.from_param(self.param.kind, label="Kind", width=120)
         self.name_filter = pn.widgets.TextInput(label="Name contains", placeholder="search...",
                                                 width=200)
@@ -120,6 +187,7 @@ class JobList(pn.viewable.Viewer):
             "</p></div>", visible=False, width=1000)
         self.param.watch(self._filters_changed,
                          ["statuses", "kind", "search", "window", "page_size"])
+        self.param.watch(lambda e: self._paint_chips(), ["statuses"])
         self.param.watch(lambda e: self.refresh(force=True), ["page"])
         self.refresh(force=True)
 
@@ -134,11 +202,15 @@ class JobList(pn.viewable.Viewer):
             "since": None if span is None else datetime.now(UTC).replace(tzinfo=None) - span,
         }
 
-    def refresh(self, force: bool = False) -> None:
+    def refresh(self, force: bool = False, now: datetime | None = None) -> None:
         """Read the page again if anything changed, or while jobs on it are active (their
-        durations tick); unchanged rows are left alone and changed cells patched."""
+        durations tick); unchanged rows are left alone and changed cells patched. The
+        strip is read again only when a job changed."""
         con = self.client.connection()
         version = queries.version(con)
+        if version != self._summarized:
+            self._summarize(con, now)
+            self._summarized = version
         active = not self._frame.empty and self._frame["status"].isin(
             [s.value for s in ACTIVE]).any()
         if not (force or active or version != self._version):
@@ -152,7 +224,7 @@ class JobList(pn.viewable.Viewer):
             return
         frame = queries.jobs(con, **filters, limit=self.page_size,
                              offset=self.page * self.page_size)
-        self._show(frame, self._usual_durations(con, frame))
+        self._show(frame, self._usual_durations(con, frame), self._active_times(con, frame))
         first = self.page * self.page_size + 1 if self.total else 0
         self.position.object = (f"{first:,}-{first + len(frame) - 1 if len(frame) else 0:,} "
                                 f"of {self.total:,} jobs")
@@ -162,6 +234,37 @@ class JobList(pn.viewable.Viewer):
         self.table.visible = not self.empty
         self._version = version  # only once all was read: a failed read is read again
 
+    def _summarize(self, con: Any, now: datetime | None) -> None:
+        """The strip: one chip per status present, and today's figures (one query)."""
+        summary = queries.status_summary(con, today(now))
+        self.counts = {str(s): int(n) for s, n in zip(summary["status"], summary["jobs"])}
+        self._paint_chips()
+        shown = figures(summary)
+        if self.figures.object != shown:
+            self.figures.object = shown
+
+    def _paint_chips(self) -> None:
+        for state, chip in self.chips.items():
+            chosen = state.value in self.statuses
+            icon, color = humane.LOOK[state]
+            label = f"{icon} {state.label} {humane.count(self.counts.get(state.value, 0))}"
+            sheet = CHIP_CSS.format(color=color, text="white" if chosen else color,
+                                    fill=color if chosen else "white")
+            chip.param.update(
+                label=label, visible=chosen or state.value in self.counts,
+                description=(f"Showing only {state.label}: click again to show all" if chosen
+                             else f"List only the jobs {state.label.lower()}"),
+                stylesheets=[sheet])
+
+    def toggle(self, status: str) -> None:
+        """List only the jobs in ``status``; again, all of them."""
+        self.statuses = [] if list(self.statuses) == [status] else [status]
+
+    def _active_times(self, con: Any, frame: pd.DataFrame) -> dict[int, tuple[Any, Any]]:
+        times = queries.active_times(con, [int(i) for i in frame["id"]])
+        return {int(i): (r, a) for i, r, a
+                in zip(times["id"], times["run_count"], times["active_s"])}
+
     def _usual_durations(self, con: Any, frame: pd.DataFrame) -> dict[int, float | None]:
         """The usual duration of each running job on the page, read once per job."""
         running = [int(i) for i, s in zip(frame["id"], frame["status"])
@@ -170,28 +273,10 @@ class JobList(pn.viewable.Viewer):
                        else analytics.usual_duration(con, job_id) for job_id in running}
         return self._usual
 
-    def _show(self, frame: pd.DataFrame, usual: dict[int, float | None]) -> None:
-        new = rows(frame, usual)
-        old = self.table.value
-        if list(new["id"]) == list(old["id"]):
-            patch = {
-                column: [(i, new[column].iloc[i]) for i in range(len(new))
-                         if new[column].iloc[i] != old[column].iloc[i]]
-                for column in COLUMNS
-            }
-            patch = {column: changes for column, changes in patch.items() if changes}
-            if patch:
-                self.table.patch(patch, as_index=False)
-        else:
-            self.table.value = new
-            self._reselect(new)
+    def _show(self, frame: pd.DataFrame, usual: dict[int, float | None],
+              times: dict[int, tuple[Any, Any]]) -> None:
+        style.refill(self.table, rows(frame, usual, times), "id", COLUMNS, self.selected)
         self._frame = frame
-
-    def _reselect(self, new: pd.DataFrame) -> None:
-        ids = list(new["id"])
-        wanted = [ids.index(self.selected)] if self.selected in ids else []
-        if self.table.selection != wanted:
-            self.table.selection = wanted
 
     def _on_selection(self, event: param.parameterized.Event) -> None:
         if event.new:
@@ -206,9 +291,15 @@ class JobList(pn.viewable.Viewer):
     def _turn(self, step: int) -> None:
         self.page = max(0, self.page + step)
 
+    def strip(self) -> pn.viewable.Viewable:
+        """The chips and today's figures."""
+        return pn.Column(pn.FlexBox(self.strip_note, *self.chips.values(), flex_wrap="wrap",
+                                    width=1070), self.figures, width=1070)
+
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
-            pn.Row(self.status_filter, self.kind_filter, self.name_filter, self.window_filter),
+            self.strip(),
+            pn.Row(self.kind_filter, self.name_filter, self.window_filter),
             pn.Row(self.previous, self.next, self.position),
             self.empty_state, self.table, width=1070,
         )

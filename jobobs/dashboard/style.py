@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import html
-import math
 import re
 from typing import Any
 
 import panel as pn
 
 from jobobs.access.analytics import SLOW_FACTOR
+from jobobs.model import humane
 from jobobs.model.humane import LOOK
 from jobobs.model.states import LABELS, Status
 
@@ -39,16 +39,8 @@ def plain(text: str) -> str:
 
 
 def duration(seconds: Any) -> str:
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return ""
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {rest:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    """A duration as a person reads it: ``humane.duration`` ("2 min 10 s")."""
+    return humane.duration(seconds)
 
 
 # Inline, as a status badge's color is: a pane's own page (its shadow root) does not see
