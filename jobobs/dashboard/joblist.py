@@ -294,7 +294,7 @@ class JobList(pn.viewable.Viewer):
     def strip(self) -> pn.viewable.Viewable:
         """The chips and today's figures."""
         return pn.Column(pn.FlexBox(self.strip_note, *self.chips.values(), flex_wrap="wrap",
-                                    width=1070), self.figures, width=1070)
+                                    sizing_mode="stretch_width"), self.figures, width=1070)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
