@@ -19,19 +19,19 @@ WINDOWS = {"any time": None, "last hour": timedelta(hours=1), "last 24 hours": t
            "last 7 days": timedelta(days=7), "last 30 days": timedelta(days=30)}
 KINDS = ["any kind", "import", "export", "python"]
 COLUMNS = ["id", "status", "name", "kind", "progress", "processed", "rejected", "started",
-           "ended", "duration", "warning"]
+           "duration", "warning"]
 TITLES = {"id": "#", "status": "Status", "name": "Name", "kind": "Kind", "progress": "Progress",
           "processed": "Processed", "rejected": "Rejected", "started": "Started",
-          "ended": "Ended", "duration": "Duration", "warning": "⚠"}
+          "duration": "Duration", "warning": "⚠"}
 # Wide enough for each title whole: the list is one page of the server's order, so its
 # headers do not sort and carry no arrow.
 WIDTHS = {"id": 50, "status": 180, "name": 140, "kind": 62, "progress": 95, "processed": 88,
-          "rejected": 80, "started": 112, "ended": 112, "duration": 98, "warning": 30}
+          "rejected": 80, "started": 112, "duration": 98, "warning": 30}
 HTML = {"type": "html"}
 # Text columns as text even with no row: a column's type sets how the browser's table is
 # built, and a table rebuilt as its first rows arrive may drop them.
 TEXTS = {"status": str, "progress": str, "processed": str, "rejected": str, "started": str,
-         "ended": str, "duration": str, "warning": str}
+         "duration": str, "warning": str}
 # A job that is not executing keeps the active time of its runs: its duration stands still.
 STILL = frozenset({Status.PAUSED, Status.PAUSING, Status.SHUTDOWN})
 CHIP_CSS = """
@@ -97,7 +97,6 @@ def rows(frame: pd.DataFrame, usual: dict[int, float | None] | None = None,
         "processed": [humane.count(v) for v in frame["processed"]],
         "rejected": [humane.count(v) for v in frame["rejected"]],
         "started": [moment(v) for v in frame["started_at"]],
-        "ended": [moment(v) for v in frame["finished_at"]],
         "duration": [duration(v, s, usual.get(int(i))) for v, s, i
                      in zip(seconds, frame["status"], frame["id"])],
         "warning": ["⚠" if w is True or w == 1 else "" for w in frame["has_warning"]],
@@ -150,8 +149,8 @@ class JobList(pn.viewable.Viewer):
         self._usual: dict[int, float | None] = {}  # running jobs' usual durations, by id
         self.table = pn.widgets.Tabulator(
             rows(queries.jobs(client.connection(), limit=0)), show_index=False,
-            selectable=1, disabled=True, width=1060, height=600,
-            formatters={"status": HTML, "progress": HTML, "started": HTML, "ended": HTML,
+            selectable=1, disabled=True, width=948, height=600,
+            formatters={"status": HTML, "progress": HTML, "started": HTML,
                         "duration": HTML},
             titles=TITLES, widths=WIDTHS,
             text_align={"processed": "right", "rejected": "right", "duration": "right"},
@@ -184,7 +183,7 @@ class JobList(pn.viewable.Viewer):
             "for example:</p><pre>jobobs import data/customers.csv --table customers\n"
             "jobobs run mypackage.jobs:score_customers</pre><p>or from Python with "
             "<code>jobobs.connect().submit_import(...)</code>. It appears here at once."
-            "</p></div>", visible=False, width=1000)
+            "</p></div>", visible=False, width=940)
         self.param.watch(self._filters_changed,
                          ["statuses", "kind", "search", "window", "page_size"])
         self.param.watch(lambda e: self._paint_chips(), ["statuses"])
@@ -294,12 +293,12 @@ class JobList(pn.viewable.Viewer):
     def strip(self) -> pn.viewable.Viewable:
         """The chips and today's figures."""
         return pn.Column(pn.FlexBox(self.strip_note, *self.chips.values(), flex_wrap="wrap",
-                                    sizing_mode="stretch_width"), self.figures, width=1070)
+                                    sizing_mode="stretch_width"), self.figures, width=958)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
             self.strip(),
             pn.Row(self.kind_filter, self.name_filter, self.window_filter),
             pn.Row(self.previous, self.next, self.position),
-            self.empty_state, self.table, width=1070,
+            self.empty_state, self.table, width=958,
         )
