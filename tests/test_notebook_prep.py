@@ -69,6 +69,13 @@ def test_stylesheets_of_components_built_later_are_inline_too():
         jobobs.notebook()
         built = linked(pn.Column(pn.pane.Alert("paused", alert_type="success")))
         assert built and all(url.startswith("data:text/css;base64,") for url in built), built
+        # a stylesheet on Panel's server path, as one built outside a cell's first output is
+        from panel import reactive
+        from panel.io.resources import CDN_DIST, LOCAL_DIST
+
+        served = ImportedStyleSheet(url=f"{LOCAL_DIST}css/loading.css")
+        reactive.patch_stylesheet(served, CDN_DIST)
+        assert served.url.startswith("data:text/css;base64,"), served.url
         pn.config.inline = False  # Panel's own links again
         assert any(url.startswith("https://") for url in linked(pn.Column(pn.pane.Alert("x"))))
 

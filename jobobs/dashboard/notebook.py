@@ -69,11 +69,15 @@ def inline_later_stylesheets() -> None:
             url = str(stylesheet.url)
         except Exception:  # an unset url: Panel's own patch knows what to do
             url = ""
-        if pn.config.inline and dist_url == resources.CDN_DIST and url.startswith(dist_url):
-            shipped = Path(resources.DIST_DIR, url[len(dist_url):].split("?")[0])
-            if shipped.is_file():
-                stylesheet.url = as_data_url(shipped)
-                return
+        if pn.config.inline and dist_url == resources.CDN_DIST:
+            # on the CDN, or Panel's server path (which its patch would turn into the CDN's)
+            for prefix in (resources.CDN_DIST, resources.LOCAL_DIST):
+                if url.lstrip("./").startswith(prefix):
+                    shipped = Path(resources.DIST_DIR,
+                                   url.lstrip("./")[len(prefix):].split("?")[0])
+                    if shipped.is_file():
+                        stylesheet.url = as_data_url(shipped)
+                        return
         patch(stylesheet, dist_url)
 
     patch_inline.inlines = True  # type: ignore[attr-defined]
