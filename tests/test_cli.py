@@ -102,6 +102,11 @@ def test_purge(filled):
     assert code == 0 and "2 jobs" in out
 
 
+def test_purge_older_than_the_calendar_deletes_nothing(filled):
+    code, out = run("purge", "--older-than", "99999999d", "--db", filled[0])
+    assert code == 0 and "0 jobs" in out, out
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_with_an_example(command):
     code, out = run(command, "--help")

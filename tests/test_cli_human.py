@@ -6,9 +6,11 @@ jobs in several statuses, one of them running with no total."""
 import json
 import os
 import pty
+import queue
 import re
 import signal
 import subprocess
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -174,14 +176,35 @@ def test_watch_in_a_pipe_prints_the_list_again_only_when_it_changed(served):
     assert out.count("jobs at ") == 3 and out.count("▶ Execution in progress") == 3
 
 
-def test_watch_ends_on_ctrl_c_without_a_traceback(served):
-    process = subprocess.Popen([JOBOBS, "watch", "--interval", "0.2", "--db", served.db],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env())
-    assert process.stdout.readline().startswith("jobs at ")
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=30)
-    assert process.returncode == 0 and "Traceback" not in err
+def first_line(process: subprocess.Popen, timeout: float = 60) -> str:
+    """The first line a process writes, read in a thread so that a silent one fails."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
+    return lines.get(timeout=timeout)
+
+
+def test_watch_ends_on_ctrl_c_without_a_traceback(served, tmp_path):
+    # Ctrl-C between two reads (a long interval), then at moments further and further into
+    # a local file's reads back to back, some landing in a read's DuckDB query (which
+    # turns it into a RuntimeError): each an exit 0 without a traceback
+    local = str(tmp_path / "jobs.duckdb")
+    with jobobs.Runtime(local, handle_signals=False) as rt:
+        rt.wait(rt.submit(jobs.noop).id, timeout=60)
+    runs = [(served.db, "5", 0.0)] + [(local, "0.1", n * 0.02) for n in range(10)]
+    for db, interval, after in runs:
+        process = subprocess.Popen([JOBOBS, "watch", "--interval", interval, "--db", db],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, env=env())
+        try:
+            assert first_line(process).startswith("jobs at ")
+            with pytest.raises(subprocess.TimeoutExpired):  # the watch goes on by itself
+                process.wait(timeout=after)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=60) == 0, process.stderr.read()
+            assert "Traceback" not in process.stderr.read()
+        finally:
+            process.kill()
+            process.wait(timeout=60)
 
 
 def in_terminal(*args: object, **environment: str | None) -> str:
@@ -235,3 +258,35 @@ def test_completion_scripts_come_from_click(tmp_path):
                          timeout=60, env=env())
     assert bad.returncode != 0 and bad.stdout == ""
     assert bad.stderr == "Error: no completion for 'tcsh': give bash, zsh or fish\n"
+
+
+def test_a_time_at_utc_midnight_reads_as_a_local_time_not_a_date(tmp_path):
+    db = str(tmp_path / "jobs.duckdb")
+    added = cli("schedule", "add", "nightly", "--cron", "0 0 * * *", "--db", db, "--",
+                "run", "jobs:noop")
+    assert added.returncode == 0, added.stderr
+    listed = subprocess.run([JOBOBS, "schedule", "list", "--db", db], capture_output=True,
+                            text=True, timeout=60,
+                            env={**env(), "TZ": "America/New_York", "COLUMNS": "200"})
+    assert listed.returncode == 0, listed.stderr
+    # midnight UTC is 19:00 (or 20:00 in summer) the day before in New York
+    assert re.search(r"\d{4}-\d\d-\d\d (19|20):00:00", listed.stdout), listed.stdout
+
+
+def _colored(ctx):
+    ctx.log.info("red \x1b[31malert\x1b[0m\x07 done")
+
+
+def test_a_journal_search_reads_as_one_line_or_an_error_without_a_traceback(tmp_path):
+    db = str(tmp_path / "jobs.duckdb")
+    with jobobs.Runtime(db, handle_signals=False) as rt:
+        rt.wait(rt.submit(_colored, name="\x1b[2Jcolored").id, timeout=60)
+    out = ok("journal", "--search", "alert", "--db", db)
+    # control characters of a job's name and message left out, as a table leaves them
+    assert "colored" in out and "red [31malert[0m done" in out, out
+    assert "\x1b" not in out and "\x07" not in out
+    result = cli("journal", "--search", "x", "--since", "99999999d", "--db", db)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (  # click's usage error, as for "xyz"
+        "Error: Invalid value for --since/--until: '99999999d' is neither an age such as 2h "
+        "or 7d nor an ISO time such as 2026-12-01T08:00"), result.stderr

@@ -454,7 +454,9 @@ class Client:
     def purge(self, older_than: timedelta) -> dict[str, int]:
         """Delete journal lines, rejects and ended jobs older than ``older_than`` (jobs that
         can still run keep theirs); return how many rows of each went."""
-        before = datetime.now(UTC).replace(tzinfo=None) - older_than
+        now = datetime.now(UTC).replace(tzinfo=None)
+        # an age beyond the calendar's first day: nothing is that old
+        before = now - min(older_than, now - datetime.min)
         return self._backend.purge(before)
 
     closed = False  # until close(): a dashboard over a closed client stops refreshing

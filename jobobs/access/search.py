@@ -112,16 +112,27 @@ AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+def age(text: str) -> timedelta:
+    """An age such as "90m", "2h" or "7d" as a timedelta; ValueError for anything else, or
+    one too long to count."""
+    match = AGE.match(text)
+    if match:
+        try:
+            return timedelta(**{UNITS[match.group(2)]: float(match.group(1))})
+        except OverflowError:
+            pass
+    raise ValueError(f"{text!r} is not an age such as 30d, 12h or 90m")
+
+
 def when(text: str, now: datetime | None = None) -> datetime:
     """A moment given as an age ("90m", "2h", "7d": that long before ``now``) or an ISO time
     (UTC unless it says otherwise), as naive UTC; ValueError for anything else."""
-    match = AGE.match(text)
-    if match:
-        now = _stored(now) or datetime.now(UTC).replace(tzinfo=None)
-        return now - timedelta(**{UNITS[match.group(2)]: float(match.group(1))})
     try:
+        if AGE.match(text):
+            now = _stored(now) or datetime.now(UTC).replace(tzinfo=None)
+            return now - age(text)
         return _stored(datetime.fromisoformat(text.strip()))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError(f"{text!r} is neither an age such as 2h or 7d nor an ISO time "
                          "such as 2026-12-01T08:00") from None
 

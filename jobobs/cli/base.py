@@ -256,7 +256,7 @@ def table(frame: pd.DataFrame, headers: dict[str, str] | None = None,
         kind = frame[column].dtype
         numeric = pd.api.types.is_numeric_dtype(kind) and not pd.api.types.is_bool_dtype(kind)
         header = headers.get(column, column)
-        if _dates(frame[column]):  # a DATE column: its days, not midnights moved to local
+        if _dates(column, frame[column]):  # a DATE column: its days, not midnights moved to local
             cells = [value.date().isoformat() if isinstance(value, datetime) else ""
                      for value in frame[column]]
         else:
@@ -326,9 +326,12 @@ def _worth(key: str, value: Any) -> bool:
     return key in ("processed", "id") or value != 0
 
 
-def _dates(values: pd.Series) -> bool:
-    """Whether a column of times holds only midnights: dates (a DATE column, in SQL)."""
-    if not pd.api.types.is_datetime64_any_dtype(values.dtype) or values.isna().all():
+def _dates(column: str, values: pd.Series) -> bool:
+    """Whether a column of times holds dates (a DATE column, in SQL): only midnights, in a
+    column that is no moment (DuckDB gives a DATE the type of a TIMESTAMP, so a name in
+    ``_at`` or a time zone says it is a moment, whatever its values)."""
+    if (not pd.api.types.is_datetime64_any_dtype(values.dtype) or column.endswith("_at")
+            or isinstance(values.dtype, pd.DatetimeTZDtype) or values.isna().all()):
         return False
     present = values.dropna()
     return bool((present == present.dt.normalize()).all())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import time
 from typing import Any
@@ -154,12 +155,22 @@ def _journal_text(line: dict[str, Any]) -> str:
     first, indented to where the message starts, so each entry stays one block."""
     head = f"{line['seq']:>6} {line['logged_at']} {line['level']:<7} "
     if "job_id" in line:  # a search's line, of any job: `job 42 name  time  LEVEL  message`
-        head = (f"job {line['job_id']} {line['name']}  {humane.moment(line['logged_at'])}  "
-                f"{line['level']:<7}  ")
+        head = (f"job {line['job_id']} {_printable(line['name'])}  "
+                f"{humane.moment(line['logged_at'])}  {line['level']:<7}  ")
     if line.get("code"):
         head += f"{line['code']} "
-    first, *more = str(line["message"]).splitlines() or [""]
+    message = _printable(line["message"]) if "job_id" in line else str(line["message"])
+    first, *more = message.splitlines() or [""]
     return "\n".join([head + first, *(" " * len(head) + text for text in more)])
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _printable(text: Any) -> str:
+    """A text of any job without the control characters (ESC and the other C0 ones, but
+    tab and newline) that would drive the terminal, as rich tables leave them out."""
+    return _CONTROL.sub("", str(text))
 
 
 @main.command()

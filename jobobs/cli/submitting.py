@@ -413,16 +413,14 @@ def purge(db, age):
     click.echo(", ".join(f"{n} {what}" for what, n in counts.items()) + " deleted")
 
 
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-
-
 def _age(text: str) -> timedelta:
-    match = _AGE.match(text)
-    if not match:
+    from jobobs.access.search import age
+
+    try:
+        return age(text)
+    except ValueError:
         raise click.BadParameter(f"{text!r} is not an age such as 30d, 12h or 90m",
-                                 param_hint="--older-than")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    return timedelta(**{unit[match.group(2)]: float(match.group(1))})
+                                 param_hint="--older-than") from None
 
 
 HOST_OPTION = click.option("--host", default="127.0.0.1", show_default=True,

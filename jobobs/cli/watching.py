@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
@@ -37,22 +40,51 @@ def watch(db, status, kind, name, limit, interval, count):
     """
     out = console()
     reads = 0
-    try:
-        with Live(console=out, auto_refresh=False) if out.is_terminal else _Pipe(out) as shown:
-            while True:
-                with client(db) as jobs:  # the file is held only while it is read
-                    frame = jobs.jobs(status=list(status), kind=kind, name=name, limit=limit)
-                reads += 1
-                at = humane.moment(datetime.now(UTC))
-                shown.update(Stack(
-                    Text(f"jobs at {at}, every {interval:g} s (Ctrl-C to leave)", style="dim"),
-                    view(frame[LIST_COLUMNS], LIST_HEADERS, LIST_SPARE, out.width)),
-                    refresh=True)
-                if count is not None and reads >= count:
-                    return
-                time.sleep(interval)
-    except KeyboardInterrupt:
-        return
+    shown = Live(console=out, auto_refresh=False) if out.is_terminal else _Pipe(out)
+    with _CtrlC() as stop, shown:
+        while not stop.asked:
+            with stop.deferred(), client(db) as jobs:  # the file is held while read
+                frame = jobs.jobs(status=list(status), kind=kind, name=name, limit=limit)
+            if stop.asked:
+                return
+            reads += 1
+            at = humane.moment(datetime.now(UTC))
+            shown.update(Stack(
+                Text(f"jobs at {at}, every {interval:g} s (Ctrl-C to leave)", style="dim"),
+                view(frame[LIST_COLUMNS], LIST_HEADERS, LIST_SPARE, out.width)),
+                refresh=True)
+            if count is not None and reads >= count:
+                return
+            time.sleep(interval)
+
+
+class _CtrlC:
+    """Ctrl-C ends the watch: between two reads at once, during a read (whose DuckDB query
+    a KeyboardInterrupt would break into a RuntimeError) once the read is over."""
+
+    def __init__(self) -> None:
+        self.asked = self.reading = False
+
+    def __enter__(self) -> _CtrlC:
+        self.before = signal.signal(signal.SIGINT, self._asked)
+        return self
+
+    def __exit__(self, kind: type | None, *exc: object) -> bool:
+        signal.signal(signal.SIGINT, self.before)
+        return kind is KeyboardInterrupt
+
+    def _asked(self, signum: int, frame: object) -> None:
+        self.asked = True
+        if not self.reading:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.reading = True
+        try:
+            yield
+        finally:
+            self.reading = False
 
 
 class _Pipe:
