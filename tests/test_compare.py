@@ -181,3 +181,53 @@ def test_the_compare_page_opens_on_two_runs_and_by_default_on_the_selected_jobs_
         page.choose()
         assert page.pair == (first, third)
         assert "are runs of different jobs" in page.body.object
+
+
+def test_spec_values_named_like_times_or_durations_are_shown_as_their_text(runs):
+    """A spec's keys are the user's: deliver_at="tomorrow" and timeout_s="fast" are text,
+    not a time or a duration (they raised), in the function, the command and the page."""
+    db, first, second, _ = runs
+    with duckdb.connect(db) as con:  # a kind whose options are named so
+        for job_id in (first, second):
+            con.execute("UPDATE jobs SET spec = ? WHERE id = ?", [json.dumps(
+                {"kind": "python", "deliver_at": "tomorrow", "timeout_s": "fast",
+                 "kwargs": {"deliver_at": "tomorrow"}}), job_id])
+    fields = by_field(compared(db, first, second))
+    assert [comparing.shown(f, fields[f]["a"]) for f in ("spec.deliver_at", "spec.timeout_s")
+            ] == ["tomorrow", "fast"]
+    result = CliRunner().invoke(main, ["compare", str(first), str(second), "--db", db])
+    assert result.exit_code == 0, result.output
+    assert "tomorrow" in result.output and "fast" in result.output
+    with jobobs.connect(db) as client:
+        page = Dashboard(client, compare=(first, second)).compare
+        assert not page.message.visible and "tomorrow" in page.body.object
+
+
+def test_a_digit_that_is_not_a_number_is_one_line_in_the_page(runs):
+    """"²" is a digit to Python, not a number to int(): it raised."""
+    db, first, second, _ = runs
+    with jobobs.connect(db) as client:
+        page = Dashboard(client, compare=(first, second)).compare
+        page.first.value, page.second.value = "²", str(second)
+        page.choose()
+        assert page.message.visible and "Type two job numbers" in page.message.object
+
+
+def test_a_journal_longer_by_a_line_differs_at_that_line(runs):
+    """A resumed run's journal has one more "Job started (run 2) on ..." line: where it
+    ends in the other journal is the first difference."""
+    db, first, _, _ = runs
+    with duckdb.connect(db) as con:
+        copy = con.execute("SELECT max(id) + 1 FROM jobs").fetchone()[0]
+        con.execute("INSERT INTO jobs SELECT * REPLACE (? AS id) FROM jobs WHERE id = ?",
+                    [copy, first])
+        con.execute("INSERT INTO journal SELECT * REPLACE (? AS job_id) FROM journal "
+                    "WHERE job_id = ?", [copy, first])
+        last = con.execute("SELECT max(seq) FROM journal WHERE job_id = ?", [copy]).fetchone()[0]
+        con.execute("INSERT INTO journal SELECT * REPLACE (? AS seq, 'Job started (run 2) on "
+                    "host pid 1 w1' AS message) FROM journal WHERE job_id = ? AND seq = ?",
+                    [last + 1, copy, last])
+    journal = compared(db, first, copy)["journal"]
+    assert journal["first"] == last + 1
+    assert journal["lines_b"] == journal["lines_a"] + 1
+

@@ -5,14 +5,15 @@ groups with no "None", "NaN" or "NaT" anywhere; what a person sees and clicks is
 test_browser_glance.py."""
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import jobs
 import pytest
 
 import jobobs
 from jobobs.dashboard import Dashboard
-from jobobs.dashboard.detail import JobDetail
-from jobobs.dashboard.joblist import JobList
+from jobobs.dashboard.detail import JobDetail, active_time
+from jobobs.dashboard.joblist import JobList, seconds_shown
 from jobobs.model.states import Status
 from jobobs.testing import wait_for_status, wait_until
 
@@ -116,6 +117,29 @@ def test_a_paused_jobs_duration_stands_still_while_wall_time_passes(rt, client):
     rt.wait(running, timeout=20)
 
 
+def test_failed_and_rejects_today_start_again_at_local_midnight(history, client):
+    """With no job changed, the strip's "today" figures follow the clock past midnight."""
+    listed = JobList(client)
+    assert ">1</b> failed today" in listed.figures.object
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    listed.refresh(now=tomorrow)
+    assert ">0</b> failed today" in listed.figures.object
+    assert ">0</b> rejects today" in listed.figures.object
+
+
+@pytest.mark.parametrize("status", ["paused", "pausing", "shutdown"])
+def test_the_list_and_the_detail_show_one_duration_for_a_job_with_no_active_time(status):
+    """A job standing still with no active time read yet shows no duration in both."""
+    for active in (None, float("nan")):
+        listed = seconds_shown(status, 12.0, (1, active))
+        detailed = active_time({"status": status, "duration_s": 12.0, "run_count": 1}, active)
+        assert listed is None and detailed is None
+    assert seconds_shown("running", 12.0, (1, 5.0)) == active_time(
+        {"status": "running", "duration_s": 12.0, "run_count": 1}, 5.0) == 12.0
+    assert seconds_shown("running", 12.0, (2, 5.0)) == active_time(
+        {"status": "running", "duration_s": 12.0, "run_count": 2}, 5.0) == 5.0
+
+
 def test_the_general_tab_shows_groups_with_readable_values(history, client):
     detail = JobDetail(client, job_id=1)
     shown = detail.fields.object
@@ -125,7 +149,7 @@ def test_the_general_tab_shows_groups_with_readable_values(history, client):
     assert "<td>processed</td><td>1,500</td>" in shown
     assert "<td>rejected</td><td>3</td>" in shown
     assert re.search(r'<td>started</td><td><span title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">'
-                     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d · (just now|\d+ s ago)</span>", shown)
+                     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d · (just now|[^<]+ ago)</span>", shown)
     assert re.search(r"<td>duration</td><td>\d+\.\d s</td>", shown)
     assert "<td>last change by</td><td>runtime</td>" in shown
     assert "<td>kind</td><td>python</td>" in shown
@@ -136,15 +160,16 @@ def test_the_general_tab_shows_groups_with_readable_values(history, client):
 
 
 def test_a_running_job_shows_its_time_left(rt, client):
-    job_id = rt.submit(jobs.steps, 400, 0.05, name="slow steps").id
+    job_id = rt.submit(jobs.steps, 40000, 0.05, name="slow steps").id  # ~30 min: canceled
     detail = JobDetail(client, job_id=job_id)
     wait_until(lambda: detail.refresh() or "<td>time left</td>" in detail.fields.object,
-               timeout=20)
+               timeout=120)
     assert re.search(r"<td>time left</td><td>(\d+\.\d s|\d+ min \d\d s|any moment now)"
                      r"</td>", detail.fields.object)
-    assert re.search(r"<td>progress</td><td>[\d.]+% of 400</td>", detail.fields.object)
+    assert re.search(r"<td>progress</td><td>[\d.]+% of 40,000</td>",
+                     detail.fields.object)
     rt.cancel(job_id)
-    wait_for_status(rt, job_id, "canceled")
+    wait_for_status(rt, job_id, "canceled", timeout=120)
 
 
 @pytest.mark.parametrize("which", ["editing", "failed", "finished"])

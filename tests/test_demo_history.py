@@ -29,8 +29,8 @@ def history(tmp_path_factory):
 
 
 def test_the_history_is_a_month_of_believable_runs(history):
-    db, written, seconds = history
-    assert 2000 <= written <= 5000 and seconds < 20
+    db, written, _ = history
+    assert 2000 <= written <= 5000
     with duckdb.connect(db, read_only=True) as con:
         first, last, names, failed, warned = con.execute(
             """SELECT min(created_at), max(finished_at), count(DISTINCT name),

@@ -117,7 +117,7 @@ def journal_difference(con: duckdb.DuckDBPyConnection, a: int, b: int,
                 b AS (SELECT seq, message FROM journal WHERE job_id = ?)
            SELECT (SELECT min(coalesce(a.seq, b.seq)) FROM a FULL JOIN b ON a.seq = b.seq
                    WHERE a.message IS DISTINCT FROM b.message
-                     AND NOT (a.message LIKE ? AND b.message LIKE ?)),
+                     AND NOT coalesce(a.message LIKE ? AND b.message LIKE ?, false)),
                   (SELECT count(*) FROM a), (SELECT count(*) FROM b)""",
         [a, b, STARTED, STARTED]).fetchone()
     found = {"first": None if first is None else int(first), "lines_a": int(lines_a),
@@ -180,6 +180,8 @@ def shown(field: str, value: Any, *, local: bool = True) -> str:
     """A compared field's value as a person reads it (a time in local time, or UTC)."""
     if humane.missing(value):
         return ""
+    if field.startswith("spec."):  # a spec's value is the user's own: shown as its text
+        return str(value)
     if field == "status":
         return humane.status(value)
     if field == "progress":

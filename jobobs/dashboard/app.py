@@ -27,7 +27,7 @@ from jobobs.dashboard.detail import JobDetail
 from jobobs.dashboard.joblist import JobList
 from jobobs.dashboard.schedulespage import Schedules
 from jobobs.dashboard.searchpage import Search
-from jobobs.dashboard.style import CSS
+from jobobs.dashboard.style import CSS, job_number
 from jobobs.model.errors import RuntimeClosed, one_line
 
 log = logging.getLogger("jobobs.dashboard")
@@ -221,7 +221,7 @@ def linked_job() -> int | None:
     one, or when it is not a job number (the list is shown as usual)."""
     given = (pn.state.session_args or {}).get("job")
     text = given[0].decode("ascii", "replace").strip() if given else ""
-    return int(text) if text.isdigit() and len(text) <= 18 else None
+    return job_number(text)
 
 
 def linked_pair() -> tuple[int, int] | None:
@@ -229,10 +229,10 @@ def linked_pair() -> tuple[int, int] | None:
     are not two job numbers."""
     given = (pn.state.session_args or {}).get("compare")
     text = given[0].decode("ascii", "replace") if given else ""
-    numbers = [part.strip() for part in text.split(",")]
-    if len(numbers) != 2 or not all(n.isdigit() and len(n) <= 18 for n in numbers):
+    numbers = [job_number(part) for part in text.split(",")]
+    if len(numbers) != 2 or None in numbers:
         return None
-    return int(numbers[0]), int(numbers[1])
+    return numbers[0], numbers[1]
 
 
 def app(client: Any, *, roles: dict[str, str] | None = None,

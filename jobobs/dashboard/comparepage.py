@@ -123,11 +123,6 @@ def page_html(result: dict[str, Any]) -> str:
             + journal_part(result))
 
 
-def job_number(text: str) -> int | None:
-    text = (text or "").strip().lstrip("#")
-    return int(text) if text.isdigit() and len(text) <= 18 else None
-
-
 class Compare(pn.viewable.Viewer):
     """Two runs side by side; ``pair`` is the two job numbers shown (None: none yet)."""
 
@@ -175,7 +170,7 @@ class Compare(pn.viewable.Viewer):
 
     def choose(self) -> None:
         """The runs typed in the inputs."""
-        a, b = job_number(self.first.value), job_number(self.second.value)
+        a, b = style.job_number(self.first.value), style.job_number(self.second.value)
         if a is None or b is None:
             style.say(self.message, "Type two job numbers to compare.", "warning")
             return
@@ -196,13 +191,18 @@ class Compare(pn.viewable.Viewer):
             return
         self._seen = seen
         try:
-            result = comparing.compare(con, *self.pair)
+            shown = page_html(comparing.compare(con, *self.pair))
         except JobobsError as error:  # an unknown number: one line, the page carries on
             style.say(self.message, one_line(error), "warning")
             self.body.object = ""
             return
+        except Exception as error:  # any other failure: one line too, not the session's end
+            log.exception("comparing #%s and #%s failed", *self.pair)
+            style.say(self.message, one_line(error), "danger")
+            self.body.object = ""
+            return
         self.message.visible = False
-        self.body.object = page_html(result)
+        self.body.object = shown
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(pn.Row(self.first, self.second, self.button), self.message,

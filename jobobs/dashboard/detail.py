@@ -51,8 +51,6 @@ GROUPS_CSS = """<style>
 .jobobs-fields td:first-child { color: #6b7280; white-space: nowrap; }
 </style>"""
 SHORT_SPEC = 300  # characters of the spec's arguments shown before "…"
-# A job that is not executing keeps the active time of its runs: its duration stands still.
-STILL = frozenset({Status.PAUSED, Status.PAUSING, Status.SHUTDOWN})
 
 
 def _request_note(command: str, status: Status) -> str:
@@ -81,12 +79,8 @@ def _value(value: Any) -> str:
 
 
 def _time(value: Any, now: datetime | None = None) -> str:
-    """A time as local time and how long ago, its exact UTC value on hover ("" when
-    missing)."""
-    if humane.missing(value):
-        return ""
-    return (f'<span title="{humane.moment(value, local=False)} UTC">{humane.moment(value)}'
-            f" · {humane.ago(value, now)}</span>")
+    """A time as local time and how long ago, its exact UTC value on hover."""
+    return style.moment(value, ago=True, now=now)
 
 
 def _time_left(eta: Any, now: datetime | None = None) -> str:
@@ -119,12 +113,10 @@ def _arguments(spec: Any) -> list[tuple[str, str]]:
 
 
 def active_time(row: dict[str, Any], active_s: Any) -> Any:
-    """The seconds a job was active (``active_s``: ``queries.active_times``) once it was
-    paused, shut down or resumed; else the time since it started."""
-    resumed = not humane.missing(row.get("run_count")) and int(row["run_count"]) > 1
-    if Status(row["status"]) in STILL or resumed:
-        return active_s
-    return row.get("duration_s")
+    """The seconds a job's duration shows (``active_s``: ``queries.active_times``):
+    ``style.active_seconds``."""
+    return style.active_seconds(row["status"], row.get("duration_s"), row.get("run_count"),
+                                active_s)
 
 
 def groups(row: dict[str, Any], *, active_s: Any = None, actor: str | None = None,
@@ -138,7 +130,7 @@ def groups(row: dict[str, Any], *, active_s: Any = None, actor: str | None = Non
     took = active_time(row, active_s)
     wall = row.get("duration_s")
     resumed = not humane.missing(row.get("run_count")) and int(row["run_count"]) > 1
-    differs = ((status in STILL or resumed)
+    differs = ((status in style.STILL or resumed)
                and humane.duration(wall) not in ("", humane.duration(took)))
     counters = [(name, humane.count(row.get(name))) for name in
                 ("total", "processed", "succeeded", "rejected")]

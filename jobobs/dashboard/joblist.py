@@ -32,8 +32,6 @@ HTML = {"type": "html"}
 # built, and a table rebuilt as its first rows arrive may drop them.
 TEXTS = {"status": str, "progress": str, "processed": str, "rejected": str, "started": str,
          "duration": str, "warning": str}
-# A job that is not executing keeps the active time of its runs: its duration stands still.
-STILL = frozenset({Status.PAUSED, Status.PAUSING, Status.SHUTDOWN})
 CHIP_CSS = """
 .bk-btn {{ border: 1px solid {color} !important; color: {text} !important;
           background: {fill} !important; border-radius: 14px; font-weight: 600;
@@ -52,15 +50,9 @@ def progress_bar(fraction: Any, status: str) -> str:
 
 
 def seconds_shown(status: str, duration_s: Any, times: tuple[Any, Any] | None) -> Any:
-    """The seconds a job's duration shows: its active time (``times``: its run count and
-    active seconds, ``queries.active_times``) once it was paused, shut down or resumed, so
-    a paused job's duration stands still; else the time since it started."""
-    runs, active = times or (None, None)
-    if humane.missing(active):
-        return None if Status(status) in STILL else duration_s
-    if Status(status) in STILL or (not humane.missing(runs) and int(runs) > 1):
-        return active
-    return duration_s
+    """The seconds a job's duration shows (``times``: its run count and active seconds):
+    ``style.active_seconds``."""
+    return style.active_seconds(status, duration_s, *(times or (None, None)))
 
 
 def duration(seconds: Any, status: str, usual: float | None) -> str:
@@ -75,10 +67,7 @@ def duration(seconds: Any, status: str, usual: float | None) -> str:
 
 def moment(value: Any) -> str:
     """A time in the list: local, without the year, the exact UTC time on hover."""
-    if humane.missing(value):
-        return ""
-    return (f'<span title="{humane.moment(value, local=False)} UTC">'
-            f"{humane.moment(value)[5:]}</span>")
+    return style.moment(value, year=False)
 
 
 def rows(frame: pd.DataFrame, usual: dict[int, float | None] | None = None,
@@ -144,7 +133,7 @@ class JobList(pn.viewable.Viewer):
         super().__init__(**params)
         self.client = client
         self._version: tuple | None = None
-        self._summarized: tuple | None = None  # the version the strip was read at
+        self._summarized: tuple | None = None  # (version, day) the strip was read at
         self._frame = pd.DataFrame()
         self._usual: dict[int, float | None] = {}  # running jobs' usual durations, by id
         self.table = pn.widgets.Tabulator(
@@ -204,12 +193,13 @@ class JobList(pn.viewable.Viewer):
     def refresh(self, force: bool = False, now: datetime | None = None) -> None:
         """Read the page again if anything changed, or while jobs on it are active (their
         durations tick); unchanged rows are left alone and changed cells patched. The
-        strip is read again only when a job changed."""
+        strip is read again only when a job changed or the day did."""
         con = self.client.connection()
         version = queries.version(con)
-        if version != self._summarized:
+        summarized = (version, today(now))  # "today" moves on at midnight with no change
+        if summarized != self._summarized:
             self._summarize(con, now)
-            self._summarized = version
+            self._summarized = summarized
         active = not self._frame.empty and self._frame["status"].isin(
             [s.value for s in ACTIVE]).any()
         if not (force or active or version != self._version):

@@ -143,3 +143,38 @@ def say(message: Any, text: str, kind: str) -> None:
     """Show ``text`` (plain, escaped) in an Alert pane as ``kind`` (success, danger...)."""
     message.object, message.alert_type = plain(text), kind
     message.visible = True
+
+
+# A job that is not executing keeps the active time of its runs: its duration stands still.
+STILL = frozenset({Status.PAUSED, Status.PAUSING, Status.SHUTDOWN})
+
+
+def job_number(text: str | None) -> int | None:
+    """A job number as typed or linked ("42", "#42"); None when it is not one (only ASCII
+    digits: "²" is a digit to Python but not to ``int``)."""
+    text = (text or "").strip().lstrip("#")
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+def active_seconds(status: str, duration_s: Any, runs: Any, active: Any) -> Any:
+    """The seconds a job's duration shows: its active time (``runs``, ``active``: its run
+    count and active seconds, ``queries.active_times``) once it was paused, shut down or
+    resumed, so a paused job's duration stands still (None while it has none); else the
+    time since it started."""
+    if humane.missing(active):
+        return None if Status(status) in STILL else duration_s
+    if Status(status) in STILL or (not humane.missing(runs) and int(runs) > 1):
+        return active
+    return duration_s
+
+
+def moment(value: Any, *, ago: bool = False, year: bool = True,
+           now: Any = None) -> str:
+    """A time as local time (without the year unless ``year``; with how long ago when
+    ``ago``), its exact UTC value on hover ("" when missing)."""
+    if humane.missing(value):
+        return ""
+    shown = humane.moment(value) if year else humane.moment(value)[5:]
+    if ago:
+        shown += f" · {humane.ago(value, now)}"
+    return f'<span title="{humane.moment(value, local=False)} UTC">{shown}</span>'
