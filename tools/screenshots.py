@@ -100,6 +100,10 @@ def shoot(url: str, job_id: int, out: Path) -> list[Path]:
                 expect(page.get_by_text("Per job name")).to_be_visible(timeout=60_000)
                 page.get_by_label("Window").select_option("last 30 days")
                 expect(page.locator("canvas").first).to_be_visible(timeout=60_000)
+            if title == "Search":  # what a person would look for: a failing call's lines
+                page.get_by_placeholder("text in the message").fill("did not answer")
+                page.get_by_placeholder("text in the message").press("Enter")
+                expect(page.locator(".tabulator-row").first).to_be_visible(timeout=60_000)
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(3000)  # figures and tables draw after their data
             written.append(out / f"{attribute}.png")
