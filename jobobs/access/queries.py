@@ -86,6 +86,12 @@ def job(con: duckdb.DuckDBPyConnection, job_id: int) -> pd.DataFrame:
     ).df()
 
 
+def at_least(level: str | None) -> list[str]:
+    """The journal's level names from ``level`` up (all of them for None)."""
+    least = LEVELS[level_name(level)] if level is not None else 0
+    return [name for name, number in LEVELS.items() if number >= least]
+
+
 def journal(
     con: duckdb.DuckDBPyConnection, job_id: int, *, after: int = 0, limit: int = 100,
     level: str | None = None, search: str | None = None, tail: bool = False,
@@ -93,8 +99,7 @@ def journal(
     """Journal lines after sequence number ``after``, oldest first; ``level`` is a minimum,
     ``search`` matches part of the message (ignoring case); ``tail`` keeps the last
     ``limit`` lines instead of the first."""
-    least = LEVELS[level_name(level)] if level is not None else 0
-    levels = [name for name, number in LEVELS.items() if number >= least]
+    levels = at_least(level)
     where = f"job_id = ? AND seq > ? AND level IN ({', '.join('?' * len(levels))})"
     params: list = [job_id, after, *levels]
     if search:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from jobobs.model.rows import LEVELS, level_name
+from jobobs.access import queries
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,8 +40,7 @@ def _filters(text: str | None, level: str | None, code: str | None,
         where.append("contains(lower(message), lower(?))")
         params.append(text)
     if level is not None:
-        least = LEVELS[level_name(level)]
-        levels = [each for each, number in LEVELS.items() if number >= least]
+        levels = queries.at_least(level)
         where.append(f"level IN ({', '.join('?' * len(levels))})")
         params += levels
     if code:
