@@ -32,12 +32,21 @@ HISTORY_HEADERS = {"changed_at": "at", "from_status": "from", "to_status": "to"}
 LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 
 
+def job_filters(command):
+    """The options that choose jobs by status, kind and name (``list``, ``watch``)."""
+    for option in reversed([
+            click.option("--status", multiple=True,
+                         type=click.Choice([s.value for s in Status]),
+                         help="Only jobs in this status (repeatable)."),
+            click.option("--kind", help="Only jobs of this kind (import, export, python)."),
+            click.option("--name", help="Only jobs whose name contains this text.")]):
+        command = option(command)
+    return command
+
+
 @main.command("list")
 @DB_OPTION
-@click.option("--status", multiple=True, type=click.Choice([s.value for s in Status]),
-              help="Only jobs in this status (repeatable).")
-@click.option("--kind", help="Only jobs of this kind (import, export, python).")
-@click.option("--name", help="Only jobs whose name contains this text.")
+@job_filters
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 @JSON_OPTION
 def list_jobs(db, status, kind, name, limit, as_json):

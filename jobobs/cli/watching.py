@@ -16,17 +16,13 @@ from rich.live import Live
 from rich.text import Text
 
 from jobobs.cli.base import DB_OPTION, client, console, emit, main, view
-from jobobs.cli.reading import LIST_COLUMNS, LIST_HEADERS, LIST_SPARE
+from jobobs.cli.reading import LIST_COLUMNS, LIST_HEADERS, LIST_SPARE, job_filters
 from jobobs.model import humane
-from jobobs.model.states import Status
 
 
 @main.command()
 @DB_OPTION
-@click.option("--status", multiple=True, type=click.Choice([s.value for s in Status]),
-              help="Only jobs in this status (repeatable).")
-@click.option("--kind", help="Only jobs of this kind (import, export, python).")
-@click.option("--name", help="Only jobs whose name contains this text.")
+@job_filters
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1))
 @click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds between two reads.")
