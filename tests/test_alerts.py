@@ -233,6 +233,22 @@ def test_no_usual_without_three_earlier_runs(new_db, clock):
         finish(rt, held)
 
 
+
+def test_a_job_that_usually_takes_no_time_is_slower_when_it_hangs(new_db, clock):
+    history(new_db, "blocked", [0, 0, 0])  # too quick to measure: a median of 0 s
+    with Runtime(new_db, workers=1, handle_signals=False, clock=clock,
+                 stall_timeout=None) as rt:
+        w = watch(rt, clock, rule(when="slow", times=2))
+        held = rt.submit(jobs.blocked, "hangs")
+        wait_for_status(rt, held.id, Status.RUNNING)
+        rt.flush()
+        assert w.tick(T0 + 0.001) == ([], [])  # 1 ms: not twice a millisecond yet
+        opened, _ = w.tick(T0 + 600)
+        assert [a.summary for a in opened] == [
+            f"blocked (job {held.id}) has run 10 min 00 s, 600000.0 times its usual 0.0 s"]
+        gate("hangs").set()
+        finish(rt, held)
+
 # -- rejects ----------------------------------------------------------------------------------
 
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobobs.access.alertrules import SCHEDULE_KINDS, Rule
-from jobobs.access.analytics import SLOW_MINIMUM
+from jobobs.access.analytics import SLOW_MINIMUM, times_usual
 from jobobs.db.store import epoch, ts
 from jobobs.execution.loop import Repeated
 from jobobs.model.errors import RuntimeClosed, one_line
@@ -360,9 +360,9 @@ class Watch:
             return Finding(rule, subject, f"{who} has run {span(took)}, longer than "
                            f"{span(rule.after)}", job=job)
         usual = self.usual.duration(cursor, job["name"], rule.runs)
-        if not usual or took <= rule.times * usual:
+        if usual is None or times_usual(took, usual) <= rule.times:
             return None
-        return Finding(rule, subject, f"{who} has run {span(took)}, {took / usual:.1f} "
+        return Finding(rule, subject, f"{who} has run {span(took)}, {times_usual(took, usual):.1f} "
                        f"times its usual {span(usual)}", job=job,
                        detail=f"The usual: the median of the last {rule.runs} finished runs "
                               f"of {job['name']}, {span(usual)}. Alert from "

@@ -19,6 +19,7 @@ BUCKETS = ("minute", "hour", "day", "week", "month")
 SLOW_FACTOR = 2.0   # a run slower than twice ...
 SLOW_HISTORY = 20   # ... the median of the same job's last 20 finished runs
 SLOW_MINIMUM = 3    # judged only with at least this many earlier runs
+SLOW_RESOLUTION = 0.001  # durations are kept to the millisecond: a usual below it counts as 1 ms
 
 
 def _window(since: datetime | None, until: datetime | None, name: str | None = None,
@@ -261,7 +262,7 @@ def slow_runs(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
               until: datetime | None = None, factor: float = SLOW_FACTOR,
               history: int = SLOW_HISTORY, limit: int = 200) -> pd.DataFrame:
     """Finished runs that took more than ``factor`` times the median of the same job's
-    previous ``history`` finished runs."""
+    previous ``history`` finished runs (``times_usual``)."""
     where, params = _window(since, until)
     return con.execute(
         f"""WITH judged AS (
@@ -272,12 +273,18 @@ def slow_runs(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
                 WINDOW previous AS (PARTITION BY name ORDER BY id
                                     ROWS BETWEEN {int(history)} PRECEDING AND 1 PRECEDING))
             SELECT id, name, started_at, duration_s, usual_s,
-                   round(duration_s / usual_s, 1) AS times_usual
-            FROM judged WHERE {where} AND earlier >= {SLOW_MINIMUM} AND usual_s > 0
-                  AND duration_s > ? * usual_s
+                   round(duration_s / greatest(usual_s, {SLOW_RESOLUTION}), 1) AS times_usual
+            FROM judged WHERE {where} AND earlier >= {SLOW_MINIMUM}
+                  AND duration_s > ? * greatest(usual_s, {SLOW_RESOLUTION})
             ORDER BY id DESC LIMIT ?""",
         [*params, factor, limit],
     ).df()
+
+
+def times_usual(seconds: float, usual: float) -> float:
+    """How many times its usual duration a run took. A usual too short to measure counts
+    as ``SLOW_RESOLUTION``: a job that usually takes no time is slower when it hangs."""
+    return float(seconds) / max(float(usual), SLOW_RESOLUTION)
 
 
 def usual_duration(con: duckdb.DuckDBPyConnection, job_id: int,

@@ -8,7 +8,7 @@ from typing import Any
 
 import panel as pn
 
-from jobobs.access.analytics import SLOW_FACTOR
+from jobobs.access.analytics import SLOW_FACTOR, times_usual
 from jobobs.model import humane
 from jobobs.model.humane import LOOK
 from jobobs.model.states import LABELS, Status
@@ -56,8 +56,8 @@ def slower(duration_s: Any, usual: float | None) -> bool:
     """True when a run took, or while it runs has taken so far, more than ``SLOW_FACTOR``
     times its usual duration (the median of the same job's last finished runs,
     ``analytics.usual_duration``; None when it has too few)."""
-    return (bool(usual) and duration_s is not None and duration_s == duration_s
-            and float(duration_s) > SLOW_FACTOR * usual)
+    return (usual is not None and duration_s is not None and duration_s == duration_s
+            and times_usual(duration_s, usual) > SLOW_FACTOR)
 
 
 def slow(duration_s: Any, usual: float | None, *, running: bool) -> str:
@@ -68,7 +68,7 @@ def slow(duration_s: Any, usual: float | None, *, running: bool) -> str:
         return (f'<span class="jobobs-slow" data-live="yes" style="{SLOW_STYLE}">🐢 slower '
                 f"than usual: {duration(duration_s)} so far, usual {duration(usual)}</span>")
     return (f'<span class="jobobs-slow" title="usual: {duration(usual)}" style="{SLOW_STYLE}">'
-            f"🐢 slower than usual ({float(duration_s) / usual:.1f}x the median of its last "
+            f"🐢 slower than usual ({times_usual(duration_s, usual):.1f}x the median of its last "
             "runs)</span>")
 
 
