@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -138,6 +139,24 @@ def open_page(browser, url: str, width: int = 1700):
     page.goto(url)
     page.wait_for_selector(".jobobs-status", timeout=30_000)
     return page
+
+
+def select_row(row, target=None, tries: int = 3) -> None:
+    """Click a table's ``row`` (or ``target`` in it) until the table shows it selected.
+    A table on a page built a moment ago can drop a click, with no sign in the page: Panel's
+    Tabulator lays its rows out again while the page around it settles (its charts drawing)
+    and takes no click until it is done. A person sees nothing happen and clicks again; a
+    plain click only ever selects, so a second one cannot undo the first."""
+    from playwright.sync_api import expect
+
+    for attempt in range(1, tries + 1):
+        (target or row).click()
+        try:
+            expect(row).to_have_class(re.compile(r"\btabulator-selected\b"), timeout=10_000)
+            return
+        except AssertionError:
+            if attempt == tries:
+                raise
 
 
 def cli(*args: object, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from serving import Server, signed_in, wait_status, with_sign_in
+from serving import Server, select_row, signed_in, wait_status, with_sign_in
 
 import jobobs
 from jobobs.access.submissions import python_spec
@@ -140,8 +140,8 @@ def test_retry_these_on_a_failure_group(browser, served, client):
     expect(group).to_be_visible(timeout=30_000)
     retry = page.get_by_role("button", name="Retry these", exact=True)
     expect(retry).to_be_disabled()
-    cell(group, "failures").click()
-    expect(retry).to_be_enabled(timeout=10_000)
+    select_row(group, cell(group, "failures"))
+    expect(retry).to_be_enabled(timeout=30_000)
     retry.click()
     said = page.locator(".alert", has_text="Retried")
     expect(said).to_contain_text("failed jobs of ValueError: row <n> is short",
