@@ -7,7 +7,7 @@ it, and a number far above the ones the watch gives."""
 import pandas as pd
 import pytest
 from playwright.sync_api import expect
-from serving import signed_in, wait_status, with_sign_in
+from serving import select_row, signed_in, wait_status, with_sign_in
 
 import jobobs
 from jobobs.access import queries
@@ -55,7 +55,7 @@ def test_the_badge_opens_the_alerts_page_where_an_operator_acknowledges(
     expect(row).to_be_visible(timeout=30_000)
     expect(row.locator('.tabulator-cell[tabulator-field="job"]')).to_have_text(
         f"#{job_id} nightly-load")
-    row.click()
+    select_row(row)
     expect(page.locator("h3", has_text=f"Alert #{alert_id}")).to_be_visible(timeout=30_000)
     expect(page.locator("pre", has_text="took 4m 10s, usual 1m 30s")).to_be_visible()
     page.get_by_role("button", name="Acknowledge", exact=True).click()
@@ -73,8 +73,8 @@ def test_the_badge_opens_the_alerts_page_where_an_operator_acknowledges(
 
     viewer = signed_in(browser, served, "vera")
     viewer.get_by_role("button", name="open alert").click()
-    viewer.locator(".jobobs-alerts-table .tabulator-row",
-                   has_text="nightly-load").first.click()
+    select_row(viewer.locator(".jobobs-alerts-table .tabulator-row",
+                              has_text="nightly-load").first)
     expect(viewer.locator("h3", has_text=f"Alert #{alert_id}")).to_be_visible(timeout=30_000)
     expect(viewer.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
     viewer.context.close()

@@ -51,7 +51,7 @@ def test_run_now_pause_and_resume_from_the_schedules_page(browser, served, clien
     expect(cell(row, "when")).to_have_text("every 1h")
     expect(cell(row, "enabled")).to_have_text("yes")
     expect(cell(row, "retries")).to_have_text("2")
-    row.click()
+    select_row(row)
     expect(page.locator("h3", has_text="Schedule hourly-report")).to_be_visible()
     expect(page.get_by_text("Added by", exact=False).first).to_be_visible()  # its log
     run, pause, resume = (page.get_by_role("button", name=label, exact=True)
@@ -93,7 +93,7 @@ def test_a_viewer_sees_no_enabled_schedule_or_retry_button(browser, served, clie
     wait_status(client, failed, "failed")
     page = signed_in(browser, served, "vera")
     schedules_page(page)
-    schedule_row(page, "looked-at").click()
+    select_row(schedule_row(page, "looked-at"))
     expect(page.locator("h3", has_text="Schedule looked-at")).to_be_visible(timeout=30_000)
     for label in ("Run now", "Pause", "Resume"):
         expect(page.get_by_role("button", name=label, exact=True)).to_be_disabled()
@@ -162,7 +162,7 @@ def test_the_first_schedule_and_its_first_job_show_on_an_empty_page(browser, tmp
             page.get_by_text("Schedules", exact=True).click()
             expect(page.get_by_text("No schedules yet")).to_be_visible(timeout=30_000)
             client.schedule("first", python_spec("jobs:noop", name="first-job"), every="1h")
-            schedule_row(page, "first").click()
+            select_row(schedule_row(page, "first"))
             expect(page.get_by_text("No schedules yet")).to_be_hidden()
             page.get_by_role("button", name="Run now", exact=True).click()
             expect(page.locator(".alert", has_text="made by schedule first")).to_be_visible(
