@@ -6,6 +6,7 @@ import threading
 import time
 
 import jobobs
+from jobobs.db.store import Store, ts
 
 gates: dict[str, threading.Event] = {}
 
@@ -192,3 +193,25 @@ class Unprintable(Exception):
 @jobobs.job(name="unprintable-error")
 def unprintable_error(ctx):
     raise Unprintable()
+
+
+def finished_runs(path, name, durations, rates=None, *, start):
+    """Finished runs of ``name`` written before a runtime opens the file, an hour apart from
+    ``start`` (epoch seconds): each ``durations[i]`` seconds long, rejecting ``rates[i]`` of
+    its 1,000 rows."""
+    store = Store(str(path))
+    try:
+        with store.transaction() as con:
+            first = con.execute("SELECT coalesce(max(id), 0) + 1 FROM jobs").fetchone()[0]
+            for number, took in enumerate(durations):
+                began = start + number * 3600
+                rejected = round(1000 * rates[number]) if rates else 0
+                con.execute(
+                    """INSERT INTO jobs (id, name, kind, status, created_at, updated_at,
+                       started_at, finished_at, run_count, active_seconds, processed,
+                       rejected)
+                       VALUES (?, ?, 'python', 'finished', ?, ?, ?, ?, 1, ?, 1000, ?)""",
+                    [first + number, name, ts(began), ts(began + took), ts(began),
+                     ts(began + took), took, rejected])
+    finally:
+        store.close()

@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 
 import jobs
 import pytest
-from jobs import gate
+from jobs import finished_runs, gate
 
 from jobobs import Runtime, Status
 from jobobs.access import alertrules
 from jobobs.access.alerting import Watch
 from jobobs.access.client import Client
 from jobobs.access.submissions import python_spec
-from jobobs.db.store import Store, ts
+from jobobs.db.store import ts
 from jobobs.model.errors import JobobsError
 from jobobs.testing import ManualClock, wait_for_status, wait_until
 
@@ -29,24 +29,8 @@ def rule(**fields):
 
 
 def history(path, name, durations, rates=None, *, start=T0 - 86_400):
-    """Finished runs of ``name`` before the runtime opens the file: each ``durations[i]``
-    seconds long, rejecting ``rates[i]`` of its 1,000 rows."""
-    store = Store(str(path))
-    try:
-        with store.transaction() as con:
-            first = con.execute("SELECT coalesce(max(id), 0) + 1 FROM jobs").fetchone()[0]
-            for number, took in enumerate(durations):
-                began = start + number * 3600
-                rejected = round(1000 * rates[number]) if rates else 0
-                con.execute(
-                    """INSERT INTO jobs (id, name, kind, status, created_at, updated_at,
-                       started_at, finished_at, run_count, active_seconds, processed,
-                       rejected)
-                       VALUES (?, ?, 'python', 'finished', ?, ?, ?, ?, 1, ?, 1000, ?)""",
-                    [first + number, name, ts(began), ts(began + took), ts(began),
-                     ts(began + took), took, rejected])
-    finally:
-        store.close()
+    """``jobs.finished_runs`` of ``name``, by default a day before the tests' clock."""
+    finished_runs(path, name, durations, rates, start=start)
 
 
 @pytest.fixture
@@ -233,7 +217,6 @@ def test_no_usual_without_three_earlier_runs(new_db, clock):
         finish(rt, held)
 
 
-
 def test_a_job_that_usually_takes_no_time_is_slower_when_it_hangs(new_db, clock):
     history(new_db, "blocked", [0, 0, 0])  # too quick to measure: a median of 0 s
     with Runtime(new_db, workers=1, handle_signals=False, clock=clock,
@@ -248,6 +231,7 @@ def test_a_job_that_usually_takes_no_time_is_slower_when_it_hangs(new_db, clock)
             f"blocked (job {held.id}) has run 10 min 00 s, 600000.0 times its usual 0.0 s"]
         gate("hangs").set()
         finish(rt, held)
+
 
 # -- rejects ----------------------------------------------------------------------------------
 

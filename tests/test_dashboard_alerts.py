@@ -13,7 +13,6 @@ from jobobs.dashboard import Dashboard
 from jobobs.dashboard.alertspage import Alerts
 from jobobs.dashboard.detail import ALERTS_EVERY, JobDetail
 from jobobs.dashboard.joblist import JobList
-from jobobs.db.store import Store, ts
 from jobobs.testing import wait_for_status, wait_until
 
 ALERT = """INSERT INTO alerts (id, rule, kind, subject, job_id, job_name, schedule, run,
@@ -208,14 +207,8 @@ def test_a_running_job_slower_than_usual_is_flagged_as_it_runs(rt, client):
 
 
 def test_runs_of_a_job_that_usually_takes_no_time_are_judged_against_a_millisecond(new_db):
-    store = Store(str(new_db))  # three runs too quick to measure, then one of half a second
-    with store.transaction() as con:
-        for job_id, took in enumerate([0, 0, 0, 0.5], start=1):
-            con.execute("""INSERT INTO jobs (id, name, kind, status, created_at, updated_at,
-                               started_at, finished_at, run_count, active_seconds)
-                           VALUES (?, 'quick', 'python', 'finished', ?, ?, ?, ?, 1, ?)""",
-                        [job_id, ts(1e9), ts(1e9 + took), ts(1e9), ts(1e9 + took), took])
-    store.close()
+    # three runs too quick to measure, then one of half a second
+    jobs.finished_runs(new_db, "quick", [0, 0, 0, 0.5], start=1e9)
     with jobobs.Runtime(new_db, workers=1, handle_signals=False) as rt:
         client = jobobs.Client.embedded(rt)
         slow = analytics.slow_runs(client.connection())

@@ -360,9 +360,10 @@ class Watch:
             return Finding(rule, subject, f"{who} has run {span(took)}, longer than "
                            f"{span(rule.after)}", job=job)
         usual = self.usual.duration(cursor, job["name"], rule.runs)
-        if usual is None or times_usual(took, usual) <= rule.times:
+        times = None if usual is None else times_usual(took, usual)
+        if times is None or times <= rule.times:
             return None
-        return Finding(rule, subject, f"{who} has run {span(took)}, {times_usual(took, usual):.1f} "
+        return Finding(rule, subject, f"{who} has run {span(took)}, {times:.1f} "
                        f"times its usual {span(usual)}", job=job,
                        detail=f"The usual: the median of the last {rule.runs} finished runs "
                               f"of {job['name']}, {span(usual)}. Alert from "
