@@ -164,8 +164,9 @@ def test_a_running_job_shows_its_time_left(rt, client):
     detail = JobDetail(client, job_id=job_id)
     wait_until(lambda: detail.refresh() or "<td>time left</td>" in detail.fields.object,
                timeout=120)
-    assert re.search(r"<td>time left</td><td>(\d+\.\d s|\d+ min \d\d s|any moment now)"
-                     r"</td>", detail.fields.object)
+    # Estimated from the first steps, which a busy machine can slow: any human duration
+    assert re.search(r"<td>time left</td><td>(\d+\.\d s|\d+ min \d\d s|\d+ h \d\d min|"
+                     r"\d+ d \d\d h|any moment now)</td>", detail.fields.object)
     assert re.search(r"<td>progress</td><td>[\d.]+% of 40,000</td>",
                      detail.fields.object)
     rt.cancel(job_id)
