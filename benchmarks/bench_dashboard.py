@@ -12,9 +12,10 @@ with the status counts through the analysts' route of the same server, and the p
 first render in headless Chromium: a fresh browser context (nothing cached) from the request
 to the first job row shown, alternated with a reference served the same way (a bare Panel page
 with one Tabulator of 25 rows: BokehJS, Panel and Tabulator loading and laying out, no jobobs),
-with where the time goes. Targets: list page and breakdowns p95 <= 150 ms, journal tail <= 50
-ms, a scrape p95 <= 1 s, first render median <= 2.0 s. ``--db`` keeps the generated history
-there and uses it again on the next run.
+with where the time goes; then how long a job's status change takes to show in an open page (a
+job paused and resumed by a client), against the page's refresh period. Targets: list page and
+breakdowns p95 <= 150 ms, journal tail <= 50 ms, a scrape p95 <= 1 s, first render median <=
+2.0 s. ``--db`` keeps the generated history there and uses it again on the next run.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
@@ -37,10 +40,12 @@ from serving import Server, chromium, free_port
 
 import jobobs
 from jobobs.access import analytics, queries
+from jobobs.dashboard import Dashboard
 from jobobs.db.store import Store
 
 NAMES = 50
 TARGET_RENDER = 2.0  # s, the median first render
+PERIOD_MS = Dashboard.param.period.default  # how often an open page reads what changed
 
 
 def generate(db: str, jobs: int, lines_per_job: int, rejecting: int) -> None:
@@ -299,6 +304,41 @@ def first_render(url: str, reference: str, samples: int
     return renders
 
 
+def live_updates(server: Server, samples: int) -> dict[str, list[float]]:
+    """How long a status change takes to reach an open page: a job paused and resumed by a
+    client ``samples`` times each, from the transition's recorded time to when the page's
+    title shows it (the title read in a tight loop, a few ms apart)."""
+    from playwright.sync_api import sync_playwright
+
+    seen: dict[str, list[float]] = {"paused": [], "running": []}
+    with jobobs.connect(server.db) as client, sync_playwright() as playwright:
+        job_id = client.submit("jobs:talker", 10_000_000, 0.05, name="bench-live")
+        browser = chromium(playwright)
+        page = browser.new_page(viewport={"width": 1700, "height": 1100})
+        page.goto(f"{server.endpoint.dashboard}?job={job_id}")
+        title = page.locator("h3 .jobobs-status")
+        shown_at(title, "running")
+        for _ in range(samples):
+            for command, status in (("pause", "paused"), ("resume", "running")):
+                client.request(job_id, command)
+                at = shown_at(title, status)
+                changes = client.transitions(job_id)
+                changed = changes[changes["to_status"] == status]["changed_at"].iloc[-1]
+                seen[status].append((at - changed.to_pydatetime()).total_seconds() * 1000)
+        client.request(job_id, "cancel")
+        browser.close()
+    return seen
+
+
+def shown_at(title: Any, status: str, timeout: float = 60.0) -> datetime:
+    """When the page's title first shows ``status`` (UTC, as the database keeps times)."""
+    deadline = time.monotonic() + timeout
+    while title.get_attribute("data-status") != status:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page did not show {status} in {timeout} s")
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def report_renders(renders: list[dict[str, float]], reference: list[dict[str, float]]
                    ) -> None:
     totals = [r["shown"] for r in renders]
@@ -359,6 +399,7 @@ def main() -> None:
     try:
         metrics, counts = scrapes(server, args.samples)
         renders = first_render(server.endpoint.dashboard, reference_url, args.renders)
+        live = live_updates(server, args.renders)
     finally:
         server.stop()
         reference.terminate()
@@ -369,6 +410,12 @@ def main() -> None:
           f"  status counts  {p50_p95(counts)}  (ratio of medians "
           f"{statistics.median(metrics) / statistics.median(counts):.2f}x)")
     report_renders(*renders)
+    print(f"a status change reaching an open page (a client pauses and resumes a job "
+          f"{args.renders} times; from the recorded transition to the title showing it), "
+          f"against the page's refresh period ({PERIOD_MS} ms):")
+    for status, delays in live.items():
+        print(f"  {status:<8} {p50_p95(delays)}   ratio of the median to the period "
+              f"{statistics.median(delays) / PERIOD_MS:.2f}x")
 
 
 if __name__ == "__main__":
