@@ -85,9 +85,9 @@ def test_control_of_jobs_that_are_not_executing(db):
         wait_for_status(rt, holder.id, Status.RUNNING)
         waiting = rt.submit(jobs.noop)
         rt.pause(waiting.id)
-        assert rt.wait(waiting.id, timeout=5).status is Status.PAUSED
+        assert rt.wait(waiting.id, timeout=30).status is Status.PAUSED
         rt.cancel(waiting.id)
-        assert rt.wait(waiting.id, timeout=5).status is Status.CANCELED
+        assert rt.wait(waiting.id, timeout=30).status is Status.CANCELED
         draft = rt.submit(jobs.noop, start=False)
         assert rt.status(draft.id) is Status.EDITING
         jobs.gate("nx").set()
