@@ -167,6 +167,14 @@ def assert_charts_drew(notebook: Notebook, expected: int, timeout: float = 30.0)
                        f"{sorted(set(notebook.refused))}")
 
 
+def buttons_in_page(notebook: Notebook, label: str) -> list[list]:
+    """The Bokeh models of the buttons with this label in the page's documents (document,
+    model id, disabled): whether an update reached the page's models or only its views."""
+    return notebook.page.evaluate("""(label) => (window.Bokeh?.documents ?? []).flatMap(
+        (doc, i) => [...doc.all_models].filter((m) => m.label === label)
+                                       .map((m) => [i, m.id, m.disabled]))""", label)
+
+
 def assert_offline(notebook: Notebook) -> None:
     beyond = sorted(set(notebook.refused))
     assert not beyond, f"the page asked for files beyond the Jupyter server: {beyond}"
@@ -208,7 +216,13 @@ def test_the_inline_dashboard_shows_the_jobs_and_pauses_one(open_notebook):
     assert note.evaluate("e => getComputedStyle(e).backgroundColor") != "rgba(0, 0, 0, 0)"
     # Resumed from the page too, so that the driver cell finds the job running (it presses
     # the notebook's own buttons from code).
-    dashboard.get_by_role("button", name="Resume", exact=True).click()
+    resume = dashboard.get_by_role("button", name="Resume", exact=True)
+    try:
+        expect(resume).to_be_enabled(timeout=30_000)
+    except AssertionError:
+        raise AssertionError(f"Resume stays disabled for a paused job; the page's copies of "
+                             f"the button: {buttons_in_page(notebook, 'Resume')}") from None
+    resume.click()
     expect(row.locator(".jobobs-status")).to_have_attribute("data-status", "running",
                                                             timeout=30_000)
 

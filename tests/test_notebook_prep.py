@@ -12,6 +12,7 @@ import logging
 import re
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -24,6 +25,7 @@ from nbclient import NotebookClient
 
 import jobobs
 from jobobs.dashboard import Dashboard
+from jobobs.dashboard.notebook import on_thread_of
 
 STOPPED = "jobobs dashboard: stopped: the runtime is closed"
 # The lists of files an autoload script has the page fetch (BokehJS, Panel, Tabulator...)
@@ -194,3 +196,62 @@ def test_a_dashboard_nobody_holds_is_collected_and_stops(client):
     gc.collect()
     assert collected() is None
     assert not callback.running
+
+
+class Shown:
+    """What Panel's handler of a page's message reaches: the output's console."""
+
+    def __init__(self):
+        self.errors = []
+
+    def _on_error(self, ref, error):
+        self.errors.append((ref, str(error)))
+
+
+def test_a_page_message_from_another_thread_is_handled_on_the_cells_thread():
+    """JupyterLab's comm messages can arrive on a subshell's thread: each is handed, in
+    order, to the thread of the cells and of the dashboard's refresh."""
+    handled = []
+
+    def handle(shown, ref, manager, msg):
+        handled.append((msg, threading.get_ident()))
+        if msg == "fail":
+            raise ValueError("a callback failed")
+
+    async def kernel():
+        cells = threading.get_ident()
+        shown = Shown()
+        on_msg = on_thread_of(asyncio.get_running_loop(), handle)
+        on_msg(shown, "ref", None, "here")  # on the cells' thread: at once
+        assert handled == [("here", cells)]
+        subshell = threading.Thread(
+            target=lambda: [on_msg(shown, "ref", None, m) for m in range(5)])
+        subshell.start()
+        subshell.join()
+        assert len(handled) == 1  # handed over, not run on the subshell's thread
+        await asyncio.to_thread(on_msg, shown, "ref", None, "fail")
+        while len(handled) < 7:
+            await asyncio.sleep(0.01)
+        assert handled[1:] == [(m, cells) for m in [*range(5), "fail"]]
+        assert shown.errors == [("ref", "a callback failed")]
+
+    asyncio.run(asyncio.wait_for(kernel(), timeout=60))
+
+
+def test_notebook_hands_panels_page_messages_to_the_cells_thread():
+    from panel.viewable import MimeRenderMixin
+
+    async def cell():
+        jobobs.notebook()
+        jobobs.notebook()  # once is enough
+        return MimeRenderMixin._on_msg
+
+    original = MimeRenderMixin._on_msg
+    with pn.config.set():  # the test process's Panel configuration, as it was, afterwards
+        try:
+            jobobs.notebook()  # outside a running kernel: Panel's handler as it is
+            assert MimeRenderMixin._on_msg is original
+            wrapped = asyncio.run(cell())
+            assert wrapped is not original and wrapped.on_one_thread
+        finally:
+            MimeRenderMixin._on_msg = original

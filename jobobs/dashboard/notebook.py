@@ -9,9 +9,12 @@ notebook renders with no network at all.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import importlib.util
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ def notebook() -> None:
     import hvplot.pandas  # noqa: F401
     pn.extension(*EXTENSIONS, inline=True)  # HoloViews' load is there: only what it lacks
     inline_later_stylesheets()
+    comms_on_the_kernels_thread()
     shell = ipython()
     if shell is not None and importlib.util.find_spec(SQL_MAGIC) is not None:
         from jobobs.access import sqlmagic
@@ -82,6 +86,55 @@ def inline_later_stylesheets() -> None:
 
     patch_inline.inlines = True  # type: ignore[attr-defined]
     reactive.patch_stylesheet = patch_inline
+
+
+def comms_on_the_kernels_thread() -> None:
+    """Have Panel handle what the page sends (a button pressed, a row selected) on the
+    thread that runs the notebook's cells and the dashboard's refresh, not on another.
+
+    JupyterLab 4.6 sends each kind of comm message over a kernel subshell of its own where
+    the kernel offers them (ipykernel 7), and the kernel handles a subshell's messages on
+    a thread of its own. Panel's notebook documents are not made for two threads: while
+    the page's message was applied on one, a refresh on the other had its changes to the
+    page dropped now and then, and nothing sent them again (a Resume button stayed
+    disabled for a paused job). Here a message that arrives on another thread is handed
+    to the cells' thread and handled there, in order; on that thread it is handled at
+    once, as before. Harmless outside a running kernel, or when called again."""
+    from panel.viewable import MimeRenderMixin
+
+    handle = MimeRenderMixin._on_msg
+    if getattr(handle, "on_one_thread", False):
+        return
+    try:
+        loop = asyncio.get_running_loop()  # the cells' loop, under a kernel
+    except RuntimeError:
+        return
+    MimeRenderMixin._on_msg = on_thread_of(loop, handle)
+
+
+def on_thread_of(loop: asyncio.AbstractEventLoop, handle: Callable[..., None]
+                 ) -> Callable[..., None]:
+    """Panel's handler of a page's message, run on ``loop``'s thread: at once there, else
+    handed to it (in the order the messages came). An error goes to the output's console,
+    as Panel does on its own."""
+    thread = threading.get_ident()
+
+    def on_msg(self: Any, ref: str, manager: Any, msg: Any) -> None:
+        if threading.get_ident() == thread or loop.is_closed():
+            handle(self, ref, manager, msg)
+        else:
+            loop.call_soon_threadsafe(handled, self, ref, manager, msg)
+
+    def handled(self: Any, ref: str, manager: Any, msg: Any) -> None:
+        # What a callback prints goes to the kernel's output as it is: capturing it would
+        # swap sys.stdout, which the comm's own thread swaps too while it hands over.
+        try:
+            handle(self, ref, manager, msg)
+        except Exception as error:  # Panel's console shows it with its traceback
+            self._on_error(ref, error)
+
+    on_msg.on_one_thread = True  # type: ignore[attr-defined]
+    return on_msg
 
 
 @functools.cache
