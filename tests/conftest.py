@@ -51,10 +51,13 @@ def demo_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium (Debian's), one per test module."""
-    from playwright.sync_api import sync_playwright
+    """Headless Chromium (Debian's), one per test module. An ``expect`` waits up to 20 s
+    unless told (Playwright's 5 s is short for a busy machine): a page that shows what is
+    expected passes at once, whatever the bound."""
+    from playwright.sync_api import expect, sync_playwright
     from serving import chromium
 
+    expect.set_options(timeout=20_000)
     with sync_playwright() as playwright:
         launched = chromium(playwright)
         yield launched
