@@ -130,6 +130,8 @@ def private(name: str) -> bool:
 OWN_MODULES_PRIVATE = {
     "jobobs.db.ledger": {"_new", "_changed"},  # the ledger flushes its JobRows
     "jobobs.execution.context": {"_sink", "_warned"},  # a JobLog writes for its JobContext
+    # Panel's handler of a notebook page's messages, handed to the cells' thread
+    "jobobs.dashboard.notebook": {"_on_msg"},
 }
 
 
