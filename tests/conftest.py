@@ -1,8 +1,23 @@
 import shutil
 
 import pytest
+from serving import Server
 
 import jobobs
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test with a server among its fixtures shows the end of the server's output
+    (its log, and on a Dask cluster the workers' errors)."""
+    report = (yield).get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for value in getattr(item, "funcargs", {}).values():
+        for server in value if isinstance(value, tuple) else (value,):
+            if isinstance(server, Server):
+                tail = server.output().splitlines()[-40:]
+                report.sections.append(("jobobs serve's output, last lines", "\n".join(tail)))
 
 
 @pytest.fixture

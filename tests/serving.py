@@ -116,7 +116,9 @@ def wait_status(client, job_id: int, *statuses: str, timeout: float = 30.0) -> s
         if status in statuses:
             return status
         if time.monotonic() >= deadline:
-            raise AssertionError(f"job {job_id} is {status}, not {statuses}")
+            lines = client.journal(job_id)["message"].tolist()[-15:]
+            raise AssertionError(f"job {job_id} is {status}, not {statuses}; its journal "
+                                 f"ends:\n" + "\n".join(lines))
         time.sleep(0.02)
 
 

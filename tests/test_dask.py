@@ -40,6 +40,23 @@ def cluster(tmp_path_factory):
     assert "Traceback" not in server.output(), server.output()
 
 
+@pytest.fixture(scope="module")
+def scheduler(cluster):
+    """A Dask client of the server's cluster, to see its workers."""
+    import distributed
+
+    server = cluster[0]
+    address = wait_until(lambda: re.search(r"jobs run on (tcp://\S+),", server.output()),
+                         timeout=30, message="the server names its Dask scheduler").group(1)
+    with distributed.Client(address, timeout="30s") as dask_client:
+        yield dask_client
+
+
+def cluster_workers(dask_client) -> set[str]:
+    """The workers the scheduler lists now (not the client's cached copy)."""
+    return set(dask_client.sync(dask_client.scheduler.identity, n_workers=-1)["workers"])
+
+
 def journal(client, job_id) -> list[str]:
     return client.journal(job_id)["message"].tolist()
 
@@ -156,18 +173,24 @@ def test_pause_resume_and_cancel_within_a_second(cluster):
     assert commands["requested_by"].iloc[-1] == client.actor
 
 
-def kill_worker(client, job_id) -> dict:
+def kill_worker(client, scheduler, job_id) -> dict:
+    """Kill the job's worker; return the job's row from before. The cluster replaces the
+    worker (its nanny starts another) before the test goes on."""
     row = running_on_worker(client, job_id)
     os.kill(int(row.pid), signal.SIGKILL)
     assert wait_status(client, job_id, "shutdown", timeout=30) == "shutdown"
+    wait_until(lambda: (seen := cluster_workers(scheduler)) and len(seen) == 2
+               and row.worker not in seen, timeout=120, interval=0.2,
+               message="a new worker in place of the killed one")
     return row
 
 
-def test_a_killed_worker_leaves_the_job_shutdown_and_start_resumes_it_elsewhere(cluster):
+def test_a_killed_worker_leaves_the_job_shutdown_and_start_resumes_it_elsewhere(cluster,
+                                                                               scheduler):
     _, client, _ = cluster
     job_id = client.submit("jobs:steps", count=300, delay=0.02, reject_every=25)
     wait_until(lambda: client.info(job_id).processed >= 60, timeout=60, message="progress")
-    killed = kill_worker(client, job_id)
+    killed = kill_worker(client, scheduler, job_id)
     lost = [line for line in journal(client, job_id) if "died" in line]
     assert lost and killed.worker in lost[0] and str(killed.pid) in lost[0], journal(client, job_id)
     assert 60 <= client.info(job_id).processed < 300
@@ -194,13 +217,14 @@ def server_scratch_unseen(server):
 
 
 @pytest.mark.parametrize("into", ["table", "table-through-quack", "dataset"])
-def test_an_import_resumes_after_its_worker_dies_without_loss_or_duplicates(cluster, into):
+def test_an_import_resumes_after_its_worker_dies_without_loss_or_duplicates(cluster, scheduler,
+                                                                           into):
     server, client, folder = cluster
     with server_scratch_unseen(server) if into == "table-through-quack" else nullcontext():
-        import_killed_and_resumed(client, folder, into)
+        import_killed_and_resumed(client, scheduler, folder, into)
 
 
-def import_killed_and_resumed(client, folder, into):
+def import_killed_and_resumed(client, scheduler, folder, into):
     source = folder / f"many-{into}.csv"
     good = write_orders(source, 400_000, bad_every=5_000)
     options = {}
@@ -213,7 +237,7 @@ def import_killed_and_resumed(client, folder, into):
                                   columns=ORDER_COLUMNS, **options)
     wait_until(lambda: client.info(job_id).succeeded > 0 or client.info(job_id).status != "running",
                timeout=60, interval=0.02, message="rows loading")
-    kill_worker(client, job_id)
+    kill_worker(client, scheduler, job_id)
 
     def query(sql):  # a dataset is files: read here, since the server's sql reads no files
         if into != "dataset":
@@ -234,6 +258,24 @@ def import_killed_and_resumed(client, folder, into):
     leftovers = glob.glob(f"{folder}/jobs.duckdb.scratch/job-{job_id}*")
     assert not leftovers and not client.sql(
         "FROM duckdb_tables() WHERE table_name LIKE '_jobobs_inbox_%'").shape[0]
+
+
+def test_a_live_worker_never_seems_gone_while_the_dask_client_refreshes_its_cache():
+    """Dask's client replaces its cached scheduler info every 2 s with one that lists no
+    workers. Read from that cache, a live worker seemed gone now and then, and its job was
+    cut short as if the worker had died. Here the client refreshes every 5 ms."""
+    import dask
+
+    from jobobs.dask.executor import DaskExecutor
+
+    with dask.config.set({"distributed.client.scheduler-info-interval": "5ms"}):
+        executor = DaskExecutor(workers=1)
+    try:
+        seen = [len(executor.workers(fresh=True)) for _ in range(1000)]
+        assert seen.count(1) == len(seen), f"{seen.count(0)} of {len(seen)} saw no worker"
+        assert executor.capacity() == 1
+    finally:
+        executor.close()
 
 
 def test_without_dask_everything_else_works_and_the_executor_says_what_to_install(tmp_path):
@@ -339,17 +381,13 @@ def _specs_on_worker(dask_worker) -> list[bytes]:
             if str(task.key).startswith("jobobs-")]
 
 
-def test_the_token_is_in_no_task_and_the_scratch_folder_is_the_owners_only(cluster):
-    import distributed
-
+def test_the_token_is_in_no_task_and_the_scratch_folder_is_the_owners_only(cluster, scheduler):
     server, client, _ = cluster
     assert stat.S_IMODE(os.stat(f"{server.db}.scratch").st_mode) == 0o700
     job_id = client.submit("jobs:steps", count=300, delay=0.02)
     running_on_worker(client, job_id)
-    scheduler = re.search(r"jobs run on (tcp://\S+),", server.output()).group(1)
-    with distributed.Client(scheduler, timeout="30s") as dask:
-        on_scheduler = dask.run_on_scheduler(_specs_on_scheduler)
-        on_workers = [spec for specs in dask.run(_specs_on_worker).values() for spec in specs]
+    on_scheduler = scheduler.run_on_scheduler(_specs_on_scheduler)
+    on_workers = [spec for specs in scheduler.run(_specs_on_worker).values() for spec in specs]
     assert on_scheduler and on_workers  # the running job's task, as each side keeps it
     for spec in on_scheduler + on_workers:
         assert server.uri.encode() in spec  # the job's assignment, with the address

@@ -2,6 +2,8 @@
 staging tables (in the worker's scratch) stay for the retry."""
 
 import gzip
+import subprocess
+import sys
 
 import pytest
 from serving import Server
@@ -38,3 +40,43 @@ def test_an_import_on_a_dask_worker_is_retried_from_its_checkpoint(tmp_path):
                               ).iloc[0].tolist() == [2000, 2000]
     finally:
         assert server.stop(timeout=60) == 0, server.output()
+
+
+HOLDER = ("import duckdb, sys\n"
+          "con = duckdb.connect(sys.argv[1])\n"
+          "print('held', flush=True)\n"
+          "sys.stdin.read()\n")
+
+
+def test_a_run_waits_for_the_scratch_its_previous_run_still_holds(tmp_path):
+    """A run the server gave up on (its worker seemed lost) holds the job's scratch until it
+    ends; the next run waits for it, and says who holds it if it never lets go."""
+    import duckdb
+
+    from jobobs.dask.worker import attach_scratch
+    from jobobs.model.errors import JobobsError
+
+    path = str(tmp_path / "job-1.duckdb")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, path], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        con = duckdb.connect()
+        held = rf"still held by another process after 0.5 s.*{holder.pid}"
+        with pytest.raises(JobobsError, match=held):
+            attach_scratch(con, path, "s", wait=0.5)
+        waits = []
+
+        def waiting():  # let go once the run has found the file held
+            waits.append(1)
+            if holder.poll() is None:
+                holder.stdin.close()
+                holder.wait(30)
+
+        attach_scratch(con, path, "s", wait=60, waiting=waiting)
+        assert waits and con.execute("SELECT database_name FROM duckdb_databases() "
+                                     "WHERE database_name = 's'").fetchall() == [("s",)]
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()

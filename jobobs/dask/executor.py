@@ -108,8 +108,7 @@ class DaskExecutor:
 
     def capacity(self) -> int:
         """Jobs the cluster runs at once: its workers' threads."""
-        info = self.client.scheduler_info(n_workers=-1)
-        return max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
+        return max(1, sum(w.get("nthreads", 1) for w in self._identity()["workers"].values()))
 
     def recover(self, ledger: Ledger) -> list[tuple[int, Status]]:
         """Runs a server that is gone left on the cluster are not followed again (their
@@ -127,10 +126,16 @@ class DaskExecutor:
         with self._lock:
             at, seen = self._seen
             if fresh or time.monotonic() - at >= LIVENESS:
-                info = self.client.scheduler_info(n_workers=-1)
-                seen = frozenset(info["workers"])
+                seen = frozenset(self._identity()["workers"])
                 self._seen = (time.monotonic(), seen)
             return seen
+
+    def _identity(self) -> dict[str, Any]:
+        """The scheduler's account of itself and every worker, asked now. Not
+        ``Client.scheduler_info()``: that returns the client's cached copy, which the
+        client's own periodic update (which asks for no workers) may have just replaced,
+        and a live worker would seem gone."""
+        return self.client.sync(self.client.scheduler.identity, n_workers=-1)
 
     def submit(self, assignment: dict[str, Any], key: str) -> Any:
         if not self._bound.wait(30):

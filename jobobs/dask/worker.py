@@ -46,6 +46,7 @@ SERVER = quack.CATALOG
 SCRATCH = "jobobs_scratch"
 HEARTBEAT = 1.0  # seconds between reports when the job has nothing to say
 GIVE_UP = 10.0  # seconds without the server before the job stops
+LOCK_WAIT = 60.0  # seconds to wait for a job's scratch file held by its previous run
 
 
 def worker_address() -> str | None:
@@ -138,8 +139,7 @@ class Link:
                     raise JobobsError("this job needs a scratch folder the Dask workers share "
                                       "(serve --scratch)")
                 files.private_folder(os.path.dirname(self.scratch_path))
-                self.con.execute(f"ATTACH {literal(self.scratch_path)} AS "
-                                 f"{self.scratch_name}")
+                attach_scratch(self.con, self.scratch_path, self.scratch_name)
                 self._attached.append(self.scratch_name)
         return f"{self.scratch_name}.main.{ident(name)}"
 
@@ -161,6 +161,29 @@ class Link:
             for path in [self.scratch_path, self.scratch_path + ".wal", *leftovers]:
                 if os.path.exists(path):
                     os.remove(path)
+
+
+def attach_scratch(con: duckdb.DuckDBPyConnection, path: str, alias: str,
+                   wait: float = LOCK_WAIT, waiting: Any = None) -> None:
+    """Attach a job's scratch database, waiting up to ``wait`` seconds while another
+    process holds it: a previous run of the job that the server gave up on (its worker
+    seemed lost) may still be running until its next checkpoint. ``waiting()`` is called
+    each time the file is found held."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            con.execute(f"ATTACH {literal(path)} AS {alias}")
+            return
+        except duckdb.IOException as error:
+            if "could not set lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise JobobsError(f"the job's scratch file {path} is still held by another "
+                                  f"process after {wait:g} s (a previous run of the job that "
+                                  f"has not ended?): {one_line(error)}") from None
+            if waiting is not None:
+                waiting()
+            time.sleep(0.2)
 
 
 class Reporter(Numbered):
