@@ -278,6 +278,28 @@ def test_a_live_worker_never_seems_gone_while_the_dask_client_refreshes_its_cach
         executor.close()
 
 
+def test_a_local_cluster_keeps_its_size_when_dask_gives_up_on_a_worker():
+    """A dead worker's nanny starts another, but the cluster closes that nanny for good when
+    no worker of its name is back within Dask's lost-worker-timeout (15 s: a slow restart
+    on a busy machine, or a second death meanwhile). Here the timeout is 0 s, so Dask gives
+    up at once; the executor starts another worker."""
+    import dask
+
+    from jobobs.dask.executor import DaskExecutor
+
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "0s"}):
+        executor = DaskExecutor(workers=1)
+        try:
+            ((worker, pid),) = executor.client.run(os.getpid).items()
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: (seen := executor.workers(fresh=True)) and worker not in seen,
+                       timeout=90, interval=0.2, message="another worker in the cluster")
+            assert len(executor.cluster.workers) == 1
+            assert executor.client.submit(sum, [1, 2]).result(timeout=60) == 3
+        finally:
+            executor.close()
+
+
 def test_without_dask_everything_else_works_and_the_executor_says_what_to_install(tmp_path):
     script = (
         "import sys; sys.modules['distributed'] = None\n"

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LIVENESS = 0.5  # seconds between checks that a job's worker is still in the cluster
+KEEP_SIZE = 1.0  # seconds between checks that a local cluster has all its workers
 
 
 @contextmanager
@@ -66,15 +67,19 @@ class DaskExecutor:
     def __init__(self, scheduler: str | None = None, workers: int | None = None,
                  scratch: str | None = None, threads: int | None = None):
         self.cluster = None
+        self.size = 0 if scheduler else workers or 2  # the local cluster's workers
+        self._closing = threading.Event()
         try:
             if scheduler:
                 self.client = distributed.Client(scheduler, timeout="10s")
             else:
                 with _ignoring_interrupts():  # Ctrl-C stops the server, which stops them
                     self.cluster = distributed.LocalCluster(
-                        n_workers=workers or 2, threads_per_worker=1, processes=True,
+                        n_workers=self.size, threads_per_worker=1, processes=True,
                         host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
                 self.client = distributed.Client(self.cluster)
+                threading.Thread(target=self._keep_size, name="jobobs-dask-cluster",
+                                 daemon=True).start()
         except (OSError, TimeoutError) as error:
             raise JobobsError(f"cannot reach the Dask scheduler at {scheduler}: {error}"
                               ) from None
@@ -130,6 +135,25 @@ class DaskExecutor:
                 self._seen = (time.monotonic(), seen)
             return seen
 
+    def _keep_size(self) -> None:
+        """Keep the local cluster at its size. A worker that dies is started again by its
+        nanny, but the cluster closes that nanny for good if no worker of its name is back
+        15 s after the death (Dask's ``lost-worker-timeout``): a slow restart on a busy
+        machine, or a second death meanwhile, and the cluster had one worker less."""
+        short = False
+        while not self._closing.wait(KEEP_SIZE):
+            try:
+                if len(self.cluster.workers) >= self.size:
+                    short = False
+                    continue
+                if not short:
+                    log.warning("jobobs: the local Dask cluster lost a worker for good; "
+                                "starting another")
+                    short = True
+                self.cluster.scale(self.size)
+            except Exception as error:  # the cluster is closing
+                log.debug("jobobs: keeping the Dask cluster's size failed: %s", error)
+
     def _identity(self) -> dict[str, Any]:
         """The scheduler's account of itself and every worker, asked now. Not
         ``Client.scheduler_info()``: that returns the client's cached copy, which the
@@ -146,6 +170,7 @@ class DaskExecutor:
                                   key=key, pure=False, retries=0)
 
     def close(self) -> None:
+        self._closing.set()
         if self.marker is not None and os.path.exists(self.marker):
             os.remove(self.marker)
         try:
