@@ -149,7 +149,7 @@ def test_import_and_export_on_workers(cluster):
         "SELECT max(id) FROM orders WHERE amount > 500").iloc[0, 0])
 
 
-def test_pause_resume_and_cancel_within_a_second(cluster):
+def test_pause_resume_and_cancel_on_a_worker(cluster):
     _, client, _ = cluster
     job_id = client.submit("jobs:steps", count=400, delay=0.02, reject_every=50)
     running_on_worker(client, job_id)
