@@ -23,6 +23,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -164,7 +165,7 @@ class Link:
 
 
 def attach_scratch(con: duckdb.DuckDBPyConnection, path: str, alias: str,
-                   wait: float = LOCK_WAIT, waiting: Any = None) -> None:
+                   wait: float = LOCK_WAIT, waiting: Callable[[], None] | None = None) -> None:
     """Attach a job's scratch database, waiting up to ``wait`` seconds while another
     process holds it: a previous run of the job that the server gave up on (its worker
     seemed lost) may still be running until its next checkpoint. ``waiting()`` is called
