@@ -20,10 +20,12 @@ TESTS = Path(__file__).parent
 COUNT = 400
 
 
-def _child(db, ready_at=60):
+def _child(db, ready_at=60, sigint="default"):
+    """The child process, its SIGINT ``default`` (as started from a terminal, whatever
+    this process was started with: a shell's background job ignores it) or ``ignored``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
     process = subprocess.Popen(
-        [sys.executable, str(TESTS / "crash_child.py"), db, str(COUNT), str(ready_at)],
+        [sys.executable, str(TESTS / "crash_child.py"), db, str(COUNT), str(ready_at), sigint],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = process.stdout.readline()
     assert line.strip().isdigit(), process.stderr.read()
@@ -66,6 +68,19 @@ def test_sigterm_and_sigint_stop_at_a_safe_point_and_exit(db, signum, code):
     process, job_id = _child(db)
     process.send_signal(signum)
     assert process.wait(60) == code  # SIGINT exits as interrupted, as Python does
+    _, messages = _resume_and_check(db, job_id)
+    assert not any(m.startswith("Recovered:") for m in messages)
+    assert any(m.startswith("The runtime stopped; the job stopped at a checkpoint")
+               for m in messages)
+
+
+def test_a_process_started_in_the_background_still_stops_cleanly_on_sigterm(db):
+    """A shell starts a background job (``cmd &``, ``nohup``) with SIGINT ignored: it stays
+    ignored, and SIGTERM still stops the runtime at a safe point."""
+    process, job_id = _child(db, sigint="ignored")
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 0, process.stderr.read()
     _, messages = _resume_and_check(db, job_id)
     assert not any(m.startswith("Recovered:") for m in messages)
     assert any(m.startswith("The runtime stopped; the job stopped at a checkpoint")

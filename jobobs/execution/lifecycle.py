@@ -41,13 +41,15 @@ def claim(path: str) -> None:
 
 def register(runtime: Runtime, handle_signals: bool | None) -> None:
     """Track an open runtime; install the signal handlers once per process when asked, or
-    by default where that is safe (see ``defaults_in_place``)."""
+    by default where that is safe (see ``left_to_python``)."""
     global _installed
     _live.add(runtime)
-    if not _installed and (handle_signals or (handle_signals is None and defaults_in_place())):
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, _handler)
-        _installed = True
+    if _installed or handle_signals is False:
+        return
+    signums = (signal.SIGTERM, signal.SIGINT) if handle_signals else left_to_python()
+    for signum in signums:
+        signal.signal(signum, _handler)
+    _installed = bool(signums)
 
 
 def unregister(runtime: Runtime) -> None:
@@ -70,12 +72,15 @@ def _handler(number: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def defaults_in_place() -> bool:
-    """True on the main thread of a plain Python process whose SIGTERM and SIGINT still have
-    Python's default handlers (not in IPython or Jupyter, where SIGINT interrupts a cell)."""
+def left_to_python() -> tuple[int, ...]:
+    """Which of SIGTERM and SIGINT still have Python's default handlers, on the main thread
+    of a plain Python process (none in IPython or Jupyter, where SIGINT interrupts a cell).
+    A SIGINT ignored from the start (a process a shell started in the background, or
+    ``nohup``) stays ignored, and SIGTERM is still handled."""
     ipython = sys.modules.get("IPython")
     if ipython is not None and ipython.get_ipython() is not None:
-        return False
-    return (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        return ()
+    if threading.current_thread() is not threading.main_thread():
+        return ()
+    defaults = ((signal.SIGTERM, signal.SIG_DFL), (signal.SIGINT, signal.default_int_handler))
+    return tuple(signum for signum, default in defaults if signal.getsignal(signum) == default)
