@@ -292,9 +292,11 @@ def test_a_local_cluster_keeps_its_size_when_dask_gives_up_on_a_worker():
         try:
             ((worker, pid),) = executor.client.run(os.getpid).items()
             os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: (seen := executor.workers(fresh=True)) and worker not in seen,
+            # The new worker registers with the scheduler before its nanny's start returns,
+            # and the cluster counts the nanny only then: wait for both.
+            wait_until(lambda: (seen := executor.workers(fresh=True)) and worker not in seen
+                       and len(executor.cluster.workers) == 1,
                        timeout=90, interval=0.2, message="another worker in the cluster")
-            assert len(executor.cluster.workers) == 1
             assert executor.client.submit(sum, [1, 2]).result(timeout=60) == 3
         finally:
             executor.close()
