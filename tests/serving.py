@@ -161,6 +161,22 @@ def select_row(row, target=None, tries: int = 3) -> None:
                 raise
 
 
+def expand_row(row, tries: int = 3) -> None:
+    """Click a table's ``row`` expander until it shows expanded (▼). Like ``select_row``,
+    for a click a table built a moment ago may drop; the expander's icon is the sign that
+    stays, so a click is repeated only while the row shows collapsed (►), never to undo."""
+    from playwright.sync_api import expect
+
+    for attempt in range(1, tries + 1):
+        row.locator(".tabulator-cell", has_text="►").click()
+        try:
+            expect(row.locator(".tabulator-cell", has_text="▼")).to_be_visible(timeout=10_000)
+            return
+        except AssertionError:
+            if attempt == tries:
+                raise
+
+
 def cli(*args: object, timeout: float = 60) -> subprocess.CompletedProcess:
     """The ``jobobs`` command in its own process."""
     return subprocess.run([JOBOBS, *map(str, args)], capture_output=True, text=True,

@@ -9,7 +9,7 @@ import time
 import jobs
 import pytest
 from playwright.sync_api import expect
-from serving import Server, open_page, wait_status
+from serving import Server, expand_row, open_page, wait_status
 
 import jobobs
 from jobobs.access import analytics
@@ -184,7 +184,7 @@ def test_the_journal_shows_the_exception_and_the_whole_traceback_on_click(
                          has_text=re.compile(r"^ValueError: the input is broken \[\+\d+ lines\]$"))
     expect(shown).to_be_visible(timeout=30_000)  # the exception, not the traceback's header
     line = page.locator(".tabulator-row", has=shown)
-    line.locator(".tabulator-cell", has_text="►").click()  # the expander
+    expand_row(line)
     whole = page.locator("pre.jobobs-message", has_text="Traceback (most recent call last)")
     expect(whole).to_be_visible(timeout=30_000)
     expect(whole).to_contain_text('raise ValueError("the input is broken")')
@@ -217,7 +217,7 @@ def test_the_analytics_page_groups_failures_and_shows_a_traceback_on_click(
     group = page.locator(".tabulator-row", has_text="ValueError: row <n> of <value> is short")
     expect(group).to_be_visible(timeout=30_000)
     expect(group.locator('.tabulator-cell[tabulator-field="failures"]')).to_have_text("3")
-    group.locator(".tabulator-cell", has_text="►").click()
+    expand_row(group)
     whole = page.locator("pre.jobobs-message", has_text=f"Job {job_id}, the newest of 3")
     expect(whole).to_contain_text("Traceback (most recent call last)", timeout=30_000)
     expect(whole).to_contain_text("ValueError: row 43 of '/in/43.csv' is short")
