@@ -56,7 +56,7 @@ def test_show_journal_rejects(filled):
 def test_control_commands_record_a_request_that_the_runtime_carries_out(filled):
     db, _, _, draft = filled
     code, out = run("start", draft, "--db", db, "--by", "carol")
-    assert code == 0 and out.strip() == f"job {draft}: Finished"  # no server: it ran here
+    assert code == 0 and out.strip() == f"job {draft}: ✔ Finished"  # no server: it ran here
     with jobobs.Runtime(db, handle_signals=False) as rt:
         actor = rt.store.reader().execute(
             "SELECT actor FROM job_transitions WHERE job_id = ? AND to_status = 'queued'",

@@ -82,7 +82,8 @@ def test_the_command_line_goes_through_the_server(server, tmp_path):
     result = cli("run", "jobs:steps", "300", "0.01", "--db", server.db, "--json")
     slow = json.loads(result.stdout)["id"]
     result = cli("pause", slow, "--db", server.db)
-    assert result.returncode == 0 and result.stdout.startswith(f"job {slow}: Pause")
+    assert result.returncode == 0 and result.stdout in (f"job {slow}: ◐ Pause in progress\n",
+                                                        f"job {slow}: ❚❚ Paused\n")
     result = cli("cancel", slow, "--db", server.db, "--json")
     assert json.loads(result.stdout)["status"] in ("canceling", "canceled")
     result = cli("export", "--table", "people", "--to", tmp_path / "out.csv", "--db", server.db,

@@ -55,7 +55,7 @@ def test_jobobs_start_runs_a_paused_job_to_the_end(db):
     with jobobs.Runtime(db, handle_signals=False) as rt:
         job_id, _ = paused_job(rt, count=60)
     result = CliRunner().invoke(main, ["start", str(job_id), "--db", db, "--by", "pat"])
-    assert result.exit_code == 0 and result.output == f"job {job_id}: Finished\n"
+    assert result.exit_code == 0 and result.output == f"job {job_id}: ✔ Finished\n"
     with jobobs.Runtime(db, handle_signals=False) as rt:
         info = rt.job(job_id)
         assert (info.processed, info.run_count) == (60, 2)

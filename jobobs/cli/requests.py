@@ -6,9 +6,9 @@ import json
 import sys
 
 import click
+from rich.text import Text
 
-from jobobs.cli.base import DB_OPTION, JSON_OPTION, client, main
-from jobobs.model.states import Status
+from jobobs.cli.base import DB_OPTION, JSON_OPTION, cell, client, console, main
 
 
 def _control(command: str):
@@ -24,7 +24,7 @@ def _control(command: str):
         if as_json:
             click.echo(json.dumps({"id": job_id, "command": command, "status": outcome}))
         else:
-            click.echo(f"job {job_id}: {Status(outcome).label}")
+            console().print(Text(f"job {job_id}: ").append(cell("status", outcome)))
 
     control.__doc__ = (f"Ask that a job {command}; print the status it went to. With no "
                        "server, a job started or resumed runs here.\n\n"
