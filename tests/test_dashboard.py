@@ -179,8 +179,24 @@ def test_analytics_flags_a_run_slower_than_usual(rt, client):
     assert page.slow.value["id"].tolist() == [7]
     assert page.summary.value.set_index("name").loc["nightly", "runs"] == 7
     assert len(page.pipes["durations"].data) == 7
+    assert page.slow.titles == {"id": "#", "name": "Job name", "started_at": "Started (UTC)",
+                                "duration_s": "Duration (s)", "usual_s": "Usual (s)",
+                                "times_usual": "Times usual"}
     detail = JobDetail(client, job_id=7)
     assert "slower than usual" in detail.title.object
+
+
+def test_the_analytics_tables_read_in_words_and_percentages(rt, client):
+    for should_fail in (False, False, False, True):
+        rt.submit(jobs.boom if should_fail else jobs.noop, name="nightly")
+    rt.run_until_idle(timeout=30)
+    page = Analytics(client)
+    summary = page.summary.value.set_index("name")
+    assert summary.loc["nightly", "failure_rate"] == 25.0  # 1 of 4, as a percentage
+    assert page.summary.titles["failure_rate"] == "Failed %"
+    assert page.summary.formatters["failure_rate"]["precision"] == 1
+    assert set(page.summary.titles) == set(page.summary.value.columns)
+    assert page.failures.titles["last_at"] == "Last (UTC)"
 
 
 def test_analytics_answers_every_question(history, client):

@@ -196,7 +196,8 @@ def test_the_analytics_page_draws_every_figure_on_the_history(browser, tmp_path)
 
         wait_until(drawn, timeout=60, interval=1, message="every figure's data drawn")
         expect(page.get_by_text("fetch signups").first).to_be_visible()
-        expect(page.get_by_text("times_usual")).to_be_visible()  # slower than usual: runs
+        expect(page.get_by_text("Times usual", exact=True)).to_be_visible()  # slower: runs
+        expect(page.get_by_text("Failed %", exact=True)).to_be_visible()  # headers in words
         page.context.close()
     finally:
         assert server.stop() == 0, server.output()

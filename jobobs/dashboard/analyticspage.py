@@ -40,8 +40,16 @@ FIGURE = {"height": 260, "responsive": True, "tools": ["hover"], "toolbar": "abo
 WHOLE = {"type": "money", "thousand": ",", "decimal": ".", "precision": 0}
 TENTHS = {"type": "money", "thousand": ",", "decimal": ".", "precision": 1}
 TABLE_NUMBERS = {"runs": WHOLE, "failed": WHOLE, "processed": WHOLE, "failures": WHOLE,
-                 "job_names": WHOLE, "p50_s": TENTHS, "p95_s": TENTHS, "max_s": TENTHS,
-                 "duration_s": TENTHS, "usual_s": TENTHS}
+                 "job_names": WHOLE, "failure_rate": TENTHS, "p50_s": TENTHS,
+                 "p95_s": TENTHS, "max_s": TENTHS, "duration_s": TENTHS, "usual_s": TENTHS,
+                 "times_usual": TENTHS}
+# the tables' headers in words, with their units (durations stay numbers, to sort by)
+TITLES = {"id": "#", "name": "Job name", "runs": "Runs", "failed": "Failed",
+          "failure_rate": "Failed %", "p50_s": "p50 (s)", "p95_s": "p95 (s)",
+          "max_s": "Max (s)", "processed": "Processed", "error": "Error",
+          "failures": "Failures", "job_names": "Job names", "last_at": "Last (UTC)",
+          "started_at": "Started (UTC)", "duration_s": "Duration (s)", "usual_s": "Usual (s)",
+          "times_usual": "Times usual"}
 
 
 # Axes as people read them: times as dates and clock times (never "0ms" or an epoch),
@@ -115,9 +123,15 @@ def _gantt(data: pd.DataFrame) -> hv.Segments:
         **FIGURE)  # round: a run of seconds still shows on a day's axis
 
 
-def _numbers(frame: pd.DataFrame) -> dict[str, dict]:
-    """The Tabulator formatters of ``frame``'s number columns (``TABLE_NUMBERS``)."""
-    return {key: TABLE_NUMBERS[key] for key in frame.columns if key in TABLE_NUMBERS}
+def _table(frame: pd.DataFrame, **options: Any) -> pn.widgets.Tabulator:
+    """A read-only table of ``frame`` with its numbers formatted (``TABLE_NUMBERS``) and
+    its headers in words (``TITLES``), numbers to the right."""
+    numbers = [key for key in frame.columns if key in TABLE_NUMBERS]
+    return pn.widgets.Tabulator(
+        frame, show_index=False, disabled=True, height=220, sizing_mode="stretch_width",
+        formatters={key: TABLE_NUMBERS[key] for key in numbers},
+        text_align=dict.fromkeys(numbers, "right"),
+        titles={key: TITLES[key] for key in frame.columns if key in TITLES}, **options)
 
 
 class Analytics(pn.viewable.Viewer):
@@ -149,16 +163,10 @@ class Analytics(pn.viewable.Viewer):
                                      streams=[self.pipes["columns"]]),
             "timeline": hv.DynamicMap(_gantt, streams=[self.pipes["timeline"]]),
         }
-        self.summary = pn.widgets.Tabulator(self._data["summary"], show_index=False,
-                                            disabled=True, height=220,
-                                            formatters=_numbers(self._data["summary"]),
-                                            sizing_mode="stretch_width")
-        self.failures = pn.widgets.Tabulator(
-            self._data["failures"], show_index=False, disabled=True, height=220,
-            selectable=1, sizing_mode="stretch_width", row_content=self._failure_detail,
-            formatters=_numbers(self._data["failures"]),
-            hidden_columns=["error_type", "last_job_id", "example"],
-            titles={"job_names": "job names", "last_at": "last (UTC)"})
+        self.summary = _table(self._data["summary"])
+        self.failures = _table(self._data["failures"], selectable=1,
+                               row_content=self._failure_detail,
+                               hidden_columns=["error_type", "last_job_id", "example"])
         self.retry = pn.widgets.Button(label="Retry these", color="primary", width=120,
                                        disabled=True, description="Retry every failed job "
                                        "of the selected error group, from its last checkpoint")
@@ -167,9 +175,7 @@ class Analytics(pn.viewable.Viewer):
                                            sizing_mode="stretch_width")
         self._group: str | None = None  # the selected error group, kept through refreshes
         self.failures.param.watch(self._group_selected, "selection")
-        self.slow = pn.widgets.Tabulator(self._data["slow"], show_index=False, disabled=True,
-                                         height=220, sizing_mode="stretch_width",
-                                         formatters=_numbers(self._data["slow"]))
+        self.slow = _table(self._data["slow"])
         self.window_choice = pn.widgets.Select.from_param(self.param.window, label="Window",
                                                           width=160)
         self.name_choice = pn.widgets.Select.from_param(self.param.job_name, label="Job name",
@@ -248,7 +254,8 @@ class Analytics(pn.viewable.Viewer):
             "reasons": analytics.rejects_by(con, since, by="reason"),
             "columns": analytics.rejects_by(con, since, by="column_name"),
             "timeline": analytics.timeline(con, since, limit=300),
-            "summary": analytics.duration_summary(con, since),
+            "summary": analytics.duration_summary(con, since).assign(  # as a percentage
+                failure_rate=lambda frame: frame["failure_rate"] * 100),
             "failures": analytics.failures(con, since),
             "slow": analytics.slow_runs(con, since),
         }
