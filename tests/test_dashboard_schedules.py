@@ -66,11 +66,13 @@ def test_the_page_lists_schedules_and_shows_the_selected_ones_log(rt, two):
     assert table.loc["hourly", "next"] and table.loc["nightly", "next"] == ""
     assert table["retries"].to_dict() == {"hourly": 2, "nightly": 0}
     assert table.loc["hourly", "status"] == "" and not any(buttons(page).values())
+    assert page.table.titles["last"] == "Last tick (UTC)"  # a run asked for is not a tick
+    assert not page.spec.visible  # no empty "Object, No properties" before a selection
     page.table.selection = [0]  # hourly
     assert page.selected == "hourly" and "every 1h" in page.title.object
     assert buttons(page) == {"Run now": True, "Pause": True, "Resume": False}
     assert page.log.value["message"].iloc[0].startswith("Added by ")
-    assert page.spec.object["function"] == "jobs:steps"
+    assert page.spec.object["function"] == "jobs:steps" and page.spec.visible
     page.table.selection = [1]
     assert buttons(page) == {"Run now": True, "Pause": False, "Resume": True}
 

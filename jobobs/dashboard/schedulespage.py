@@ -26,7 +26,7 @@ from jobobs.model.states import TERMINAL, Status
 log = logging.getLogger("jobobs.dashboard")
 COLUMNS = ["name", "when", "enabled", "next", "last", "status", "job", "waiting", "retries"]
 TITLES = {"name": "Name", "when": "When", "enabled": "Enabled", "next": "Next run (UTC)",
-          "last": "Last run (UTC)", "status": "Last job", "job": "#", "waiting": "Waiting",
+          "last": "Last tick (UTC)", "status": "Last job", "job": "#", "waiting": "Waiting",
           "retries": "Retries"}
 LOG_COLUMNS = ["seq", "logged_at", "level", "message", "job"]
 LOG_SHOWN = 200
@@ -109,11 +109,13 @@ class Schedules(pn.viewable.Viewer):
         self.message = pn.pane.Alert("", alert_type="info", visible=False,
                                      sizing_mode="stretch_width")
         self.fields = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.spec = pn.pane.JSON({}, depth=2, sizing_mode="stretch_width")
+        self.spec = pn.pane.JSON({}, depth=2, sizing_mode="stretch_width", visible=False)
         self.log = pn.widgets.Tabulator(
             log_rows(queries.schedule_log(client.connection(), "", limit=0)),
             show_index=False, disabled=True, height=360, sizing_mode="stretch_width",
-            layout="fit_columns", titles={"logged_at": "time (UTC)", "job": "job"},
+            layout="fit_columns", titles={"seq": "#", "logged_at": "Time (UTC)",
+                                          "level": "Level", "message": "Message",
+                                          "job": "Job"},
             widths={"seq": 65, "logged_at": 145, "level": 80, "job": 60},
             formatters={"message": {"type": "textarea"}})
         self.param.watch(lambda e: self._show_selected(), "selected")
@@ -158,6 +160,7 @@ class Schedules(pn.viewable.Viewer):
                                  is None else f"<h3>Schedule {html.escape(self.selected)} "
                                  "no longer exists</h3>")
             self.fields.object, self.spec.object = "", {}
+            self.spec.visible = False  # an empty JSON pane reads "Object, No properties"
             self.log.value = self.log.value.head(0)
             return
         self.title.object = (f"<h3>Schedule {html.escape(schedule['name'])} "
@@ -168,6 +171,7 @@ class Schedules(pn.viewable.Viewer):
             self.spec.object = json.loads(schedule["spec"])
         except ValueError:
             self.spec.object = {"spec": schedule["spec"]}
+        self.spec.visible = True
         frame = queries.schedule_log(self.client.connection(), schedule["name"],
                                      limit=LOG_SHOWN)
         self.log.value = log_rows(frame)
