@@ -43,8 +43,8 @@ def start_demo(folder: Path, scale: float) -> tuple[subprocess.Popen, str, str]:
     it serves."""
     db = str(folder / "demo.duckdb")
     log = open(folder / "demo.log", "wb")  # noqa: SIM115  (the child holds it)
-    process = subprocess.Popen(
-        [JOBOBS, "demo", "--db", db, "--data", str(folder / "data"), "--scale", str(scale),
+    process = subprocess.Popen(  # names relative to the folder, as `make demo` shows them
+        [JOBOBS, "demo", "--db", "demo.duckdb", "--data", "data", "--scale", str(scale),
          "--port", str(free_port()), "--quack-port", str(free_port())],
         cwd=folder, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "JOBOBS_URL": "", "JOBOBS_TOKEN": "", "JOBOBS_DB": ""})
