@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,38 +144,38 @@ def open_page(browser, url: str, width: int = 1700):
     return page
 
 
-def select_row(row, target=None, tries: int = 3) -> None:
-    """Click a table's ``row`` (or ``target`` in it) until the table shows it selected.
-    A table on a page built a moment ago can drop a click, with no sign in the page: Panel's
-    Tabulator lays its rows out again while the page around it settles (its charts drawing)
-    and takes no click until it is done. A person sees nothing happen and clicks again; a
-    plain click only ever selects, so a second one cannot undo the first."""
-    from playwright.sync_api import expect
-
+def click_until(target, shown: Callable[[], None], tries: int = 3) -> None:
+    """Click ``target`` until ``shown()`` (a Playwright ``expect``) passes, at most
+    ``tries`` times. A table on a page built a moment ago can drop a click, with no sign in
+    the page: Panel's Tabulator lays its rows out again while the page around it settles
+    (its charts drawing) and takes no click until it is done. A person sees nothing happen
+    and clicks again; ``shown`` checks a sign that stays once a click is taken, so a click
+    is repeated only while the last one was not, never to undo it."""
     for attempt in range(1, tries + 1):
-        (target or row).click()
+        target.click()
         try:
-            expect(row).to_have_class(re.compile(r"\btabulator-selected\b"), timeout=10_000)
+            shown()
             return
         except AssertionError:
             if attempt == tries:
                 raise
+
+
+def select_row(row, target=None, tries: int = 3) -> None:
+    """Click a table's ``row`` (or ``target`` in it) until the table shows it selected
+    (a plain click only ever selects)."""
+    from playwright.sync_api import expect
+
+    click_until(target or row, lambda: expect(row).to_have_class(
+        re.compile(r"\btabulator-selected\b"), timeout=10_000), tries)
 
 
 def expand_row(row, tries: int = 3) -> None:
-    """Click a table's ``row`` expander until it shows expanded (▼). Like ``select_row``,
-    for a click a table built a moment ago may drop; the expander's icon is the sign that
-    stays, so a click is repeated only while the row shows collapsed (►), never to undo."""
+    """Click a table's ``row`` expander until it shows expanded (▼), never back (►)."""
     from playwright.sync_api import expect
 
-    for attempt in range(1, tries + 1):
-        row.locator(".tabulator-cell", has_text="►").click()
-        try:
-            expect(row.locator(".tabulator-cell", has_text="▼")).to_be_visible(timeout=10_000)
-            return
-        except AssertionError:
-            if attempt == tries:
-                raise
+    click_until(row.locator(".tabulator-cell", has_text="►"), lambda: expect(
+        row.locator(".tabulator-cell", has_text="▼")).to_be_visible(timeout=10_000), tries)
 
 
 def cli(*args: object, timeout: float = 60) -> subprocess.CompletedProcess:
